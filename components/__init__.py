@@ -1,0 +1,1 @@
+"""Building blocks of the ArgusAI deployment: settings, names and one ComponentResource per concern."""

@@ -1,0 +1,116 @@
+"""The ArgusAI backend (FastAPI; runs its Alembic migrations at start-up).
+
+Creates:
+- `<name>-data`: named volume at /app/data (holds the SQLite file in the default mode), retained on delete.
+- `<name>-image`: the backend image, kept locally.
+- `<name>-container`: the backend, alias `backend` on the app network (and on the database network in
+  PostgreSQL mode), publishing its port on the chosen host address, healthy when `/health` answers, and
+  created only after PostgreSQL is healthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from components.docker_common import (
+    LOG_DRIVER,
+    LOG_OPTS,
+    RESTART_POLICY,
+    Healthcheck,
+    container_labels,
+    container_options,
+    local_image,
+    retained_volume,
+    secret_env,
+)
+from components.naming import Naming
+
+ALIAS = "backend"
+PORT = 8000
+DATA_PATH = "/app/data"
+SQLITE_URL = f"sqlite:///{DATA_PATH}/app.db"
+STOP_GRACE_SECONDS = 15
+# Migrations run before the server answers; allow for a slow first start.
+WAIT_TIMEOUT_SECONDS = 180
+# The backend image is Python: probe with it rather than assume curl is installed.
+HEALTHCHECK = Healthcheck(
+    test=(
+        "CMD",
+        "python",
+        "-c",
+        "import sys, urllib.request; "
+        f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{PORT}/health', timeout=4).status == 200 else 1)",
+    ),
+    interval="3s",
+    timeout="5s",
+    retries=3,
+    start_period="60s",
+)
+
+
+@dataclass(frozen=True)
+class BackendArgs:
+    """Inputs of Backend."""
+
+    naming: Naming
+    """Physical names and labels."""
+    image: str
+    """Backend image reference."""
+    env: Sequence[pulumi.Input[str]]
+    """Environment as NAME=value entries, DATABASE_URL and keys included (the list is marked secret)."""
+    app_network: pulumi.Input[str]
+    """The app network (alias `backend`)."""
+    host_port: int
+    """Host port that publishes port 8000."""
+    bind_address: str
+    """Host address the port is published on."""
+    protect_data: bool
+    """Also protect the data volume (it is retained on delete either way)."""
+    db_network: pulumi.Input[str] | None = None
+    """The internal database network, in PostgreSQL mode."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Resources that must be ready first (the PostgreSQL container)."""
+
+
+class Backend(pulumi.ComponentResource):
+    """The backend container and its data volume."""
+
+    container: docker.Container
+    image: docker.RemoteImage
+    volume: docker.Volume
+
+    def __init__(self, name: str, args: BackendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        """Declare volume, image and container."""
+        super().__init__("argusai:backend:Backend", name, None, opts)
+        naming = args.naming
+        self.volume = retained_volume(
+            f"{name}-data", naming.physical_name("data"), naming.labels("data"), parent=self, protect=args.protect_data
+        )
+        self.image = local_image(f"{name}-image", args.image, parent=self)
+        networks = [docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])]
+        if args.db_network is not None:
+            networks.append(docker.ContainerNetworksAdvancedArgs(name=args.db_network, aliases=[ALIAS]))
+        self.container = docker.Container(
+            f"{name}-container",
+            name=naming.physical_name("backend"),
+            image=self.image.image_id,
+            envs=secret_env(args.env),
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
+            networks_advanced=networks,
+            ports=[docker.ContainerPortArgs(internal=PORT, external=args.host_port, ip=args.bind_address)],
+            healthcheck=HEALTHCHECK.args(),
+            wait=True,
+            wait_timeout=WAIT_TIMEOUT_SECONDS,
+            restart=RESTART_POLICY,
+            stop_timeout=STOP_GRACE_SECONDS,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            labels=container_labels(naming.labels("backend")),
+            opts=container_options(self, args.depends_on),
+        )
+        self.register_outputs({"container": self.container.name, "volume": self.volume.name})

@@ -1,0 +1,124 @@
+"""PostgreSQL for one stack (the compose file's `postgres` profile, done safely).
+
+Creates:
+- `<name>-pgdata`: named volume at /var/lib/postgresql/data, retained on delete (never removed by Pulumi).
+- `<name>-image`: the PostgreSQL image, kept locally.
+- `<name>-container`: the server, on the internal database network only, alias `postgres`, no host port,
+  healthy once `pg_isready` answers over TCP, created with `wait` so dependants start only then, and
+  stopped with a grace period so replacement and destroy shut it down cleanly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+import pulumi_docker as docker
+
+from components.docker_common import (
+    LOG_DRIVER,
+    LOG_OPTS,
+    RESTART_POLICY,
+    Healthcheck,
+    container_labels,
+    container_options,
+    local_image,
+    retained_volume,
+    secret_env,
+)
+from components.naming import Naming
+
+ALIAS = "postgres"
+PORT = 5432
+DATA_PATH = "/var/lib/postgresql/data"
+# SIGINT is PostgreSQL's "fast" shutdown: it ends sessions and checkpoints at once (SIGTERM waits for
+# clients to leave). The grace period is what makes pulumi-docker stop it instead of SIGKILL.
+STOP_SIGNAL = "SIGINT"
+STOP_GRACE_SECONDS = 30
+WAIT_TIMEOUT_SECONDS = 120
+
+
+def healthcheck(user: str, db: str) -> Healthcheck:
+    """Probe over TCP: on the unix socket the entrypoint's temporary init server already answers."""
+    return Healthcheck(
+        test=("CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-U", user, "-d", db),
+        interval="2s",
+        timeout="5s",
+        retries=5,
+        start_period="60s",
+    )
+
+
+def database_url(user: str, password: str, db: str, host: str = ALIAS, port: int = PORT) -> str:
+    """Build the backend's URL; user and password are percent-encoded so any password works."""
+    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db, safe='')}"
+
+
+@dataclass(frozen=True)
+class PostgresArgs:
+    """Inputs of Postgres."""
+
+    naming: Naming
+    """Physical names and labels."""
+    image: str
+    """PostgreSQL image reference."""
+    user: str
+    """Role created on first start and used by the backend."""
+    db: str
+    """Database created on first start."""
+    password: pulumi.Output[str]
+    """Password of `user` (secret)."""
+    network_name: pulumi.Input[str]
+    """The internal database network, the only one postgres joins."""
+    protect_data: bool
+    """Also protect the data volume (it is retained on delete either way)."""
+
+
+class Postgres(pulumi.ComponentResource):
+    """A PostgreSQL server with its data in a retained named volume."""
+
+    container: docker.Container
+    image: docker.RemoteImage
+    volume: docker.Volume
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        """Declare volume, image and container."""
+        super().__init__("argusai:database:Postgres", name, None, opts)
+        naming = args.naming
+        self.volume = retained_volume(
+            f"{name}-pgdata",
+            naming.physical_name("pgdata"),
+            naming.labels("pgdata"),
+            parent=self,
+            protect=args.protect_data,
+        )
+        self.image = local_image(f"{name}-image", args.image, parent=self)
+        self.container = docker.Container(
+            f"{name}-container",
+            name=naming.physical_name("postgres"),
+            image=self.image.image_id,
+            envs=secret_env(
+                [
+                    f"POSTGRES_USER={args.user}",
+                    pulumi.Output.concat("POSTGRES_PASSWORD=", args.password),
+                    f"POSTGRES_DB={args.db}",
+                ]
+            ),
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[ALIAS])],
+            healthcheck=healthcheck(args.user, args.db).args(),
+            wait=True,
+            wait_timeout=WAIT_TIMEOUT_SECONDS,
+            restart=RESTART_POLICY,
+            stop_signal=STOP_SIGNAL,
+            stop_timeout=STOP_GRACE_SECONDS,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            labels=container_labels(naming.labels("postgres")),
+            opts=container_options(self),
+        )
+        self.url = pulumi.Output.secret(args.password.apply(lambda pw: database_url(args.user, pw, args.db)))
+        self.register_outputs({"url": self.url, "volume": self.volume.name, "container": self.container.name})

@@ -1,0 +1,95 @@
+"""The ArgusAI frontend (Next.js), when enabled.
+
+Creates:
+- `<name>-image`: the frontend image, kept locally.
+- `<name>-container`: the frontend on the app network, BACKEND_URL pointing at the backend's alias,
+  publishing its port on the chosen host address, healthy when its page answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from components.docker_common import (
+    LOG_DRIVER,
+    LOG_OPTS,
+    RESTART_POLICY,
+    Healthcheck,
+    container_labels,
+    container_options,
+    local_image,
+)
+from components.naming import Naming
+
+PORT = 3000
+STOP_GRACE_SECONDS = 10
+WAIT_TIMEOUT_SECONDS = 120
+# The frontend image is Node.js: probe with node itself rather than assume curl or wget.
+HEALTHCHECK = Healthcheck(
+    test=(
+        "CMD",
+        "node",
+        "-e",
+        f"fetch('http://127.0.0.1:{PORT}/').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))",
+    ),
+    interval="5s",
+    timeout="5s",
+    retries=3,
+    start_period="30s",
+)
+
+
+@dataclass(frozen=True)
+class FrontendArgs:
+    """Inputs of Frontend."""
+
+    naming: Naming
+    """Physical names and labels."""
+    image: str
+    """Frontend image reference."""
+    backend_url: str
+    """URL the frontend's server side uses to reach the backend."""
+    app_network: pulumi.Input[str]
+    """The app network."""
+    host_port: int
+    """Host port that publishes port 3000."""
+    bind_address: str
+    """Host address the port is published on."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Resources that must be ready first (the backend container)."""
+
+
+class Frontend(pulumi.ComponentResource):
+    """The frontend container."""
+
+    container: docker.Container
+    image: docker.RemoteImage
+
+    def __init__(self, name: str, args: FrontendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        """Declare image and container."""
+        super().__init__("argusai:frontend:Frontend", name, None, opts)
+        naming = args.naming
+        self.image = local_image(f"{name}-image", args.image, parent=self)
+        self.container = docker.Container(
+            f"{name}-container",
+            name=naming.physical_name("frontend"),
+            image=self.image.image_id,
+            envs=[f"BACKEND_URL={args.backend_url}"],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=["frontend"])],
+            ports=[docker.ContainerPortArgs(internal=PORT, external=args.host_port, ip=args.bind_address)],
+            healthcheck=HEALTHCHECK.args(),
+            wait=True,
+            wait_timeout=WAIT_TIMEOUT_SECONDS,
+            restart=RESTART_POLICY,
+            stop_timeout=STOP_GRACE_SECONDS,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            labels=container_labels(naming.labels("frontend")),
+            opts=container_options(self, args.depends_on),
+        )
+        self.register_outputs({"container": self.container.name})

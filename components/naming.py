@@ -1,0 +1,40 @@
+"""Physical Docker names and labels.
+
+Every container, network and volume name on the Docker host comes from :func:`physical_name`, so two
+stacks (``dev`` and ``prod``) of this project can share one Docker host without colliding, and every
+object carries the same labels so it can be found (and cleaned up) by project, stack and role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Label keys set on every Docker object this program creates.
+LABEL_PROJECT = "argusai.project"
+LABEL_STACK = "argusai.stack"
+LABEL_ROLE = "argusai.role"
+LABEL_MANAGED_BY = "argusai.managed-by"
+MANAGED_BY = "pulumi"
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Derives physical names and labels from the name prefix and the stack."""
+
+    prefix: str
+    """Leading part of every name: the `namePrefix` config key, or the project name."""
+    stack: str
+    """The Pulumi stack, e.g. `dev` or `prod`."""
+
+    def physical_name(self, role: str) -> str:
+        """Return the Docker name for a role, e.g. `argusai-prod-postgres`."""
+        return f"{self.prefix}-{self.stack}-{role}"
+
+    def labels(self, role: str) -> dict[str, str]:
+        """Return the labels every Docker object of this role carries."""
+        return {
+            LABEL_PROJECT: self.prefix,
+            LABEL_STACK: self.stack,
+            LABEL_ROLE: role,
+            LABEL_MANAGED_BY: MANAGED_BY,
+        }

@@ -1,0 +1,60 @@
+"""Docker networks of one stack.
+
+Creates:
+- `<name>-app`: bridge network for the backend and the frontend (has a route out, for AI providers).
+- `<name>-db` (PostgreSQL mode only): bridge network with `internal: true` holding only postgres and the
+  backend; the engine gives it no route off the host and postgres publishes no port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.docker_common import network_labels
+from components.naming import Naming
+
+DRIVER = "bridge"
+
+
+@dataclass(frozen=True)
+class NetworksArgs:
+    """Inputs of Networks."""
+
+    naming: Naming
+    """Physical names and labels."""
+    database_network: bool
+    """Whether to create the internal database network."""
+
+
+class Networks(pulumi.ComponentResource):
+    """The app network and, in PostgreSQL mode, the internal database network."""
+
+    app: docker.Network
+    db: docker.Network | None
+
+    def __init__(self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        """Declare the networks."""
+        super().__init__("argusai:network:Networks", name, None, opts)
+        # Fixed names: a replacement must remove the old network before creating the new one.
+        child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        self.app = docker.Network(
+            f"{name}-app",
+            name=args.naming.physical_name("app"),
+            driver=DRIVER,
+            labels=network_labels(args.naming.labels("app")),
+            opts=child,
+        )
+        self.db = None
+        if args.database_network:
+            self.db = docker.Network(
+                f"{name}-db",
+                name=args.naming.physical_name("db"),
+                driver=DRIVER,
+                internal=True,
+                labels=network_labels(args.naming.labels("db")),
+                opts=child,
+            )
+        self.register_outputs({"app": self.app.name, "db": self.db.name if self.db else None})

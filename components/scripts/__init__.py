@@ -1,0 +1,1 @@
+"""Scripts run inside containers (read as text by the components)."""

@@ -1,0 +1,395 @@
+"""The only code that reads `pulumi.Config`: every key is parsed and validated here.
+
+:func:`load_settings` returns a frozen :class:`Settings` or raises :class:`ConfigError` naming the key and
+what is allowed. It runs before any resource is declared, so a bad stack never reaches the Docker host.
+Secret values are wrapped in `pulumi.Output.secret` the moment they are read and never printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from components.naming import Naming
+
+NAMESPACE = "argusai"
+
+DATABASES = ("sqlite", "postgres")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SAME_SITE = ("lax", "strict", "none")
+
+PORT_MIN, PORT_MAX = 1, 65535
+BACKUP_INTERVAL_MAX_HOURS = 24 * 30
+BACKUP_KEEP_MAX = 1000
+FERNET_KEY_BYTES = 32
+PASSWORD_MIN_LENGTH = 8
+JWT_MIN_LENGTH = 32
+# PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
+PG_IDENTIFIER_MAX = 63
+# Longest physical name is "<prefix>-<stack>-postgres"; keep the prefix readable and bounded.
+PREFIX_MAX = 32
+
+# Unquoted PostgreSQL identifier: what the official image passes to CREATE USER / CREATE DATABASE.
+_PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]*$")
+# Docker object names ([a-zA-Z0-9][a-zA-Z0-9_.-]*); lower case keeps them uniform across stacks.
+_NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REF = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?"  # optional registry host[:port]/
+    rf"{_COMPONENT}(?:/{_COMPONENT})*"  # repository path
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"  # optional tag
+    r"(?:@sha256:[a-f0-9]{64})?$"  # optional digest
+)
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+
+#: Environment variables the program sets itself; operators may not override them through backendEnv.
+RESERVED_ENV = (
+    "DATABASE_URL",
+    "ENCRYPTION_KEY",
+    "JWT_SECRET_KEY",
+    "LOG_LEVEL",
+    "CORS_ORIGINS",
+    "COOKIE_SECURE",
+    "COOKIE_SAMESITE",
+)
+#: A password the old compose file shipped as its default: never accept it.
+KNOWN_WEAK_PASSWORDS = frozenset({"changeme", "password", "postgres", "argusai"})
+
+#: Every key this program reads, and nothing else, lives in the `argusai` namespace.
+KNOWN_KEYS = (
+    "database",
+    "backendImage",
+    "backendPort",
+    "frontendImage",
+    "frontendPort",
+    "bindAddress",
+    "postgresImage",
+    "postgresUser",
+    "postgresDb",
+    "postgresPassword",
+    "encryptionKey",
+    "jwtSecretKey",
+    "namePrefix",
+    "protectData",
+    "logLevel",
+    "corsOrigins",
+    "cookieSecure",
+    "cookieSameSite",
+    "backendEnv",
+    "backendSecretEnv",
+    "backupEnabled",
+    "backupIntervalHours",
+    "backupKeep",
+)
+
+class ConfigError(Exception):
+    """A config value is missing, of the wrong type or out of range."""
+
+    def __init__(self, key: str, message: str) -> None:
+        """Name the full config key (`argusai:<key>`) and what is allowed."""
+        self.key = f"{NAMESPACE}:{key}"
+        super().__init__(f"config '{self.key}' {message}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated, typed view of one stack's configuration."""
+
+    project: str
+    """Pulumi project name."""
+    stack: str
+    """Pulumi stack name."""
+    naming: Naming
+    """Physical-name helper built from `namePrefix` and the stack."""
+    database: Literal["sqlite", "postgres"]
+    """`sqlite` (data volume only) or `postgres` (adds a PostgreSQL container)."""
+    backend_image: str
+    """Backend image reference."""
+    backend_port: int
+    """Host port that publishes the backend."""
+    frontend_image: str | None
+    """Frontend image reference, or None when the frontend is disabled."""
+    frontend_port: int
+    """Host port that publishes the frontend."""
+    bind_address: str
+    """Host address that published ports listen on."""
+    postgres_image: str
+    """PostgreSQL image reference."""
+    postgres_user: str
+    """PostgreSQL role the backend connects as."""
+    postgres_db: str
+    """PostgreSQL database the backend uses."""
+    postgres_password: pulumi.Output[str] | None
+    """Operator-supplied password (secret), or None to generate one."""
+    encryption_key: pulumi.Output[str] | None
+    """Operator-supplied Fernet key (secret), or None to generate one."""
+    jwt_secret_key: pulumi.Output[str] | None
+    """Operator-supplied JWT signing key (secret), or None to generate one."""
+    protect_data: bool
+    """Protect volumes and generated secrets from deletion and replacement."""
+    log_level: str
+    """Backend LOG_LEVEL."""
+    cors_origins: str
+    """Backend CORS_ORIGINS (comma-separated), empty to leave the backend's default."""
+    cookie_secure: bool
+    """Backend COOKIE_SECURE."""
+    cookie_same_site: str
+    """Backend COOKIE_SAMESITE."""
+    backend_env: tuple[tuple[str, str], ...]
+    """Extra plain backend environment variables, as (name, value) pairs."""
+    backend_secret_env_names: tuple[str, ...]
+    """Names of the extra secret backend environment variables."""
+    backend_secret_env: pulumi.Output[list[str]] | None
+    """The extra secret variables as `NAME=value` strings (secret), or None when there are none."""
+    backup_enabled: bool
+    """Run the backup container."""
+    backup_interval_hours: int
+    """Hours between two backups."""
+    backup_keep: int
+    """How many backups to keep."""
+
+    @property
+    def postgres(self) -> bool:
+        """Whether this stack runs PostgreSQL."""
+        return self.database == "postgres"
+
+
+class _Reader:
+    """Reads raw strings from one config namespace and turns them into typed values or ConfigErrors."""
+
+    def __init__(self, config: pulumi.Config) -> None:
+        self._config = config
+
+    def raw(self, key: str) -> str | None:
+        value = self._config.get(key)
+        return None if value is None else str(value)
+
+    def string(self, key: str, default: str, *, allow_empty: bool = False) -> str:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if not allow_empty and not value.strip():
+            raise ConfigError(key, "must not be empty")
+        return value
+
+    def choice(self, key: str, default: str, allowed: tuple[str, ...], *, fold: Callable[[str], str]) -> str:
+        value = fold(self.string(key, default))
+        if value not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(allowed)}; got '{value}'")
+        return value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = int(value.strip(), 10)
+        except ValueError:
+            raise ConfigError(key, f"must be an integer from {low} to {high}; got '{value}'") from None
+        if not low <= number <= high:
+            raise ConfigError(key, f"must be an integer from {low} to {high}; got {number}")
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        folded = value.strip().lower()
+        if folded not in ("true", "false"):
+            raise ConfigError(key, f"must be true or false; got '{value}'")
+        return folded == "true"
+
+    def string_list(self, key: str) -> list[str]:
+        raw = self.raw(key)
+        try:
+            value = [] if raw is None else json.loads(raw)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(key, 'must be a list of strings, e.g. ["NAME=value"]')
+        return value
+
+
+def _check(key: str, ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(key, message)
+
+
+def _image(reader: _Reader, key: str, default: str, *, allow_empty: bool = False) -> str:
+    value = reader.string(key, default, allow_empty=allow_empty).strip()
+    if allow_empty and not value:
+        return value
+    _check(key, bool(_IMAGE_REF.match(value)), f"must be an image reference like 'name:tag'; got '{value}'")
+    return value
+
+
+def _identifier(reader: _Reader, key: str, default: str) -> str:
+    value = reader.string(key, default)
+    _check(
+        key,
+        bool(_PG_IDENTIFIER.match(value)) and len(value) <= PG_IDENTIFIER_MAX,
+        "must be a PostgreSQL identifier: lower-case letters, digits, '_' or '$', not starting with a digit, "
+        f"at most {PG_IDENTIFIER_MAX} characters; got '{value}'",
+    )
+    _check(key, not value.startswith("pg_"), f"must not start with 'pg_' (reserved by PostgreSQL); got '{value}'")
+    return value
+
+
+def _secret(
+    reader: _Reader, key: str, validate: Callable[[str], str | None]
+) -> pulumi.Output[str] | None:
+    """Read an optional secret: empty or unset means "generate one". Never echoes the value."""
+    value = reader.raw(key)
+    if value is None or value == "":
+        return None
+    problem = validate(value)
+    if problem:
+        raise ConfigError(key, problem)
+    return pulumi.Output.secret(value)
+
+
+def _password_problem(value: str) -> str | None:
+    if len(value) < PASSWORD_MIN_LENGTH:
+        return f"must be at least {PASSWORD_MIN_LENGTH} characters (or unset, to generate one)"
+    if value.lower() in KNOWN_WEAK_PASSWORDS:
+        return "is a well-known default password; choose another (or unset it, to generate one)"
+    if "\x00" in value:
+        return "must not contain a NUL character"
+    return None
+
+
+def fernet_key_problem(value: str) -> str | None:
+    """Explain why a string is not a Fernet key (url-safe base64 of 32 bytes), or return None."""
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return "must be a Fernet key: url-safe base64 of 32 bytes"
+    if len(raw) != FERNET_KEY_BYTES or base64.urlsafe_b64encode(raw).decode() != value:
+        return "must be a Fernet key: url-safe base64 of 32 bytes"
+    return None
+
+
+def _jwt_problem(value: str) -> str | None:
+    if len(value) < JWT_MIN_LENGTH:
+        return f"must be at least {JWT_MIN_LENGTH} characters (or unset, to generate one)"
+    return None
+
+
+def _env_pairs(key: str, entries: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for entry in entries:
+        name, sep, value = entry.partition("=")
+        _check(key, bool(sep) and bool(_ENV_NAME.match(name)), "entries must look like NAME=value")
+        _check(
+            key,
+            name not in RESERVED_ENV,
+            f"must not set {name}: the program sets it (reserved: {', '.join(RESERVED_ENV)})",
+        )
+        pairs.append((name, value))
+    return pairs
+
+
+def _origins(reader: _Reader) -> str:
+    value = reader.string("corsOrigins", "", allow_empty=True).strip()
+    for origin in filter(None, (part.strip() for part in value.split(","))):
+        _check("corsOrigins", bool(_ORIGIN.match(origin)), f"must list http(s) origins; got '{origin}'")
+    return value
+
+
+def _reject_unknown_keys(known: tuple[str, ...]) -> None:
+    """A typo (`argusai:databse`) must fail loudly instead of being silently ignored."""
+    present: set[str] = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{NAMESPACE}:"
+    for full_key in sorted(present):
+        if full_key.startswith(prefix) and full_key[len(prefix) :] not in known:
+            key = full_key[len(prefix) :]
+            raise ConfigError(key, f"is not a known key; known keys: {', '.join(known)}")
+
+
+def _unique(key: str, names: list[str], taken: set[str]) -> None:
+    for name in names:
+        _check(key, name not in taken, f"sets {name} more than once (backendEnv and backendSecretEnv together)")
+        taken.add(name)
+
+
+def load_settings(
+    config: pulumi.Config | None = None, project: str | None = None, stack: str | None = None
+) -> Settings:
+    """Read and validate every `argusai:*` key; raise ConfigError on the first bad one."""
+    config = config or pulumi.Config(NAMESPACE)
+    project = project or pulumi.get_project()
+    stack = stack or pulumi.get_stack()
+    _reject_unknown_keys(KNOWN_KEYS)
+    reader = _Reader(config)
+
+    database = reader.choice("database", "sqlite", DATABASES, fold=str.lower)
+    prefix = reader.string("namePrefix", "", allow_empty=True) or project
+    _check(
+        "namePrefix",
+        bool(_NAME_PREFIX.match(prefix)) and len(prefix) <= PREFIX_MAX,
+        f"must be lower-case letters, digits, '.', '_' or '-', at most {PREFIX_MAX} characters; got '{prefix}'",
+    )
+    bind_address = reader.string("bindAddress", "0.0.0.0").strip()  # noqa: S104 - same reach as compose's ports
+    try:
+        ipaddress.ip_address(bind_address)
+    except ValueError:
+        raise ConfigError("bindAddress", f"must be an IPv4 or IPv6 address; got '{bind_address}'") from None
+
+    frontend_image = _image(reader, "frontendImage", "ghcr.io/project-argusai/argusai-frontend:latest", allow_empty=True)
+    backend_port = reader.integer("backendPort", 8000, PORT_MIN, PORT_MAX)
+    frontend_port = reader.integer("frontendPort", 3000, PORT_MIN, PORT_MAX)
+    _check(
+        "frontendPort",
+        not frontend_image or frontend_port != backend_port,
+        f"must differ from argusai:backendPort ({backend_port})",
+    )
+
+    cookie_secure = reader.boolean("cookieSecure", False)
+    same_site = reader.choice("cookieSameSite", "lax", SAME_SITE, fold=str.lower)
+    _check("cookieSameSite", same_site != "none" or cookie_secure, "may be 'none' only with argusai:cookieSecure true")
+
+    backend_env = _env_pairs("backendEnv", reader.string_list("backendEnv"))
+    secret_env_raw = reader.string_list("backendSecretEnv")
+    secret_env = _env_pairs("backendSecretEnv", secret_env_raw)
+    taken: set[str] = set()
+    _unique("backendEnv", [name for name, _ in backend_env], taken)
+    _unique("backendSecretEnv", [name for name, _ in secret_env], taken)
+
+    return Settings(
+        project=project,
+        stack=stack,
+        naming=Naming(prefix=prefix, stack=stack),
+        database=database,  # type: ignore[arg-type]  # checked against DATABASES above
+        backend_image=_image(reader, "backendImage", "ghcr.io/project-argusai/argusai-backend:latest"),
+        backend_port=backend_port,
+        frontend_image=frontend_image or None,
+        frontend_port=frontend_port,
+        bind_address=bind_address,
+        postgres_image=_image(reader, "postgresImage", "postgres:16-alpine"),
+        postgres_user=_identifier(reader, "postgresUser", "argusai"),
+        postgres_db=_identifier(reader, "postgresDb", "argusai"),
+        postgres_password=_secret(reader, "postgresPassword", _password_problem),
+        encryption_key=_secret(reader, "encryptionKey", fernet_key_problem),
+        jwt_secret_key=_secret(reader, "jwtSecretKey", _jwt_problem),
+        protect_data=reader.boolean("protectData", True),
+        log_level=reader.choice("logLevel", "INFO", LOG_LEVELS, fold=str.upper),
+        cors_origins=_origins(reader),
+        cookie_secure=cookie_secure,
+        cookie_same_site=same_site,
+        backend_env=tuple(backend_env),
+        backend_secret_env_names=tuple(name for name, _ in secret_env),
+        backend_secret_env=pulumi.Output.secret(list(secret_env_raw)) if secret_env_raw else None,
+        backup_enabled=reader.boolean("backupEnabled", True),
+        backup_interval_hours=reader.integer("backupIntervalHours", 24, 1, BACKUP_INTERVAL_MAX_HOURS),
+        backup_keep=reader.integer("backupKeep", 7, 1, BACKUP_KEEP_MAX),
+    )

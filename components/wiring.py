@@ -1,0 +1,56 @@
+"""How settings and secrets turn into container environments and public URLs (no resources here)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pulumi
+
+from components import database
+from components.secrets import AppSecrets
+from components.settings import Settings
+
+_ANY_ADDRESS = ("0.0.0.0", "::")  # noqa: S104 - names the wildcard addresses, binds nothing
+_IPV6 = 6
+
+
+def backend_env(settings: Settings, database_url: pulumi.Input[str], secrets: AppSecrets) -> list[pulumi.Input[str]]:
+    """Return the backend's environment as NAME=value entries (secret ones as Outputs)."""
+    env: list[pulumi.Input[str]] = [
+        pulumi.Output.concat("DATABASE_URL=", database_url),
+        pulumi.Output.concat("ENCRYPTION_KEY=", secrets.encryption_key),
+        pulumi.Output.concat("JWT_SECRET_KEY=", secrets.jwt_secret_key),
+        f"LOG_LEVEL={settings.log_level}",
+        f"COOKIE_SECURE={'true' if settings.cookie_secure else 'false'}",
+        f"COOKIE_SAMESITE={settings.cookie_same_site}",
+    ]
+    if settings.cors_origins:
+        env.append(f"CORS_ORIGINS={settings.cors_origins}")
+    env.extend(f"{name}={value}" for name, value in settings.backend_env)
+    if settings.backend_secret_env is not None:
+        count = len(settings.backend_secret_env_names)
+        secret_list = settings.backend_secret_env
+        env.extend(secret_list.apply(lambda items, i=i: items[i]) for i in range(count))
+    return env
+
+
+def backup_env(settings: Settings, secrets: AppSecrets) -> list[pulumi.Input[str]]:
+    """Return libpq's connection environment for pg_dump, password included (secret)."""
+    return [
+        f"PGHOST={database.ALIAS}",
+        f"PGPORT={database.PORT}",
+        f"PGUSER={settings.postgres_user}",
+        f"PGDATABASE={settings.postgres_db}",
+        pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),
+    ]
+
+
+def public_url(bind_address: str, port: int) -> str:
+    """Return the URL an operator on the Docker host opens for a published port."""
+    if bind_address in _ANY_ADDRESS:
+        host = "localhost"
+    elif ipaddress.ip_address(bind_address).version == _IPV6:
+        host = f"[{bind_address}]"
+    else:
+        host = bind_address
+    return f"http://{host}:{port}"

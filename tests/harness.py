@@ -1,0 +1,272 @@
+"""Runs the real `__main__.py` under Pulumi's mocks, with config layered the way the CLI layers it.
+
+Layers, later ones winning: the `config:` defaults of Pulumi.yaml, then `Pulumi.<stack>.yaml`, then the
+test's overrides. Values reach the program as the CLI hands them over: strings, with booleans as
+`true`/`false` and arrays as JSON. Every resource registration is recorded with its inputs (secret markers
+kept) and its options (protect, retain-on-delete, delete-before-replace, dependencies), and the stack's
+exports are resolved with their secrecy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = ROOT / "__main__.py"
+PROJECT = "argusai"
+NAMESPACE = "argusai"
+
+
+class StackConfigError(Exception):
+    """A stack file holds something the harness cannot hand to the program (an encrypted value)."""
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _full_key(key: str) -> str:
+    return key if ":" in key else f"{NAMESPACE}:{key}"
+
+
+def project_file() -> dict[str, Any]:
+    """Return the parsed Pulumi.yaml."""
+    return yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+
+
+def layered_config(
+    stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Return (config, secret keys) as the CLI would pass them for `stack` plus overrides."""
+    config: dict[str, str] = {}
+    for key, decl in (project_file().get("config") or {}).items():
+        if isinstance(decl, Mapping) and "default" in decl:
+            config[_full_key(key)] = _as_config_string(decl["default"])
+    stack_file = ROOT / f"Pulumi.{stack}.yaml"
+    if stack_file.exists():
+        for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
+            if isinstance(value, Mapping) and "secure" in value:
+                raise StackConfigError(f"{stack_file.name}: {key} is encrypted; pass it as a test secret")
+            config[_full_key(key)] = _as_config_string(value)
+    for key, value in (overrides or {}).items():
+        config[_full_key(key)] = _as_config_string(value)
+    secret_keys = []
+    for key, value in (secrets or {}).items():
+        config[_full_key(key)] = _as_config_string(value)
+        secret_keys.append(_full_key(key))
+    return config, secret_keys
+
+
+def fake_digest(*parts: str) -> str:
+    """Return a stable sha256 hex digest of the parts, standing in for values an engine would compute."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+@dataclass
+class Registration:
+    """One resource the program declared."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    parent: str = ""
+    urn: str = ""
+
+    def plain(self, key: str) -> Any:
+        """Return an input with every secret marker removed."""
+        return unwrap(self.inputs.get(key))
+
+    def is_secret(self, key: str) -> bool:
+        """Whether the input is (or contains) a secret."""
+        return contains_secret(self.inputs.get(key))
+
+
+def unwrap(value: Any) -> Any:
+    """Remove secret markers from a deserialized property value."""
+    if rpc.is_rpc_secret(value):
+        return unwrap(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    return value
+
+
+def contains_secret(value: Any) -> bool:
+    """Whether a deserialized property value is or holds a secret."""
+    if rpc.is_rpc_secret(value):
+        return True
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    return False
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers registrations the way the providers would, deterministically per stack and name."""
+
+    def __init__(self, stack: str, preview: bool) -> None:
+        """Outputs derive from the stack and resource name, so a re-run of the program is stable."""
+        self.stack = stack
+        self.preview = preview
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        """Return (id, state): the inputs plus the outputs each provider computes."""
+        state = dict(args.inputs)
+        seed = fake_digest(self.stack, args.typ, args.name)
+        if self.preview and args.typ.startswith("random:"):
+            # Generated values are unknown until `up`: return no outputs, as the engine does in a preview.
+            return "", state
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = rpc.wrap_rpc_secret(seed[: int(args.inputs.get("length", 16))])
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            raw = bytes.fromhex(seed)[: int(args.inputs["length"])]
+            state["base64"] = rpc.wrap_rpc_secret(base64.b64encode(raw).decode())
+            state["hex"] = rpc.wrap_rpc_secret(raw.hex())
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            if self.preview:
+                return "", state
+            state["imageId"] = "sha256:" + fake_digest(str(args.inputs["name"]))
+            state["repoDigest"] = ""
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """The program makes no invokes; any would be a surprise worth failing on."""
+        raise NotImplementedError(f"unexpected invoke {args.token}")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that also records each registration's resource options."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        """Start with no registrations."""
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        """Record the request, then answer as the stock mock monitor does."""
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    inputs=rpc.deserialize_properties(request.object),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    dependencies=list(request.dependencies),
+                    parent=request.parent,
+                    urn=response.urn,
+                )
+            )
+        return response
+
+
+@dataclass
+class Output:
+    """A resolved stack export."""
+
+    value: Any
+    secret: bool
+    known: bool
+
+
+@dataclass
+class Deployment:
+    """What one run of the program declared."""
+
+    stack: str
+    registrations: list[Registration]
+    outputs: dict[str, Output]
+
+    def of_type(self, typ: str) -> list[Registration]:
+        """Return the registrations of one resource type, e.g. `docker:index/container:Container`."""
+        return [r for r in self.registrations if r.type == typ]
+
+    def named(self, name: str) -> Registration:
+        """Return the registration with this logical name."""
+        matches = [r for r in self.registrations if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"  # noqa: S101
+        return matches[0]
+
+    def container(self, role: str) -> Registration:
+        """Return the container whose role label is `role`."""
+        return _by_role(self.of_type(CONTAINER), role)
+
+    def volume(self, role: str) -> Registration:
+        """Return the volume whose role label is `role`."""
+        return _by_role(self.of_type(VOLUME), role)
+
+    def network(self, role: str) -> Registration:
+        """Return the network whose role label is `role`."""
+        return _by_role(self.of_type(NETWORK), role)
+
+
+CONTAINER = "docker:index/container:Container"
+VOLUME = "docker:index/volume:Volume"
+NETWORK = "docker:index/network:Network"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+
+
+def labels_of(registration: Registration) -> dict[str, str]:
+    """Return a Docker resource's labels as a dict."""
+    return {item["label"]: item["value"] for item in registration.plain("labels") or []}
+
+
+def _by_role(registrations: list[Registration], role: str) -> Registration:
+    matches = [r for r in registrations if labels_of(r).get("argusai.role") == role]
+    assert len(matches) == 1, f"expected one resource with role {role}, found {len(matches)}"  # noqa: S101
+    return matches[0]
+
+
+def run_program(
+    stack: str = "dev",
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, Any] | None = None,
+    *,
+    preview: bool = False,
+) -> Deployment:
+    """Run __main__.py once under mocks and return what it declared and exported."""
+    config, secret_keys = layered_config(stack, overrides, secrets)
+    mocks = RecordingMocks(stack, preview)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.settings.reset_options()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    runpy.run_path(str(MAIN), run_name="__main__")
+    _sync_await(wait_for_rpcs())
+    root = get_root_resource()
+    outputs = {}
+    for name, value in (root.outputs if root else {}).items():
+        out = pulumi.Output.from_input(value)
+        outputs[name] = Output(
+            value=_sync_await(out.future()),
+            secret=_sync_await(out.is_secret()),
+            known=_sync_await(out.is_known()),
+        )
+    return Deployment(stack=stack, registrations=monitor.registrations, outputs=outputs)
