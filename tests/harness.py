@@ -13,7 +13,7 @@ import base64
 import hashlib
 import json
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,10 +129,15 @@ def contains_secret(value: Any) -> bool:
 class RecordingMocks(pulumi.runtime.Mocks):
     """Answers registrations the way the providers would, deterministically per stack and name."""
 
-    def __init__(self, stack: str, preview: bool) -> None:
-        """Outputs derive from the stack and resource name, so a re-run of the program is stable."""
+    def __init__(self, stack: str, preview: bool, image_ids: Callable[[str], str] | None = None) -> None:
+        """Outputs derive from the stack and resource name, so a re-run of the program is stable.
+
+        `image_ids` maps an image reference to its id; the real-engine tests pass the engine's answer,
+        unit tests get a stable fake.
+        """
         self.stack = stack
         self.preview = preview
+        self.image_ids = image_ids or (lambda ref: "sha256:" + fake_digest(ref))
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         """Return (id, state): the inputs plus the outputs each provider computes."""
@@ -150,7 +155,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             if self.preview:
                 return "", state
-            state["imageId"] = "sha256:" + fake_digest(str(args.inputs["name"]))
+            state["imageId"] = self.image_ids(str(args.inputs["name"]))
             state["repoDigest"] = ""
         return f"{args.name}-id", state
 
@@ -250,10 +255,11 @@ def run_program(
     secrets: Mapping[str, Any] | None = None,
     *,
     preview: bool = False,
+    image_ids: Callable[[str], str] | None = None,
 ) -> Deployment:
     """Run __main__.py once under mocks and return what it declared and exported."""
     config, secret_keys = layered_config(stack, overrides, secrets)
-    mocks = RecordingMocks(stack, preview)
+    mocks = RecordingMocks(stack, preview, image_ids)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.settings.reset_options()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
