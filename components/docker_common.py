@@ -85,9 +85,7 @@ def local_image(logical_name: str, reference: str, *, parent: pulumi.Resource) -
     )
 
 
-def container_options(
-    parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()
-) -> pulumi.ResourceOptions:
+def container_options(parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
     """Options for a container with a fixed name (and maybe host ports).
 
     Delete-before-replace: creating the new one first fails with "name already in use" or

@@ -65,9 +65,7 @@ class AppSecrets(pulumi.ComponentResource):
         if args.encryption_key is not None:
             key = args.encryption_key
         else:
-            key = random.RandomBytes(f"{name}-encryption-key", length=KEY_BYTES, opts=child).base64.apply(
-                to_fernet_key
-            )
+            key = random.RandomBytes(f"{name}-encryption-key", length=KEY_BYTES, opts=child).base64.apply(to_fernet_key)
         self.encryption_key = pulumi.Output.secret(key)
 
         if args.jwt_secret_key is not None:

@@ -92,6 +92,7 @@ KNOWN_KEYS = (
     "backupKeep",
 )
 
+
 class ConfigError(Exception):
     """A config value is missing, of the wrong type or out of range."""
 
@@ -245,9 +246,7 @@ def _identifier(reader: _Reader, key: str, default: str) -> str:
     return value
 
 
-def _secret(
-    reader: _Reader, key: str, validate: Callable[[str], str | None]
-) -> pulumi.Output[str] | None:
+def _secret(reader: _Reader, key: str, validate: Callable[[str], str | None]) -> pulumi.Output[str] | None:
     """Read an optional secret: empty or unset means "generate one". Never echoes the value."""
     value = reader.raw(key)
     if value is None or value == "":
@@ -345,7 +344,9 @@ def load_settings(
     except ValueError:
         raise ConfigError("bindAddress", f"must be an IPv4 or IPv6 address; got '{bind_address}'") from None
 
-    frontend_image = _image(reader, "frontendImage", "ghcr.io/project-argusai/argusai-frontend:latest", allow_empty=True)
+    frontend_image = _image(
+        reader, "frontendImage", "ghcr.io/project-argusai/argusai-frontend:latest", allow_empty=True
+    )
     backend_port = reader.integer("backendPort", 8000, PORT_MIN, PORT_MAX)
     frontend_port = reader.integer("frontendPort", 3000, PORT_MIN, PORT_MAX)
     _check(

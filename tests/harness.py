@@ -264,15 +264,34 @@ def run_program(
     pulumi.runtime.settings.reset_options()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
-    runpy.run_path(str(MAIN), run_name="__main__")
-    _sync_await(wait_for_rpcs())
+    try:
+        runpy.run_path(str(MAIN), run_name="__main__")
+        _sync_await(wait_for_rpcs())
+    except Exception as exc:
+        # Let tests assert that nothing was declared before the failure.
+        exc.registrations = monitor.registrations  # type: ignore[attr-defined]
+        raise
     root = get_root_resource()
-    outputs = {}
-    for name, value in (root.outputs if root else {}).items():
-        out = pulumi.Output.from_input(value)
-        outputs[name] = Output(
-            value=_sync_await(out.future()),
-            secret=_sync_await(out.is_secret()),
-            known=_sync_await(out.is_known()),
-        )
+    outputs = {name: resolve(pulumi.Output.from_input(value)) for name, value in (root.outputs if root else {}).items()}
     return Deployment(stack=stack, registrations=monitor.registrations, outputs=outputs)
+
+
+def run_components(build: Callable[[], Any], stack: str = "unit", *, preview: bool = False) -> tuple[Any, Deployment]:
+    """Call `build` (which declares components with args passed straight in) under mocks."""
+    mocks = RecordingMocks(stack, preview)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.settings.reset_options()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config({}, [])
+    result = build()
+    _sync_await(wait_for_rpcs())
+    return result, Deployment(stack=stack, registrations=monitor.registrations, outputs={})
+
+
+def resolve(output: pulumi.Output[Any]) -> Output:
+    """Resolve an Output created under mocks, with its secrecy."""
+    return Output(
+        value=_sync_await(output.future()),
+        secret=_sync_await(output.is_secret()),
+        known=_sync_await(output.is_known()),
+    )

@@ -12,8 +12,8 @@ backup() {
     # dump is never mistaken for a good one.
     if pg_dump --format=custom --no-password --file="$tmp"; then
         mv "$tmp" "$dir/argusai-$stamp.dump"
-        echo "backup: wrote argusai-$stamp.dump"
         ls -1 "$dir"/argusai-*.dump 2>/dev/null | sort -r | tail -n "+$((BACKUP_KEEP + 1))" | xargs -r rm -f --
+        echo "backup: wrote argusai-$stamp.dump"
     else
         rm -f "$tmp"
         echo "backup: pg_dump failed" >&2

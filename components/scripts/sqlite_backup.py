@@ -26,7 +26,7 @@ def backup(source: str, directory: str, keep: int) -> str | None:
     if not os.path.exists(source):
         print(f"backup: {source} does not exist yet; skipped", flush=True)
         return None
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     final = os.path.join(directory, f"argusai-{stamp}.sqlite3")
     tmp = os.path.join(directory, f".argusai-{stamp}.sqlite3.partial")
     src = sqlite3.connect(source, timeout=30)

@@ -1,0 +1,94 @@
+"""Backend: database URL and keys in a secret env, /health, published port, waits for postgres."""
+
+from __future__ import annotations
+
+from cryptography.fernet import Fernet
+
+from components.backend import DATA_PATH, SQLITE_URL, Backend, BackendArgs
+from components.naming import Naming
+from harness import Deployment, run_components, run_program
+
+
+def _env(deployment: Deployment, role: str = "backend") -> dict[str, str]:
+    return dict(item.split("=", 1) for item in deployment.container(role).plain("envs"))
+
+
+def test_component_with_args_passed_in() -> None:
+    """Volume, image by id, networks with alias, port on the chosen address, healthcheck, wait."""
+    _, deployment = run_components(
+        lambda: Backend(
+            "api",
+            BackendArgs(
+                naming=Naming("argusai", "unit"),
+                image="example/backend:1",
+                env=["A=1"],
+                app_network="argusai-unit-app",
+                db_network="argusai-unit-db",
+                host_port=8123,
+                bind_address="127.0.0.1",
+                protect_data=True,
+            ),
+        )
+    )
+    c = deployment.container("backend")
+    assert c.plain("ports") == [{"internal": 8000, "external": 8123, "ip": "127.0.0.1"}]
+    assert c.plain("networksAdvanced") == [
+        {"name": "argusai-unit-app", "aliases": ["backend"]},
+        {"name": "argusai-unit-db", "aliases": ["backend"]},
+    ]
+    assert c.plain("volumes") == [{"volumeName": "argusai-unit-data", "containerPath": DATA_PATH}]
+    assert "/health" in " ".join(c.plain("healthcheck")["tests"])
+    assert c.plain("restart") == "unless-stopped"
+    assert c.plain("wait") is True
+    assert c.is_secret("envs")
+    assert c.delete_before_replace
+    volume = deployment.volume("data")
+    assert volume.retain_on_delete
+    assert volume.protect
+
+
+def test_sqlite_default(embedded: Deployment) -> None:
+    """Default mode: SQLite file in the data volume, no postgres, no database network."""
+    env = _env(embedded)
+    assert env["DATABASE_URL"] == SQLITE_URL == "sqlite:////app/data/app.db"
+    assert [r for r in embedded.registrations if r.plain("name") == "argusai-embedded-postgres"] == []
+    assert len(embedded.container("backend").plain("networksAdvanced")) == 1
+
+
+def test_postgres_mode_env_and_dependency(prod: Deployment) -> None:
+    """DATABASE_URL points at the alias; valid Fernet key; JWT key; created after postgres is healthy."""
+    env = _env(prod)
+    assert env["DATABASE_URL"].startswith("postgresql://argusai:")
+    assert env["DATABASE_URL"].endswith("@postgres:5432/argusai")
+    Fernet(env["ENCRYPTION_KEY"])
+    assert len(env["JWT_SECRET_KEY"]) >= 32
+    assert prod.container("postgres").urn in prod.container("backend").dependencies
+    assert prod.container("postgres").plain("wait") is True
+
+
+def test_operator_settings_reach_the_backend(prod: Deployment) -> None:
+    """Typed settings and the free-form lists from Pulumi.prod.yaml land in the environment."""
+    env = _env(prod)
+    assert env["LOG_LEVEL"] == "INFO"
+    assert env["COOKIE_SECURE"] == "true"
+    assert env["COOKIE_SAMESITE"] == "strict"
+    assert env["CORS_ORIGINS"] == "https://argusai.example.lan"
+    assert env["MQTT_HOST"] == "mqtt.example.lan"
+
+
+def test_secret_settings_are_secret() -> None:
+    """AI provider keys and the like go in as secrets and stay secret in the env list."""
+    deployment = run_program("dev", secrets={"backendSecretEnv": ["OPENAI_API_KEY=sk-test", "MQTT_PASSWORD=m"]})
+    c = deployment.container("backend")
+    env = _env(deployment)
+    assert env["OPENAI_API_KEY"] == "sk-test"
+    assert env["MQTT_PASSWORD"] == "m"
+    assert c.is_secret("envs")
+
+
+def test_published_where_configured() -> None:
+    """BindAddress and backendPort decide where the port is published, and the exported URL."""
+    deployment = run_program("embedded", {"bindAddress": "192.0.2.10", "backendPort": 18000})
+    (port,) = deployment.container("backend").plain("ports")
+    assert (port["ip"], port["external"]) == ("192.0.2.10", 18000)
+    assert deployment.outputs["backendUrl"].value == "http://192.0.2.10:18000"

@@ -1,0 +1,180 @@
+"""Backups: declared per mode, and the scripts they run really back up, rename and prune."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from components.backup import PG_SCRIPT
+from harness import Deployment, run_program
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"
+WAIT_SECONDS = 10
+ROWS = 2000
+
+
+def _sqlite_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sqlite_backup", SCRIPTS / "sqlite_backup.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _env(deployment: Deployment) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in deployment.container("backup").plain("envs"))
+
+
+def test_postgres_backup_declared(prod: Deployment) -> None:
+    """pg_dump from the postgres image, on the database network only, password secret."""
+    backup = prod.container("backup")
+    assert backup.plain("image") == prod.container("postgres").plain("image")
+    assert backup.plain("entrypoints")[:2] == ["sh", "-c"]
+    assert "pg_dump --format=custom" in backup.plain("entrypoints")[2]
+    assert [n["name"] for n in backup.plain("networksAdvanced")] == ["argusai-prod-db"]
+    env = _env(prod)
+    assert env["PGHOST"] == "postgres"
+    assert env["PGPASSWORD"]
+    assert env["BACKUP_KEEP"] == "14"
+    assert backup.is_secret("envs")
+    assert prod.container("postgres").urn in backup.dependencies
+    volume = prod.volume("backups")
+    assert volume.retain_on_delete
+    assert volume.plain("name") == "argusai-prod-backups"
+    assert prod.outputs["backupVolume"].value == "argusai-prod-backups"
+
+
+def test_sqlite_backup_declared(embedded: Deployment) -> None:
+    """SQLite online backup from the backend image, sharing its data volume, with no network."""
+    backup = embedded.container("backup")
+    assert backup.plain("image") == embedded.container("backend").plain("image")
+    assert backup.plain("entrypoints")[:2] == ["python", "-c"]
+    assert backup.plain("networkMode") == "none"
+    assert not backup.plain("networksAdvanced")
+    mounts = {m["containerPath"]: m["volumeName"] for m in backup.plain("volumes")}
+    assert mounts == {"/backups": "argusai-embedded-backups", "/app/data": "argusai-embedded-data"}
+    assert _env(embedded) | {"BACKUP_INTERVAL_HOURS": "24", "BACKUP_KEEP": "7"} == _env(embedded)
+    assert embedded.container("backend").urn in backup.dependencies
+
+
+def test_backups_can_be_disabled() -> None:
+    """`backupEnabled: false` declares no backup container, volume or output."""
+    deployment = run_program("embedded", {"backupEnabled": False})
+    assert "backupVolume" not in deployment.outputs
+    assert not [r for r in deployment.registrations if "backup" in r.name]
+
+
+def test_sqlite_backup_is_consistent_while_writes_go_on(tmp_path: Path) -> None:
+    """A backup taken during a stream of writes is a valid database holding a prefix of them."""
+    script = _sqlite_script()
+    source = tmp_path / "app.db"
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, note TEXT)")
+    stop = threading.Event()
+
+    def writer() -> None:
+        with sqlite3.connect(source, timeout=5) as db:
+            while not stop.is_set():
+                db.execute("INSERT INTO events (note) VALUES (?)", ("x" * 200,))
+                db.commit()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        out = tmp_path / "backups"
+        out.mkdir()
+        path = script.backup(str(source), str(out), keep=3)
+    finally:
+        stop.set()
+        thread.join()
+    with sqlite3.connect(path) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        copied = copy.execute("SELECT count(*), max(id) FROM events").fetchone()
+    assert copied[0] > 0
+    assert copied[0] == copied[1]
+    assert not list(out.glob(".*partial"))
+
+
+def test_sqlite_backup_prunes_to_keep(tmp_path: Path) -> None:
+    """Only the newest `keep` copies remain."""
+    script = _sqlite_script()
+    source = tmp_path / "app.db"
+    sqlite3.connect(source).close()
+    out = tmp_path / "b"
+    out.mkdir()
+    for stamp in ("20200101T000000Z", "20210101T000000Z", "20220101T000000Z"):
+        (out / f"argusai-{stamp}.sqlite3").write_bytes(b"old")
+    newest = script.backup(str(source), str(out), keep=2)
+    assert sorted(p.name for p in out.iterdir()) == sorted([Path(newest).name, "argusai-20220101T000000Z.sqlite3"])
+
+
+def test_sqlite_backup_skips_missing_database(tmp_path: Path) -> None:
+    """Before the backend's first start there is nothing to copy, and nothing is written."""
+    assert _sqlite_script().backup(str(tmp_path / "absent.db"), str(tmp_path), keep=1) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def _run_pg_script(tmp_path: Path, pg_dump_body: str, keep: int) -> tuple[Path, str]:
+    """Run the real backup loop with a stand-in pg_dump on PATH; stop it after its first round."""
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no sh on this machine")
+    bin_dir, backups, log = tmp_path / "bin", tmp_path / "backups", tmp_path / "log"
+    bin_dir.mkdir()
+    backups.mkdir()
+    fake = bin_dir / "pg_dump"
+    fake.write_text("#!/bin/sh\n" + pg_dump_body)
+    fake.chmod(0o755)
+    for stamp in ("20000101T000000Z", "20010101T000000Z"):
+        (backups / f"argusai-{stamp}.dump").write_bytes(b"old")
+    (backups / ".argusai-19990101T000000Z.dump.partial").write_bytes(b"stale")
+    script = PG_SCRIPT.replace("dir=/backups", f"dir={backups}")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "BACKUP_INTERVAL_HOURS": "1", "BACKUP_KEEP": str(keep)}
+    with log.open("w") as sink:
+        # Own process group, so the loop's background `sleep` is stopped with it.
+        proc = subprocess.Popen(  # noqa: S603 - runs our own script
+            [sh, "-c", script], env=env, stdout=sink, stderr=sink, start_new_session=True
+        )
+        deadline = time.monotonic() + WAIT_SECONDS
+        while "backup:" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=WAIT_SECONDS) == 0, "the loop must stop promptly and cleanly on SIGTERM"
+    return backups, log.read_text()
+
+
+def test_pg_backup_renames_complete_dump_and_prunes(tmp_path: Path) -> None:
+    """A finished dump is renamed into place, stale partials are cleared, only `keep` remain."""
+    backups, log = _run_pg_script(
+        tmp_path, 'for a; do case "$a" in --file=*) echo dump > "${a#--file=}";; esac; done\n', keep=2
+    )
+    names = sorted(p.name for p in backups.iterdir())
+    assert "backup: wrote" in log
+    assert len(names) == 2, names
+    assert names[0] == "argusai-20010101T000000Z.dump"
+    assert names[1].startswith("argusai-2")
+    assert (backups / names[1]).read_text() == "dump\n"
+
+
+def test_pg_backup_failure_leaves_no_partial(tmp_path: Path) -> None:
+    """A failed pg_dump leaves no file that could be mistaken for a backup, and prunes nothing."""
+    backups, log = _run_pg_script(
+        tmp_path, 'for a; do case "$a" in --file=*) echo half > "${a#--file=}";; esac; done\nexit 1\n', keep=1
+    )
+    assert "pg_dump failed" in log
+    assert sorted(p.name for p in backups.iterdir()) == [
+        "argusai-20000101T000000Z.dump",
+        "argusai-20010101T000000Z.dump",
+    ]

@@ -1,0 +1,117 @@
+"""PostgreSQL: data retained, image by id, healthcheck over TCP, wait, no host port, clean stop."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import pulumi
+import pytest
+
+from components.database import DATA_PATH, Postgres, PostgresArgs, database_url
+from components.naming import Naming
+from harness import IMAGE, Deployment, resolve, run_components, run_program
+
+HOSTILE = "p@ss:w/rd%?#"
+
+
+def _postgres(protect: bool = True) -> tuple[Postgres, Deployment]:
+    return run_components(
+        lambda: Postgres(
+            "pg",
+            PostgresArgs(
+                naming=Naming("argusai", "unit"),
+                image="postgres:16-alpine",
+                user="argusai",
+                db="events",
+                password=pulumi.Output.secret("s3cret-pass"),
+                network_name="argusai-unit-db",
+                protect_data=protect,
+            ),
+        )
+    )
+
+
+def test_pgdata_volume_is_named_retained_and_mounted() -> None:
+    """No destroy or replacement ever deletes the data; the volume is where postgres keeps it."""
+    _, deployment = _postgres()
+    volume = deployment.volume("pgdata")
+    assert volume.plain("name") == "argusai-unit-pgdata"
+    assert volume.retain_on_delete
+    assert volume.protect
+    mounts = deployment.container("postgres").plain("volumes")
+    assert mounts == [{"volumeName": "argusai-unit-pgdata", "containerPath": DATA_PATH}]
+
+
+def test_unprotected_volume_is_still_retained() -> None:
+    """`protectData: false` lifts protection but the volume survives `destroy` all the same."""
+    _, deployment = _postgres(protect=False)
+    volume = deployment.volume("pgdata")
+    assert volume.retain_on_delete
+    assert not volume.protect
+
+
+def test_container_runs_the_image_by_id_kept_locally() -> None:
+    """The container's image is the RemoteImage's id (a tag would replace it on every run)."""
+    _, deployment = _postgres()
+    (image,) = deployment.of_type(IMAGE)
+    assert image.plain("name") == "postgres:16-alpine"
+    assert image.plain("keepLocally") is True
+    container = deployment.container("postgres")
+    assert container.plain("image").startswith("sha256:")
+    assert image.urn in container.dependencies
+
+
+def test_container_contract() -> None:
+    """Env, TCP healthcheck, wait, alias, restart policy, no ports, clean stop, replace order."""
+    _, deployment = _postgres()
+    c = deployment.container("postgres")
+    assert c.plain("name") == "argusai-unit-postgres"
+    assert c.plain("envs") == ["POSTGRES_USER=argusai", "POSTGRES_PASSWORD=s3cret-pass", "POSTGRES_DB=events"]
+    assert c.is_secret("envs")
+    assert c.plain("healthcheck")["tests"] == [
+        "CMD",
+        "pg_isready",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "5432",
+        "-U",
+        "argusai",
+        "-d",
+        "events",
+    ]
+    assert c.plain("wait") is True
+    assert c.plain("waitTimeout") > 0
+    assert c.plain("networksAdvanced") == [{"name": "argusai-unit-db", "aliases": ["postgres"]}]
+    assert c.plain("restart") == "unless-stopped"
+    assert not c.plain("ports")
+    assert c.plain("destroyGraceSeconds") > 0
+    assert c.plain("stopSignal") == "SIGINT"
+    assert c.delete_before_replace
+
+
+def test_url_is_secret_and_round_trips_hostile_password() -> None:
+    """Any password works: it is percent-encoded in the URL and decodes back to itself."""
+    url = database_url("argusai", HOSTILE, "argusai")
+    parts = urlsplit(url)
+    assert parts.hostname == "postgres"
+    assert parts.port == 5432
+    assert parts.path == "/argusai"
+    assert unquote(parts.password or "") == HOSTILE
+    assert unquote(parts.username or "") == "argusai"
+    postgres, _ = _postgres()
+    resolved = resolve(postgres.url)
+    assert resolved.secret
+    assert resolved.value.startswith("postgresql://argusai:s3cret-pass@postgres:5432/")
+
+
+@pytest.mark.parametrize("password", [HOSTILE, "a b+c&d=e", "ünïcødé-pässwörd", "quote'\"back\\slash"])
+def test_program_round_trips_operator_password(password: str) -> None:
+    """Through the whole program: DATABASE_URL decodes to the operator's password, and is secret."""
+    deployment = run_program("prod", secrets={"postgresPassword": password})
+    env = deployment.container("backend").plain("envs")
+    (url,) = [e.split("=", 1)[1] for e in env if e.startswith("DATABASE_URL=")]
+    assert unquote(urlsplit(url).password or "") == password
+    assert f"POSTGRES_PASSWORD={password}" in deployment.container("postgres").plain("envs")
+    assert deployment.outputs["databaseUrl"].secret
+    assert deployment.outputs["databaseUrl"].value == url
