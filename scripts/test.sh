@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run the whole test suite from a fresh clone: unit tests under Pulumi's mocks, then the deployments on a
+# real Docker engine (tests/integration).
+#
+# 1. creates .venv and installs the pinned packages (requirements-dev.txt);
+# 2. as root, makes sure a Docker engine answers (scripts/docker-engine.sh installs and starts one) and
+#    builds the registry-free test images (cached: seconds when nothing changed);
+# 3. runs pytest. Without an engine the integration tests are skipped with one line, unless
+#    REQUIRE_DOCKER=1, which makes a missing engine a failure (CI sets it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+if [ "$(id -u)" -eq 0 ] || docker info >/dev/null 2>&1; then
+    if bash scripts/docker-engine.sh; then
+        .venv/bin/python tests/integration/images/build.py
+    elif [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
+        echo "test: REQUIRE_DOCKER=1 but no Docker engine could be started" >&2
+        exit 1
+    fi
+fi
+
+exec .venv/bin/python -m pytest "$@"
