@@ -1,0 +1,305 @@
+"""Fixtures for the tests that deploy the real program on a real Docker engine.
+
+Every test gets its own stack (`it<6 hex>`), so every Docker object it creates carries the label
+`argusai.stack=<that stack>`; a finalizer removes all of them even when the test fails, and a session
+finalizer checks that no test container is left behind. Without an engine the whole directory is
+skipped with one line, unless REQUIRE_DOCKER=1 makes that a failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import secrets
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from docker.errors import DockerException, NotFound
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+for _path in (ROOT, ROOT / "tests"):  # the program's `components` and the mock harness
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from components.naming import LABEL_MANAGED_BY, LABEL_ROLE, LABEL_STACK, MANAGED_BY  # noqa: E402
+from harness import Deployment, run_program  # noqa: E402 - after the sys.path set-up above
+
+from .applier import Applier  # noqa: E402
+
+BACKEND_IMAGE = "argusai-test/backend:latest"
+POSTGRES_IMAGE = "argusai-test/postgres:15"
+FRONTEND_IMAGE = "argusai-test/frontend:latest"
+NAME_PREFIX = "argusai-it"
+STACK_PATTERN = re.compile(r"^it[0-9a-f]{6}$")
+ENGINE_TIMEOUT_SECONDS = 10
+HTTP_TIMEOUT_SECONDS = 5
+ONEOFF_TIMEOUT_SECONDS = 120
+POLL_SECONDS = 0.5
+SKIP_MESSAGE = "no Docker engine answers; integration tests skipped (set REQUIRE_DOCKER=1 to fail instead)"
+#: Result lines (timings) shown in the terminal summary, so a run without -s still reports them.
+RESULTS: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the `integration` marker (also declared in pyproject.toml)."""
+    config.addinivalue_line("markers", "integration: deploys on a real Docker engine (tests/integration)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark everything in this directory `integration`, so `-m "not integration"` leaves it out."""
+    for item in items:
+        if HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Repeat the measured timings at the end of the run."""
+    if RESULTS:
+        terminalreporter.section("integration results")
+        for line in RESULTS:
+            terminalreporter.write_line(line)
+
+
+def record_result(line: str) -> None:
+    """Print a result line now (pytest -s) and keep it for the terminal summary."""
+    print(line, flush=True)
+    RESULTS.append(line)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = POLL_SECONDS) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A port nothing listens on at 127.0.0.1 right now (the engine binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    """One test deployment: its own stack name, ports and helpers to reach what it runs."""
+
+    def __init__(self, client: docker.DockerClient, applier: Applier, name: str) -> None:
+        """Pick the stack's ports; nothing is deployed yet."""
+        self.client = client
+        self.applier = applier
+        self.name = name
+        self.backend_port = free_port()
+        self.frontend_port = free_port()
+        self.deployment: Deployment | None = None
+        self.base: dict[str, Any] = {
+            "namePrefix": NAME_PREFIX,
+            "backendImage": BACKEND_IMAGE,
+            "postgresImage": POSTGRES_IMAGE,
+            "frontendImage": "",
+            "backendPort": self.backend_port,
+            "frontendPort": self.frontend_port,
+            "bindAddress": "127.0.0.1",
+            "protectData": False,
+        }
+
+    def image_id(self, reference: str) -> str:
+        """The engine's id of a local image (what the declared container `image` must be)."""
+        return self.client.images.get(reference).id
+
+    def program(self, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Deployment:
+        """Run the real program for this stack; test overrides win over the base ones."""
+        self.deployment = run_program(self.name, {**self.base, **(overrides or {})}, secrets, image_ids=self.image_id)
+        return self.deployment
+
+    def up(self, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Deployment:
+        """Run the program and apply what it declared (`pulumi up`)."""
+        deployment = self.program(overrides, secrets)
+        self.applier.apply(deployment)
+        return deployment
+
+    def down(self) -> None:
+        """Destroy the last deployment (`pulumi destroy`): retained volumes stay."""
+        assert self.deployment is not None
+        self.applier.destroy(self.deployment)
+
+    def physical(self, role: str) -> str:
+        """The Docker name of a role, e.g. `argusai-it-it1a2b3c-postgres`."""
+        return f"{NAME_PREFIX}-{self.name}-{role}"
+
+    def container(self, role: str) -> Any:
+        """The container of a role (reloaded)."""
+        return self.client.containers.get(self.physical(role))
+
+    def output(self, key: str) -> Any:
+        """A resolved stack output."""
+        assert self.deployment is not None
+        return self.deployment.outputs[key].value
+
+    def http(self, method: str, path: str, body: Any = None, port: int | None = None) -> tuple[int, Any]:
+        """Call the published backend on 127.0.0.1; return (status, JSON body or None)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - fixed http scheme on loopback
+            f"http://127.0.0.1:{port or self.backend_port}{path}", data=data, method=method
+        )
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310
+                raw = response.read()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(), exc.code
+        except OSError:
+            return 0, None  # not listening (yet)
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def healthy(self) -> bool:
+        """Whether the backend answers GET /health with 200."""
+        return self.http("GET", "/health")[0] == 200
+
+    def post_notes(self, notes: list[str]) -> None:
+        """Write one event per note through the backend's API."""
+        for note in notes:
+            status, _ = self.http("POST", "/events", {"note": note})
+            assert status == 201, f"POST /events answered {status}"
+
+    def notes(self) -> list[str]:
+        """Every event note the backend returns."""
+        status, body = self.http("GET", "/events")
+        assert status == 200, f"GET /events answered {status}: {body}"
+        return list(body["notes"])
+
+    def oneoff(
+        self,
+        image: str,
+        command: list[str],
+        *,
+        network: str | None = None,
+        volumes: dict[str, dict[str, str]] | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        """Run a throwaway container (labelled with this stack) to completion; return (exit code, output).
+
+        It joins only `network` (or none at all), so it can reach nothing else.
+        """
+        container = self.client.containers.run(
+            image,
+            command,
+            detach=True,
+            network=network,
+            network_mode=None if network else "none",
+            volumes=volumes or {},
+            environment=environment or {},
+            labels={LABEL_STACK: self.name, LABEL_ROLE: "oneoff"},
+        )
+        try:
+            code = container.wait(timeout=ONEOFF_TIMEOUT_SECONDS)["StatusCode"]
+            return int(code), container.logs().decode(errors="replace")
+        finally:
+            container.remove(force=True)
+
+    def exec(self, role: str, command: list[str]) -> tuple[int, str]:
+        """Run a command in a running container of this stack; return (exit code, output)."""
+        result = self.container(role).exec_run(command)
+        return int(result.exit_code), result.output.decode(errors="replace")
+
+    def cleanup(self) -> None:
+        """Remove every container, network and volume labelled with this stack."""
+        selector = {"label": f"{LABEL_STACK}={self.name}"}
+        for container in self.client.containers.list(all=True, filters=selector):
+            container.remove(force=True, v=True)
+        for network in self.client.networks.list(filters=selector):
+            network.remove()
+        for volume in self.client.volumes.list(filters=selector):
+            volume.remove(force=True)
+
+
+def _engine() -> docker.DockerClient | None:
+    try:
+        client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
+        client.ping()
+    except (DockerException, OSError):
+        return None
+    return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine() -> Iterator[docker.DockerClient]:
+    """The Docker engine; skips (or with REQUIRE_DOCKER=1 fails) every test here when none answers.
+
+    After the session, no container of a test stack may be left behind.
+    """
+    client = _engine()
+    if client is None:
+        if os.environ.get("REQUIRE_DOCKER") == "1":
+            pytest.fail("REQUIRE_DOCKER=1 but no Docker engine answers (is dockerd running? DOCKER_HOST?)")
+        pytest.skip(SKIP_MESSAGE)
+    yield client
+    left = [
+        c.name
+        for c in client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED_BY}={MANAGED_BY}"})
+        if STACK_PATTERN.match(c.labels.get(LABEL_STACK, ""))
+    ]
+    for name in left:
+        client.containers.get(name).remove(force=True)
+    assert not left, f"test containers left behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def images(engine: docker.DockerClient) -> dict[str, str]:
+    """Build (or find) the registry-free stand-in images; tag -> image id."""
+    spec = importlib.util.spec_from_file_location("argusai_test_images", HERE / "images" / "build.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ensure_images()
+
+
+@pytest.fixture
+def make_stack(engine: docker.DockerClient, images: dict[str, str]) -> Iterator[Callable[[], Stack]]:
+    """Factory of fresh stacks; each one's Docker objects are removed afterwards, pass or fail."""
+    created: list[Stack] = []
+    applier = Applier(engine)
+
+    def make() -> Stack:
+        stack = Stack(engine, applier, f"it{secrets.token_hex(3)}")
+        created.append(stack)
+        return stack
+
+    yield make
+    for stack in created:
+        stack.cleanup()
+
+
+@pytest.fixture
+def stack(make_stack: Callable[[], Stack]) -> Stack:
+    """One fresh stack for this test."""
+    return make_stack()
+
+
+def volume_exists(client: docker.DockerClient, name: str) -> bool:
+    """Whether the engine holds a volume of this name."""
+    try:
+        client.volumes.get(name)
+    except NotFound:
+        return False
+    return True
