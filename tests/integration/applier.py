@@ -156,11 +156,6 @@ class Applier:
                 _check_keys(reg, CONTAINER_KEYS, CONTAINER_DEFAULTS)
             elif reg.type.startswith("docker:"):
                 raise ApplyError(f"{reg.name}: resource type {reg.type} is not supported by the applier")
-        for reg in deployment.of_type(NETWORK):
-            self._ensure_network(reg)
-        for reg in deployment.of_type(VOLUME):
-            # Idempotent: an existing (retained) volume with this name is adopted as it is.
-            self.api.create_volume(reg.plain("name"), labels=_labels(reg))
         for reg in deployment.of_type(IMAGE):
             if reg.plain("keepLocally") is not True:
                 raise ApplyError(f"{reg.name}: only keepLocally images are supported")
@@ -168,6 +163,11 @@ class Applier:
                 self.api.inspect_image(reg.plain("name"))
             except NotFound:
                 raise ApplyError(f"{reg.name}: image {reg.plain('name')} is not on the host (never pulled)") from None
+        for reg in deployment.of_type(NETWORK):
+            self._ensure_network(reg)
+        for reg in deployment.of_type(VOLUME):
+            # Idempotent: an existing (retained) volume with this name is adopted as it is.
+            self.api.create_volume(reg.plain("name"), labels=_labels(reg))
         ids: dict[str, str] = {}
         by_urn = {c.urn: c for c in deployment.of_type(CONTAINER)}
         for reg in ordered_containers(deployment):

@@ -226,7 +226,10 @@ class Stack:
         selector = {"label": f"{LABEL_STACK}={self.name}"}
         for container in self.client.containers.list(all=True, filters=selector):
             container.remove(force=True, v=True)
-        for network in self.client.networks.list(filters=selector):
+        for network in self.client.networks.list(filters=selector, greedy=True):
+            # An unlabelled throwaway (`docker run --rm` of a restore) still attached would block removal.
+            for container in network.containers:
+                container.remove(force=True, v=True)
             network.remove()
         for volume in self.client.volumes.list(filters=selector):
             volume.remove(force=True)
@@ -270,6 +273,7 @@ def images(engine: docker.DockerClient) -> dict[str, str]:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module.ensure_images()
 
