@@ -1,0 +1,1 @@
+"""Stand-in images for the integration tests; see :mod:`build`."""
