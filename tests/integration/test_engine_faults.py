@@ -1,0 +1,70 @@
+"""Faults: PostgreSQL crashing, and the backend starting while PostgreSQL is down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Stack, record_result, wait_for
+
+pytestmark = pytest.mark.integration
+
+RECOVERY_TIMEOUT = 90
+FAILED_STARTS = 2  # backend starts seen failing before PostgreSQL is started again
+
+
+def _postmaster_pid(container_pid: int) -> int:
+    """Host pid of the PostgreSQL server: the `postgres` child of the container's init (dumb-init)."""
+    children = Path(f"/proc/{container_pid}/task/{container_pid}/children").read_text().split()
+    found = [int(pid) for pid in children if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"]
+    assert len(found) == 1, f"expected one postgres child of pid {container_pid}, found {found}"
+    return found[0]
+
+
+def test_postgres_killed_comes_back(stack: Stack) -> None:
+    """SIGKILL of the server (a crash, not a manual stop): the restart policy and crash recovery bring it back."""
+    stack.up({"database": "postgres", "backupEnabled": False})
+    stack.post_notes(["committed-before-crash"])
+    postgres = stack.container("postgres")
+    restarts = postgres.attrs["RestartCount"]
+
+    started = time.monotonic()
+    # From the host, not `docker kill`: the engine must see a crash, which its restart policy handles.
+    os.kill(_postmaster_pid(postgres.attrs["State"]["Pid"]), signal.SIGKILL)
+    wait_for("the backend to notice", lambda: not stack.healthy(), RECOVERY_TIMEOUT, interval=0.2)
+    wait_for("backend /health 200 again", stack.healthy, RECOVERY_TIMEOUT)
+    record_result(f"RESULT fault=postgres-sigkill recovered_seconds={time.monotonic() - started:.1f}")
+
+    postgres.reload()
+    assert postgres.attrs["RestartCount"] > restarts
+    log = postgres.logs().decode(errors="replace")
+    assert "database system was not properly shut down; automatic recovery in progress" in log
+    assert "committed-before-crash" in stack.notes()
+
+
+def test_backend_restarted_while_postgres_down(stack: Stack) -> None:
+    """A backend started without its database fails and keeps retrying; it recovers once PostgreSQL is back."""
+    stack.up({"database": "postgres", "backupEnabled": False})
+    postgres, backend = stack.container("postgres"), stack.container("backend")
+    postgres.stop()  # a manual stop: the engine leaves it stopped
+    backend.restart()
+    backend.reload()
+    restarts = backend.attrs["RestartCount"]
+
+    def failed_again() -> bool:
+        backend.reload()
+        return backend.attrs["RestartCount"] >= restarts + FAILED_STARTS
+
+    wait_for("the backend to fail its start-up and be restarted", failed_again, RECOVERY_TIMEOUT)
+    # Each restart followed a failed start: the backend refuses to run without its database.
+    assert backend.logs().decode(errors="replace").count("unusable at start-up") >= FAILED_STARTS
+    assert not stack.healthy()
+
+    started = time.monotonic()
+    postgres.start()
+    wait_for("backend /health 200 after PostgreSQL came back", stack.healthy, RECOVERY_TIMEOUT)
+    record_result(f"RESULT fault=backend-without-db recovered_seconds={time.monotonic() - started:.1f}")
