@@ -145,9 +145,7 @@ POSTGRES = Recipe(
             "/usr/local/bin/docker-entrypoint.sh",
             "0755",
         ),
-        StandInFile(
-            "postgres/postgres-start.sh", "/usr/local/bin/postgres-start.sh", "0755"
-        ),
+        StandInFile("postgres/postgres-start.sh", "/usr/local/bin/postgres-start.sh", "0755"),
     ),
     # The LLVM JIT provider and what only it needs (libLLVM, libz3, bitcode)
     # are about 150 MiB; the entry point sets jit = off.
@@ -161,14 +159,11 @@ POSTGRES = Recipe(
     # the entry point initialises its own data directory instead.
     essential_hooks=(
         'mkdir -p "$1/etc/postgresql-common/createcluster.d"',
-        "echo 'create_main_cluster = false'"
-        ' > "$1/etc/postgresql-common/createcluster.d/argusai-no-main.conf"',
+        "echo 'create_main_cluster = false' > \"$1/etc/postgresql-common/createcluster.d/argusai-no-main.conf\"",
     ),
     customize_hooks=(
-        'mkdir -p "$1/docker-entrypoint-initdb.d" "$1/var/lib/postgresql/data"'
-        ' "$1/run/postgresql"',
-        'chroot "$1" chown postgres:postgres /var/lib/postgresql/data'
-        " /var/run/postgresql",
+        'mkdir -p "$1/docker-entrypoint-initdb.d" "$1/var/lib/postgresql/data" "$1/run/postgresql"',
+        'chroot "$1" chown postgres:postgres /var/lib/postgresql/data /var/run/postgresql',
         'chmod 0700 "$1/var/lib/postgresql/data"',
         'chmod 3777 "$1/run/postgresql"',
     ),
@@ -216,8 +211,7 @@ FRONTEND = Recipe(
     # An unprivileged user, as the Next.js image runs as; no passwd package
     # in the essential set, so the entries are written directly.
     customize_hooks=(
-        f"echo 'node:x:{FRONTEND_UID}:{FRONTEND_UID}:node:/app:/usr/sbin/nologin'"
-        ' >> "$1/etc/passwd"',
+        f"echo 'node:x:{FRONTEND_UID}:{FRONTEND_UID}:node:/app:/usr/sbin/nologin' >> \"$1/etc/passwd\"",
         f"echo 'node:x:{FRONTEND_UID}:' >> \"$1/etc/group\"",
     ),
     changes=(
@@ -264,9 +258,7 @@ def run(args: Sequence[str]) -> str:
         list(args), capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
-        raise BuildError(
-            f"{shlex.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}"
-        )
+        raise BuildError(f"{shlex.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout
 
 
@@ -300,9 +292,7 @@ def debian_sources(suite: str = SUITE) -> list[str]:
         )
     sources = [f"deb {repos[suite]} {suite} main"]
     # Without an explicit -updates entry, the main mirror carries it.
-    sources.append(
-        f"deb {repos.get(f'{suite}-updates', repos[suite])} {suite}-updates main"
-    )
+    sources.append(f"deb {repos.get(f'{suite}-updates', repos[suite])} {suite}-updates main")
     if f"{suite}-security" in repos:
         sources.append(f"deb {repos[f'{suite}-security']} {suite}-security main")
     else:
@@ -333,9 +323,7 @@ def image_label(tag: str) -> tuple[str, str] | None:
 
 def image_size(image_id: str) -> int:
     """Size of an image in bytes."""
-    return int(
-        run([tool("docker"), "image", "inspect", "--format", "{{.Size}}", image_id])
-    )
+    return int(run([tool("docker"), "image", "inspect", "--format", "{{.Size}}", image_id]))
 
 
 def mmdebstrap_command(recipe: Recipe, sources: Sequence[str]) -> list[str]:
@@ -352,8 +340,7 @@ def mmdebstrap_command(recipe: Recipe, sources: Sequence[str]) -> list[str]:
     for item in recipe.files:
         # Host paths are only known here, never part of the recipe's hash.
         cmd.append(
-            f"--customize-hook=install -D -m {item.mode} "
-            f'{shlex.quote(str(HERE / item.source))} "$1{item.target}"'
+            f'--customize-hook=install -D -m {item.mode} {shlex.quote(str(HERE / item.source))} "$1{item.target}"'
         )
     cmd += [f"--customize-hook={hook}" for hook in recipe.customize_hooks]
     cmd += [f"--customize-hook={hook}" for hook in COMMON_CLEANUP_HOOKS]
@@ -399,9 +386,7 @@ def _import_tarball(recipe: Recipe, digest: str, tarball: Path, logfile: Path) -
         raise BuildError(f"{recipe.tag}: docker import failed:\n{_tail(logfile)}")
 
 
-def _bootstrap_and_import(
-    recipe: Recipe, digest: str, sources: Sequence[str], tarball: Path, logfile: Path
-) -> None:
+def _bootstrap_and_import(recipe: Recipe, digest: str, sources: Sequence[str], tarball: Path, logfile: Path) -> None:
     """Stream mmdebstrap's tarball into `docker import` and into the cache."""
     partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.part")
     with logfile.open("wb") as err:
@@ -539,9 +524,7 @@ def _exclusive_build_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _ensure_locked(
-    force: bool, jobs: int, use_tarball_cache: bool, recipes: Sequence[Recipe]
-) -> dict[str, str]:
+def _ensure_locked(force: bool, jobs: int, use_tarball_cache: bool, recipes: Sequence[Recipe]) -> dict[str, str]:
     # Read the mirror once, and only when something has to be bootstrapped.
     sources_lock = threading.Lock()
     sources: list[str] = []
@@ -571,9 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild every image")
-    parser.add_argument(
-        "--jobs", type=int, default=DEFAULT_JOBS, help="images built at the same time"
-    )
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="images built at the same time")
     parser.add_argument(
         "--no-tarball-cache",
         action="store_true",

@@ -82,22 +82,15 @@ class Database:
         if self.kind == "sqlite":
             return f"sqlite {self.sqlite_path}"
         params = self.pg_params
-        return (
-            f"postgresql {params['user']}@{params['host']}:"
-            f"{params['port']}/{params['dbname']}"
-        )
+        return f"postgresql {params['user']}@{params['host']}:{params['port']}/{params['dbname']}"
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
         """Yield a fresh connection; commit on success, always close."""
         if self.kind == "sqlite":
-            conn: Any = sqlite3.connect(
-                self.sqlite_path, timeout=CONNECT_TIMEOUT_SECONDS
-            )
+            conn: Any = sqlite3.connect(self.sqlite_path, timeout=CONNECT_TIMEOUT_SECONDS)
         else:
-            conn = psycopg2.connect(
-                connect_timeout=CONNECT_TIMEOUT_SECONDS, **self.pg_params
-            )
+            conn = psycopg2.connect(connect_timeout=CONNECT_TIMEOUT_SECONDS, **self.pg_params)
         try:
             yield conn
             conn.commit()
@@ -153,25 +146,17 @@ def check_encryption_key(key: str | None) -> None:
 
 def migrate(db: Database) -> None:
     """Create the schema if absent, stamp its revision once, log a startup row."""
-    id_column = (
-        "SERIAL PRIMARY KEY"
-        if db.kind == "postgresql"
-        else "INTEGER PRIMARY KEY AUTOINCREMENT"
-    )
+    id_column = "SERIAL PRIMARY KEY" if db.kind == "postgresql" else "INTEGER PRIMARY KEY AUTOINCREMENT"
     with db.connect() as conn:
         cur = conn.cursor()
-        cur.execute(
-            "CREATE TABLE IF NOT EXISTS alembic_version ("
-            "version_num VARCHAR(32) NOT NULL PRIMARY KEY)"
-        )
+        cur.execute("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS events (id {id_column}, note TEXT NOT NULL, "
             "created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
         )
         cur.execute(
             db.sql(
-                "INSERT INTO alembic_version (version_num) SELECT ? "
-                "WHERE NOT EXISTS (SELECT 1 FROM alembic_version)"
+                "INSERT INTO alembic_version (version_num) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM alembic_version)"
             ),
             (MIGRATION_REVISION,),
         )
@@ -229,9 +214,7 @@ class Handler(BaseHTTPRequestHandler):
             if database_answers(self.db):
                 self._reply(HTTPStatus.OK, {"status": "ok"})
             else:
-                self._reply(
-                    HTTPStatus.SERVICE_UNAVAILABLE, {"status": "database unavailable"}
-                )
+                self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "database unavailable"})
         elif path == "/events":
             try:
                 notes = list_notes(self.db)
@@ -249,9 +232,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
-            self._reply(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"}
-            )
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
             return
         raw = self.rfile.read(length) if length else b""
         try:
@@ -311,8 +292,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     print(
-        f"argusai-backend: listening on {LISTEN_HOST}:{LISTEN_PORT}, "
-        f"database {db.describe()}",
+        f"argusai-backend: listening on {LISTEN_HOST}:{LISTEN_PORT}, database {db.describe()}",
         flush=True,
     )
     server.serve_forever(poll_interval=SHUTDOWN_POLL_SECONDS)
