@@ -268,14 +268,13 @@ def debian_sources(suite: str = SUITE) -> list[str]:
     The mirror is whatever this machine's apt uses, so nothing about it is
     written into the repository.
     """
-    out = run(
-        [
-            tool("apt-get"),
-            "indextargets",
-            "--format",
-            "$(TARGET_OF) $(REPO_URI) $(RELEASE) $(CODENAME)",
-        ]
-    )
+    # --no-release-info lists the configured repositories even before any
+    # `apt-get update` (suite names as written in the sources); the second
+    # call adds the codenames from downloaded Release files, for sources that
+    # say "stable" or "oldstable" instead of the codename.
+    fmt = "$(TARGET_OF) $(REPO_URI) $(RELEASE) $(CODENAME)"
+    out = run([tool("apt-get"), "indextargets", "--no-release-info", "--format", fmt])
+    out += run([tool("apt-get"), "indextargets", "--format", fmt])
     repos: dict[str, str] = {}
     for line in out.splitlines():
         fields = line.split()
@@ -283,12 +282,12 @@ def debian_sources(suite: str = SUITE) -> list[str]:
             continue
         uri, names = fields[1], fields[2:]
         for name in names:
-            repos.setdefault(name, uri)
+            if not name.startswith("$("):  # a field apt had no value for
+                repos.setdefault(name, uri)
     if suite not in repos:
         raise BuildError(
             f"apt on this machine has no '{suite}' repository configured "
-            "(apt-get indextargets lists none); the images need Debian "
-            f"{suite} packages"
+            f"(apt-get indextargets lists none); the images need Debian {suite} packages"
         )
     sources = [f"deb {repos[suite]} {suite} main"]
     # Without an explicit -updates entry, the main mirror carries it.
