@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -385,30 +385,63 @@ def _import_tarball(recipe: Recipe, digest: str, tarball: Path, logfile: Path) -
         raise BuildError(f"{recipe.tag}: docker import failed:\n{_tail(logfile)}")
 
 
+# Children of running builds, stopped when the caller is interrupted (they
+# run in their own process groups, so a Ctrl-C does not reach them).
+_children: set[subprocess.Popen[bytes]] = set()
+_children_lock = threading.Lock()
+
+
+def _spawn(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(list(args), process_group=0, **kwargs)  # noqa: S603 - tools and arguments built here
+    with _children_lock:
+        _children.add(proc)
+    return proc
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> int:
+    returncode = proc.wait()
+    with _children_lock:
+        _children.discard(proc)
+    return returncode
+
+
+def _stop_children() -> None:
+    with _children_lock:
+        running = list(_children)
+    for proc in running:
+        # SIGTERM, not SIGKILL: mmdebstrap then unmounts and removes its chroot.
+        proc.terminate()
+
+
 def _bootstrap_and_import(recipe: Recipe, digest: str, sources: Sequence[str], tarball: Path, logfile: Path) -> None:
     """Stream mmdebstrap's tarball into `docker import` and into the cache."""
     partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.part")
     with logfile.open("wb") as err:
         err.write(f"$ {shlex.join(mmdebstrap_command(recipe, sources))}\n".encode())
         err.flush()
-        bootstrap = subprocess.Popen(  # noqa: S603 - fixed tool, arguments built here
-            mmdebstrap_command(recipe, sources), stdout=subprocess.PIPE, stderr=err
-        )
-        importer = subprocess.Popen(  # noqa: S603 - fixed docker invocation
-            import_command(recipe, digest),
-            stdin=subprocess.PIPE,
-            stdout=err,
-            stderr=err,
-        )
+        # Own process group: on failure mmdebstrap sends SIGHUP to its whole
+        # group, which would otherwise kill this process and its callers.
+        bootstrap = _spawn(mmdebstrap_command(recipe, sources), stdout=subprocess.PIPE, stderr=err)
+        importer = _spawn(import_command(recipe, digest), stdin=subprocess.PIPE, stdout=err, stderr=err)
         if bootstrap.stdout is None or importer.stdin is None:  # pipes were requested
             raise BuildError(f"{recipe.tag}: could not connect the build pipeline")
-        with partial.open("wb") as cache_file:
-            _pump(bootstrap.stdout, [importer.stdin, cache_file])
-        bootstrap_rc = bootstrap.wait()
-        import_rc = importer.wait()
-    if bootstrap_rc != 0 or import_rc != 0:
+        pump_error: OSError | None = None
+        try:
+            with partial.open("wb") as cache_file:
+                _pump(bootstrap.stdout, [importer.stdin, cache_file])
+        except OSError as exc:  # docker import died early, or the cache disk is full
+            pump_error = exc
+            # SIGTERM, not SIGKILL: mmdebstrap then unmounts and removes its chroot.
+            bootstrap.terminate()
+            bootstrap.stdout.close()
+        bootstrap_rc = _reap(bootstrap)
+        import_rc = _reap(importer)
+    if pump_error is not None or bootstrap_rc != 0 or import_rc != 0:
         partial.unlink(missing_ok=True)
-        step = "mmdebstrap" if bootstrap_rc != 0 else "docker import"
+        if pump_error is not None:
+            step = f"streaming the root file system ({pump_error})"
+        else:
+            step = "mmdebstrap" if bootstrap_rc != 0 else "docker import"
         raise BuildError(f"{recipe.tag}: {step} failed:\n{_tail(logfile)}")
     partial.replace(tarball)
 
@@ -456,8 +489,9 @@ def build_image(
         _bootstrap_and_import(recipe, digest, sources(), tarball, logfile)
         if not use_tarball_cache:
             tarball.unlink(missing_ok=True)
-    # Older tarballs of this image are stale now.
-    for old in cache.glob(f"{recipe.name}-*.tar"):
+    # Older tarballs of this image are stale now, and so are partial ones left
+    # by an interrupted run (the build lock is held: none is being written).
+    for old in [*cache.glob(f"{recipe.name}-*.tar"), *cache.glob(f"{recipe.name}-*.part")]:
         if old != tarball:
             old.unlink(missing_ok=True)
 
@@ -538,7 +572,13 @@ def _ensure_locked(force: bool, jobs: int, use_tarball_cache: bool, recipes: Seq
         return build_image(recipe, get_sources, force, use_tarball_cache)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, recipes))
+        try:
+            results = list(pool.map(one, recipes))
+        except BaseException:
+            # Interrupted, or one build failed: stop the others before the
+            # pool waits for them.
+            _stop_children()
+            raise
 
     images: dict[str, str] = {}
     for recipe, (image_id, built) in zip(recipes, results, strict=True):
