@@ -27,15 +27,9 @@ DEFAULT_WAIT_TIMEOUT = 60
 LOG_TAIL = 40
 # Inputs pulumi-docker may send with their default value; any other value changes behaviour.
 CONTAINER_DEFAULTS: dict[str, Any] = {
-    "mustRun": True,
-    "start": True,
-    "attach": False,
-    "logs": False,
-    "rm": False,
-    "removeVolumes": True,
-    "privileged": False,
-    "publishAllPorts": False,
-}
+    "mustRun": True, "start": True, "attach": False, "logs": False, "rm": False, "removeVolumes": True,
+    "privileged": False, "publishAllPorts": False,
+}  # fmt: skip
 CONTAINER_KEYS = {
     "name", "image", "envs", "entrypoints", "command", "volumes", "networksAdvanced", "networkMode",
     "ports", "healthcheck", "restart", "stopSignal", "stopTimeout", "logDriver", "logOpts", "labels",
@@ -146,7 +140,6 @@ class Applier:
         self.client = client
         self.api = client.api
 
-    # ----- apply -----------------------------------------------------------------------------------
     def apply(self, deployment: Deployment) -> dict[str, str]:
         """Create what is missing or different; return container name -> id."""
         for reg in deployment.registrations:
@@ -255,7 +248,6 @@ class Applier:
                 )
             time.sleep(POLL_SECONDS)
 
-    # ----- destroy / replace -----------------------------------------------------------------------
     def _remove(self, reg: Registration) -> float:
         """Delete one container as pulumi-docker does; return the seconds it took (0 if absent)."""
         try:
@@ -278,8 +270,8 @@ class Applier:
 
     def destroy(self, deployment: Deployment) -> None:
         """Remove containers (reverse order), networks and non-retained volumes; keep images."""
-        protected = [r.name for r in deployment.registrations if r.protect and not r.type.startswith("argusai:")]
-        if protected:
+        # Like Pulumi: the whole destroy is refused up front, before anything is deleted.
+        if protected := [r.name for r in deployment.registrations if r.protect]:
             raise ApplyError(f"refusing to delete protected resources: {', '.join(protected)}")
         for reg in reversed(ordered_containers(deployment)):
             self._remove(reg)
@@ -293,7 +285,6 @@ class Applier:
                 except NotFound:
                     pass
 
-    # ----- diff ------------------------------------------------------------------------------------
     def diff(self, deployment: Deployment) -> list[str]:
         """Differences between what is declared and what the engine holds ([] = nothing to do)."""
         problems: list[str] = []

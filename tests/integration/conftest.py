@@ -63,6 +63,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Point every "no engine" skip at this file, so the summary folds them into one line."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and report.longrepr[2].endswith(SKIP_MESSAGE):
+        report.longrepr = (str(Path(__file__).relative_to(ROOT)), None, report.longrepr[2])
+    return report
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Repeat the measured timings at the end of the run."""
     if RESULTS:
