@@ -27,7 +27,8 @@ BACKUP_FILE = {
     "sqlite": re.compile(r"^argusai-\d{8}T\d{6}Z\.sqlite3$"),
 }
 # The README's restore procedures. Stop the writers, restore from the backup volume (mounted read-only)
-# in a throwaway container, start the writers again.
+# in a throwaway container, start the writers again. SQLite: `--entrypoint sh`, so whatever entry point
+# the backend image has (migrations, ...) does not run against a half-restored file.
 PG_RESTORE = (
     "docker stop {backend} {backup}",
     "docker run --rm --network {db_network} -v {backups}:/backups:ro -e DATABASE_URL {postgres_image} "
@@ -37,8 +38,8 @@ PG_RESTORE = (
 )
 SQLITE_RESTORE = (
     "docker stop {backend} {backup}",
-    "docker run --rm --network none -v {data}:/app/data -v {backups}:/backups:ro {backend_image} "
-    "sh -c 'rm -f /app/data/app.db-wal /app/data/app.db-shm /app/data/app.db-journal "
+    "docker run --rm --network none -v {data}:/app/data -v {backups}:/backups:ro --entrypoint sh {backend_image} "
+    "-c 'rm -f /app/data/app.db-wal /app/data/app.db-shm /app/data/app.db-journal "
     "&& cp /backups/{file} /app/data/app.db.restoring && mv /app/data/app.db.restoring /app/data/app.db'",
     "docker start {backend} {backup}",
 )
