@@ -91,7 +91,8 @@ if settings.backup_enabled:
             network=networks.db.name if networks.db else None,
             data_volume=None if postgres else api.volume.name,
             data_path=backend.DATA_PATH,
-            depends_on=[postgres.container] if postgres else [api.container],
+            # After the backend: its first dump already holds the migrated schema.
+            depends_on=[postgres.container, api.container] if postgres else [api.container],
         ),
     )
 

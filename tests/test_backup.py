@@ -126,8 +126,26 @@ def test_sqlite_backup_skips_missing_database(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _run_pg_script(tmp_path: Path, pg_dump_body: str, keep: int) -> tuple[Path, str]:
-    """Run the real backup loop with a stand-in pg_dump on PATH; stop it after its first round."""
+FAKE_PG_DUMP = 'for a; do case "$a" in --file=*) echo dump > "${a#--file=}";; esac; done\n'
+FAILING_PG_DUMP = 'for a; do case "$a" in --file=*) echo half > "${a#--file=}";; esac; done\nexit 1\n'
+LONG_AGO = 946684800  # 2000-01-01, as an mtime: far older than any interval
+
+
+def _wait_for_line(log: Path, text: str, count: int = 1) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while log.read_text().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.read_text().count(text) >= count, f"no {text!r} in: {log.read_text()}"
+
+
+def _run_pg_script(
+    tmp_path: Path, pg_dump_body: str, keep: int, *, recent: bool = False, hup: bool = False
+) -> tuple[Path, str]:
+    """Run the real backup loop with a stand-in pg_dump on PATH; stop it after its first round.
+
+    Two earlier backups lie in the volume, old ones unless `recent`. With `hup`, "back up now" is
+    requested once the loop has started.
+    """
     sh = shutil.which("sh")
     if sh is None:
         pytest.skip("no sh on this machine")
@@ -138,7 +156,10 @@ def _run_pg_script(tmp_path: Path, pg_dump_body: str, keep: int) -> tuple[Path, 
     fake.write_text("#!/bin/sh\n" + pg_dump_body)
     fake.chmod(0o755)
     for stamp in ("20000101T000000Z", "20010101T000000Z"):
-        (backups / f"argusai-{stamp}.dump").write_bytes(b"old")
+        old = backups / f"argusai-{stamp}.dump"
+        old.write_bytes(b"old")
+        if not recent:
+            os.utime(old, (LONG_AGO, LONG_AGO))
     (backups / ".argusai-19990101T000000Z.dump.partial").write_bytes(b"stale")
     script = PG_SCRIPT.replace("dir=/backups", f"dir={backups}")
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "BACKUP_INTERVAL_HOURS": "1", "BACKUP_KEEP": str(keep)}
@@ -147,19 +168,20 @@ def _run_pg_script(tmp_path: Path, pg_dump_body: str, keep: int) -> tuple[Path, 
         proc = subprocess.Popen(  # noqa: S603 - runs our own script
             [sh, "-c", script], env=env, stdout=sink, stderr=sink, start_new_session=True
         )
-        deadline = time.monotonic() + WAIT_SECONDS
-        while "backup:" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for_line(log, "backup:")
+        if hup:
+            # Twice in a row: the second must not overwrite the first (one-second names).
+            for count in (1, 2):
+                proc.send_signal(signal.SIGHUP)
+                _wait_for_line(log, "backup: wrote", count)
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=WAIT_SECONDS) == 0, "the loop must stop promptly and cleanly on SIGTERM"
     return backups, log.read_text()
 
 
 def test_pg_backup_renames_complete_dump_and_prunes(tmp_path: Path) -> None:
-    """A finished dump is renamed into place, stale partials are cleared, only `keep` remain."""
-    backups, log = _run_pg_script(
-        tmp_path, 'for a; do case "$a" in --file=*) echo dump > "${a#--file=}";; esac; done\n', keep=2
-    )
+    """Due at start: a finished dump is renamed into place, stale partials cleared, only `keep` remain."""
+    backups, log = _run_pg_script(tmp_path, FAKE_PG_DUMP, keep=2)
     names = sorted(p.name for p in backups.iterdir())
     assert "backup: wrote" in log
     assert len(names) == 2, names
@@ -170,11 +192,50 @@ def test_pg_backup_renames_complete_dump_and_prunes(tmp_path: Path) -> None:
 
 def test_pg_backup_failure_leaves_no_partial(tmp_path: Path) -> None:
     """A failed pg_dump leaves no file that could be mistaken for a backup, and prunes nothing."""
-    backups, log = _run_pg_script(
-        tmp_path, 'for a; do case "$a" in --file=*) echo half > "${a#--file=}";; esac; done\nexit 1\n', keep=1
-    )
+    backups, log = _run_pg_script(tmp_path, FAILING_PG_DUMP, keep=1)
     assert "pg_dump failed" in log
     assert sorted(p.name for p in backups.iterdir()) == [
         "argusai-20000101T000000Z.dump",
         "argusai-20010101T000000Z.dump",
     ]
+
+
+def test_pg_restart_with_recent_backup_takes_none(tmp_path: Path) -> None:
+    """A restart (or a redeploy after data loss) does not push good backups out with a new dump."""
+    backups, log = _run_pg_script(tmp_path, FAKE_PG_DUMP, keep=2, recent=True)
+    assert "next one when it is due" in log
+    assert "backup: wrote" not in log
+    assert len(list(backups.glob("argusai-*.dump"))) == 2
+
+
+def test_pg_sighup_backs_up_now_without_name_clash(tmp_path: Path) -> None:
+    """SIGHUP takes a backup at once; two in the same second get distinct names."""
+    backups, log = _run_pg_script(tmp_path, FAKE_PG_DUMP, keep=5, recent=True, hup=True)
+    assert log.count("backup: wrote") == 2
+    assert len(list(backups.glob("argusai-*.dump"))) == 4
+
+
+def test_sqlite_due_only_when_newest_backup_is_old(tmp_path: Path) -> None:
+    """The same schedule for SQLite: due with no backup or an old one, not with a recent one."""
+    script = _sqlite_script()
+    hour = 3600
+    assert script.is_due(str(tmp_path), hour)
+    backup = tmp_path / "argusai-20000101T000000Z.sqlite3"
+    backup.write_bytes(b"x")
+    assert not script.is_due(str(tmp_path), hour)
+    os.utime(backup, (LONG_AGO, LONG_AGO))
+    assert script.is_due(str(tmp_path), hour)
+    (tmp_path / ".argusai-20990101T000000Z.sqlite3.partial").write_bytes(b"x")
+    assert script.is_due(str(tmp_path), hour), "a partial file is not a backup"
+
+
+def test_sqlite_backups_in_one_second_do_not_clash(tmp_path: Path) -> None:
+    """Two backups in quick succession are two files."""
+    script = _sqlite_script()
+    source = tmp_path / "app.db"
+    sqlite3.connect(source).close()
+    out = tmp_path / "b"
+    out.mkdir()
+    first, second = script.backup(str(source), str(out), keep=5), script.backup(str(source), str(out), keep=5)
+    assert first != second
+    assert len(list(out.glob("argusai-*.sqlite3"))) == 2

@@ -1,11 +1,19 @@
 # Backup loop for PostgreSQL, run by `sh -c` in the PostgreSQL image (pg_dump matches the server).
 # Connection comes from PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD; policy from BACKUP_INTERVAL_HOURS and
-# BACKUP_KEEP. A backup is taken at start and then every interval; `docker restart` takes one now.
+# BACKUP_KEEP. A backup is taken whenever the newest complete one is older than the interval (so a
+# restart, or a redeploy after data loss, does not push good backups out with a dump of an empty
+# database), and at once on SIGHUP (`docker kill --signal HUP <container>`).
 set -u
 dir=/backups
+check_seconds=60
+due=0
+sleeper=
 trap 'exit 0' TERM INT
+trap 'due=1; [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null' HUP
 rm -f "$dir"/.argusai-*.partial
 backup() {
+    # One-second names: never reuse the newest backup's name.
+    while [ -e "$dir/argusai-$(date -u +%Y%m%dT%H%M%SZ).dump" ]; do sleep 1; done
     stamp=$(date -u +%Y%m%dT%H%M%SZ)
     tmp="$dir/.argusai-$stamp.dump.partial"
     # Written under a hidden temporary name and renamed only when pg_dump succeeded, so a half-written
@@ -19,9 +27,19 @@ backup() {
         echo "backup: pg_dump failed" >&2
     fi
 }
-backup
+recent() {
+    [ -n "$(find "$dir" -maxdepth 1 -name 'argusai-*.dump' -mmin "-$((BACKUP_INTERVAL_HOURS * 60))")" ]
+}
+if recent; then
+    echo "backup: a backup from the last ${BACKUP_INTERVAL_HOURS}h exists; next one when it is due"
+fi
 while :; do
-    sleep "$((BACKUP_INTERVAL_HOURS * 3600))" &
-    wait $!
-    backup
+    if [ "$due" = 1 ] || ! recent; then
+        due=0
+        backup
+    fi
+    sleep "$check_seconds" &
+    sleeper=$!
+    wait "$sleeper"
+    sleeper=
 done

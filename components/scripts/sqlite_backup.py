@@ -3,7 +3,9 @@
 Takes an online, consistent copy with SQLite's backup API (never a file copy of a live database),
 copying a few pages at a time and sleeping between steps so the backend's writers are never blocked
 for long. Each copy is written under a hidden temporary name and renamed when complete. A backup is
-taken at start and then every BACKUP_INTERVAL_HOURS; the newest BACKUP_KEEP are kept.
+taken whenever the newest complete one is older than BACKUP_INTERVAL_HOURS (so a restart, or a redeploy
+after data loss, does not push good backups out with a copy of an empty database), and at once on
+SIGHUP (`docker kill --signal HUP <container>`); the newest BACKUP_KEEP are kept.
 """
 
 from __future__ import annotations
@@ -19,6 +21,21 @@ import time
 PAGES_PER_STEP = 256
 STEP_PAUSE_SECONDS = 0.01
 SECONDS_PER_HOUR = 3600
+CHECK_SECONDS = 60
+NAME_RETRY_SECONDS = 0.1
+PATTERN = "argusai-*.sqlite3"
+
+
+def _stamp() -> str:
+    # timezone.utc, not datetime.UTC: the backend image may run a Python older than 3.11.
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")  # noqa: UP017
+
+
+def is_due(directory: str, interval_seconds: float, now: float | None = None) -> bool:
+    """Whether no complete backup in `directory` is younger than the interval."""
+    now = time.time() if now is None else now
+    ages = [now - os.path.getmtime(path) for path in glob.glob(os.path.join(directory, PATTERN))]
+    return not ages or min(ages) >= interval_seconds
 
 
 def backup(source: str, directory: str, keep: int) -> str | None:
@@ -26,7 +43,10 @@ def backup(source: str, directory: str, keep: int) -> str | None:
     if not os.path.exists(source):
         print(f"backup: {source} does not exist yet; skipped", flush=True)
         return None
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    # One-second names: never reuse the newest backup's name.
+    while os.path.exists(os.path.join(directory, f"argusai-{_stamp()}.sqlite3")):
+        time.sleep(NAME_RETRY_SECONDS)
+    stamp = _stamp()
     final = os.path.join(directory, f"argusai-{stamp}.sqlite3")
     tmp = os.path.join(directory, f".argusai-{stamp}.sqlite3.partial")
     src = sqlite3.connect(source, timeout=30)
@@ -37,7 +57,7 @@ def backup(source: str, directory: str, keep: int) -> str | None:
         dst.close()
         src.close()
     os.replace(tmp, final)
-    for old in sorted(glob.glob(os.path.join(directory, "argusai-*.sqlite3")), reverse=True)[keep:]:
+    for old in sorted(glob.glob(os.path.join(directory, PATTERN)), reverse=True)[keep:]:
         os.remove(old)
     print(f"backup: wrote {os.path.basename(final)}", flush=True)
     return final
@@ -47,18 +67,24 @@ def main() -> None:
     """Run the loop until stopped."""
     # PID 1 ignores SIGTERM unless a handler is installed; stop promptly on `docker stop`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # SIGHUP is blocked and waited for, so "back up now" wakes the loop at once.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     source = os.environ.get("BACKUP_SOURCE", "/app/data/app.db")
     directory = os.environ.get("BACKUP_DIR", "/backups")
     keep = int(os.environ["BACKUP_KEEP"])
     interval = int(os.environ["BACKUP_INTERVAL_HOURS"]) * SECONDS_PER_HOUR
     for stale in glob.glob(os.path.join(directory, ".argusai-*.partial")):
         os.remove(stale)
+    if not is_due(directory, interval):
+        print("backup: a backup from the last interval exists; next one when it is due", flush=True)
+    requested = False
     while True:
-        try:
-            backup(source, directory, keep)
-        except sqlite3.Error as exc:
-            print(f"backup: failed: {exc}", file=sys.stderr, flush=True)
-        time.sleep(interval)
+        if requested or is_due(directory, interval):
+            try:
+                backup(source, directory, keep)
+            except sqlite3.Error as exc:
+                print(f"backup: failed: {exc}", file=sys.stderr, flush=True)
+        requested = signal.sigtimedwait({signal.SIGHUP}, CHECK_SECONDS) is not None
 
 
 if __name__ == "__main__":
