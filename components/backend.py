@@ -17,15 +17,11 @@ import pulumi
 import pulumi_docker as docker
 
 from components.docker_common import (
-    LOG_DRIVER,
-    LOG_OPTS,
-    RESTART_POLICY,
     Healthcheck,
-    container_labels,
-    container_options,
     local_image,
     retained_volume,
     secret_env,
+    service_container,
 )
 from components.naming import Naming
 
@@ -94,9 +90,13 @@ class Backend(pulumi.ComponentResource):
         networks = [docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])]
         if args.db_network is not None:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=args.db_network, aliases=[ALIAS]))
-        self.container = docker.Container(
+        self.container = service_container(
             f"{name}-container",
-            name=naming.physical_name("backend"),
+            naming=naming,
+            role="backend",
+            grace_seconds=STOP_GRACE_SECONDS,
+            parent=self,
+            depends_on=args.depends_on,
             image=self.image.image_id,
             envs=secret_env(args.env),
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
@@ -105,12 +105,5 @@ class Backend(pulumi.ComponentResource):
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
-            restart=RESTART_POLICY,
-            stop_timeout=STOP_GRACE_SECONDS,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            labels=container_labels(naming.labels("backend")),
-            opts=container_options(self, args.depends_on),
         )
         self.register_outputs({"container": self.container.name, "volume": self.volume.name})

@@ -19,13 +19,9 @@ import pulumi
 import pulumi_docker as docker
 
 from components.docker_common import (
-    LOG_DRIVER,
-    LOG_OPTS,
-    RESTART_POLICY,
-    container_labels,
-    container_options,
     retained_volume,
     secret_env,
+    service_container,
 )
 from components.naming import Naming
 
@@ -93,21 +89,18 @@ class Backup(pulumi.ComponentResource):
             # Nothing to reach: a copy from one volume to another needs no network.
             networks = None
             network_mode = "none"
-        self.container = docker.Container(
+        self.container = service_container(
             f"{name}-container",
-            name=naming.physical_name("backup"),
+            naming=naming,
+            role="backup",
+            grace_seconds=STOP_GRACE_SECONDS,
+            parent=self,
+            depends_on=args.depends_on,
             image=args.image_id,
             entrypoints=entrypoints,
             envs=secret_env([*args.env, *policy]),
             volumes=volumes,
-            restart=RESTART_POLICY,
-            stop_timeout=STOP_GRACE_SECONDS,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            labels=container_labels(naming.labels("backup")),
             networks_advanced=networks,
             network_mode=network_mode,
-            opts=container_options(self, args.depends_on),
         )
         self.register_outputs({"volume": self.volume.name, "container": self.container.name})

@@ -17,15 +17,11 @@ import pulumi
 import pulumi_docker as docker
 
 from components.docker_common import (
-    LOG_DRIVER,
-    LOG_OPTS,
-    RESTART_POLICY,
     Healthcheck,
-    container_labels,
-    container_options,
     local_image,
     retained_volume,
     secret_env,
+    service_container,
 )
 from components.naming import Naming
 
@@ -95,9 +91,12 @@ class Postgres(pulumi.ComponentResource):
             protect=args.protect_data,
         )
         self.image = local_image(f"{name}-image", args.image, parent=self)
-        self.container = docker.Container(
+        self.container = service_container(
             f"{name}-container",
-            name=naming.physical_name("postgres"),
+            naming=naming,
+            role="postgres",
+            grace_seconds=STOP_GRACE_SECONDS,
+            parent=self,
             image=self.image.image_id,
             envs=secret_env(
                 [
@@ -111,14 +110,7 @@ class Postgres(pulumi.ComponentResource):
             healthcheck=healthcheck(args.user, args.db).args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
-            restart=RESTART_POLICY,
             stop_signal=STOP_SIGNAL,
-            stop_timeout=STOP_GRACE_SECONDS,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            labels=container_labels(naming.labels("postgres")),
-            opts=container_options(self),
         )
         self.url = pulumi.Output.secret(args.password.apply(lambda pw: database_url(args.user, pw, args.db)))
         self.register_outputs({"url": self.url, "volume": self.volume.name, "container": self.container.name})

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
+
+from components.naming import Naming
 
 RESTART_POLICY = "unless-stopped"
 # Rotate container logs: a camera app logs a lot and an unbounded json-file log fills the disk.
@@ -85,13 +88,35 @@ def local_image(logical_name: str, reference: str, *, parent: pulumi.Resource) -
     )
 
 
-def container_options(parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
-    """Options for a container with a fixed name (and maybe host ports).
+def service_container(
+    logical_name: str,
+    *,
+    naming: Naming,
+    role: str,
+    grace_seconds: int,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+    **args: Any,
+) -> docker.Container:
+    """Declare a container with the policy every service shares; `args` are its own settings.
 
-    Delete-before-replace: creating the new one first fails with "name already in use" or
-    "port is already allocated".
+    Shared: the physical name and labels of its role, restart `unless-stopped`, rotated logs, a stop
+    grace period on replacement and destroy (pulumi-docker otherwise removes it with SIGKILL), and
+    delete-before-replace (creating the new one first fails with "name already in use" or "port is
+    already allocated").
     """
-    return pulumi.ResourceOptions(parent=parent, delete_before_replace=True, depends_on=list(depends_on))
+    return docker.Container(
+        logical_name,
+        name=naming.physical_name(role),
+        labels=container_labels(naming.labels(role)),
+        restart=RESTART_POLICY,
+        stop_timeout=grace_seconds,
+        destroy_grace_seconds=grace_seconds,
+        log_driver=LOG_DRIVER,
+        log_opts=LOG_OPTS,
+        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True, depends_on=list(depends_on)),
+        **args,
+    )
 
 
 def secret_env(items: Sequence[pulumi.Input[str]]) -> pulumi.Output[list[str]]:

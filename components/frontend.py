@@ -15,13 +15,9 @@ import pulumi
 import pulumi_docker as docker
 
 from components.docker_common import (
-    LOG_DRIVER,
-    LOG_OPTS,
-    RESTART_POLICY,
     Healthcheck,
-    container_labels,
-    container_options,
     local_image,
+    service_container,
 )
 from components.naming import Naming
 
@@ -74,9 +70,13 @@ class Frontend(pulumi.ComponentResource):
         super().__init__("argusai:frontend:Frontend", name, None, opts)
         naming = args.naming
         self.image = local_image(f"{name}-image", args.image, parent=self)
-        self.container = docker.Container(
+        self.container = service_container(
             f"{name}-container",
-            name=naming.physical_name("frontend"),
+            naming=naming,
+            role="frontend",
+            grace_seconds=STOP_GRACE_SECONDS,
+            parent=self,
+            depends_on=args.depends_on,
             image=self.image.image_id,
             envs=[f"BACKEND_URL={args.backend_url}"],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=["frontend"])],
@@ -84,12 +84,5 @@ class Frontend(pulumi.ComponentResource):
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
-            restart=RESTART_POLICY,
-            stop_timeout=STOP_GRACE_SECONDS,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            labels=container_labels(naming.labels("frontend")),
-            opts=container_options(self, args.depends_on),
         )
         self.register_outputs({"container": self.container.name})

@@ -2,8 +2,9 @@
 
 Creates:
 - `<name>-app`: bridge network for the backend and the frontend (has a route out, for AI providers).
-- `<name>-db` (PostgreSQL mode only): bridge network with `internal: true` holding only postgres and the
-  backend; the engine gives it no route off the host and postgres publishes no port.
+- `<name>-db` (PostgreSQL mode only): bridge network with `internal: true` holding only postgres, the
+  backend and the backup; the engine drops whatever leaves its subnet (the host itself stays reachable
+  through the bridge gateway on dockerd 20.10), and postgres publishes no port.
 """
 
 from __future__ import annotations
