@@ -99,6 +99,10 @@ class Registration:
         """Return an input with every secret marker removed."""
         return unwrap(self.inputs.get(key))
 
+    def env(self) -> dict[str, str]:
+        """Return a container's `envs` as NAME -> value, secret markers removed."""
+        return dict(item.split("=", 1) for item in self.plain("envs") or [])
+
     def is_secret(self, key: str) -> bool:
         """Whether the input is (or contains) a secret."""
         return contains_secret(self.inputs.get(key))

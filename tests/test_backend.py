@@ -9,10 +9,6 @@ from components.naming import Naming
 from harness import Deployment, run_components, run_program
 
 
-def _env(deployment: Deployment, role: str = "backend") -> dict[str, str]:
-    return dict(item.split("=", 1) for item in deployment.container(role).plain("envs"))
-
-
 def test_component_with_args_passed_in() -> None:
     """Volume, image by id, networks with alias, port on the chosen address, healthcheck, wait."""
     _, deployment = run_components(
@@ -49,7 +45,7 @@ def test_component_with_args_passed_in() -> None:
 
 def test_sqlite_default(embedded: Deployment) -> None:
     """Default mode: SQLite file in the data volume, no postgres, no database network."""
-    env = _env(embedded)
+    env = embedded.container("backend").env()
     assert env["DATABASE_URL"] == SQLITE_URL == "sqlite:////app/data/app.db"
     assert [r for r in embedded.registrations if r.plain("name") == "argusai-embedded-postgres"] == []
     assert len(embedded.container("backend").plain("networksAdvanced")) == 1
@@ -57,7 +53,7 @@ def test_sqlite_default(embedded: Deployment) -> None:
 
 def test_postgres_mode_env_and_dependency(prod: Deployment) -> None:
     """DATABASE_URL points at the alias; valid Fernet key; JWT key; created after postgres is healthy."""
-    env = _env(prod)
+    env = prod.container("backend").env()
     assert env["DATABASE_URL"].startswith("postgresql://argusai:")
     assert env["DATABASE_URL"].endswith("@postgres:5432/argusai")
     Fernet(env["ENCRYPTION_KEY"])
@@ -68,7 +64,7 @@ def test_postgres_mode_env_and_dependency(prod: Deployment) -> None:
 
 def test_operator_settings_reach_the_backend(prod: Deployment) -> None:
     """Typed settings and the free-form lists from Pulumi.prod.yaml land in the environment."""
-    env = _env(prod)
+    env = prod.container("backend").env()
     assert env["LOG_LEVEL"] == "INFO"
     assert env["COOKIE_SECURE"] == "true"
     assert env["COOKIE_SAMESITE"] == "strict"
@@ -80,7 +76,7 @@ def test_secret_settings_are_secret() -> None:
     """AI provider keys and the like go in as secrets and stay secret in the env list."""
     deployment = run_program("dev", secrets={"backendSecretEnv": ["OPENAI_API_KEY=sk-test", "MQTT_PASSWORD=m"]})
     c = deployment.container("backend")
-    env = _env(deployment)
+    env = deployment.container("backend").env()
     assert env["OPENAI_API_KEY"] == "sk-test"
     assert env["MQTT_PASSWORD"] == "m"
     assert c.is_secret("envs")

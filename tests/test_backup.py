@@ -32,10 +32,6 @@ def _sqlite_script() -> ModuleType:
     return module
 
 
-def _env(deployment: Deployment) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in deployment.container("backup").plain("envs"))
-
-
 def test_postgres_backup_declared(prod: Deployment) -> None:
     """pg_dump from the postgres image, on the database network only, password secret."""
     backup = prod.container("backup")
@@ -43,7 +39,7 @@ def test_postgres_backup_declared(prod: Deployment) -> None:
     assert backup.plain("entrypoints")[:2] == ["sh", "-c"]
     assert "pg_dump --format=custom" in backup.plain("entrypoints")[2]
     assert [n["name"] for n in backup.plain("networksAdvanced")] == ["argusai-prod-db"]
-    env = _env(prod)
+    env = prod.container("backup").env()
     assert env["PGHOST"] == "postgres"
     assert env["PGPASSWORD"]
     assert env["BACKUP_KEEP"] == "14"
@@ -64,7 +60,9 @@ def test_sqlite_backup_declared(embedded: Deployment) -> None:
     assert not backup.plain("networksAdvanced")
     mounts = {m["containerPath"]: m["volumeName"] for m in backup.plain("volumes")}
     assert mounts == {"/backups": "argusai-embedded-backups", "/app/data": "argusai-embedded-data"}
-    assert _env(embedded) | {"BACKUP_INTERVAL_HOURS": "24", "BACKUP_KEEP": "7"} == _env(embedded)
+    env = embedded.container("backup").env()
+    assert env["BACKUP_INTERVAL_HOURS"] == "24"
+    assert env["BACKUP_KEEP"] == "7"
     assert embedded.container("backend").urn in backup.dependencies
 
 
@@ -107,13 +105,18 @@ def test_sqlite_backup_is_consistent_while_writes_go_on(tmp_path: Path) -> None:
     assert not list(out.glob(".*partial"))
 
 
+def _empty_database(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty SQLite database and an empty backup directory."""
+    source, out = tmp_path / "app.db", tmp_path / "b"
+    sqlite3.connect(source).close()
+    out.mkdir()
+    return source, out
+
+
 def test_sqlite_backup_prunes_to_keep(tmp_path: Path) -> None:
     """Only the newest `keep` copies remain."""
     script = _sqlite_script()
-    source = tmp_path / "app.db"
-    sqlite3.connect(source).close()
-    out = tmp_path / "b"
-    out.mkdir()
+    source, out = _empty_database(tmp_path)
     for stamp in ("20200101T000000Z", "20210101T000000Z", "20220101T000000Z"):
         (out / f"argusai-{stamp}.sqlite3").write_bytes(b"old")
     newest = script.backup(str(source), str(out), keep=2)
@@ -232,10 +235,7 @@ def test_sqlite_due_only_when_newest_backup_is_old(tmp_path: Path) -> None:
 def test_sqlite_backups_in_one_second_do_not_clash(tmp_path: Path) -> None:
     """Two backups in quick succession are two files."""
     script = _sqlite_script()
-    source = tmp_path / "app.db"
-    sqlite3.connect(source).close()
-    out = tmp_path / "b"
-    out.mkdir()
+    source, out = _empty_database(tmp_path)
     first, second = script.backup(str(source), str(out), keep=5), script.backup(str(source), str(out), keep=5)
     assert first != second
     assert len(list(out.glob("argusai-*.sqlite3"))) == 2

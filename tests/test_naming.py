@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.naming import Naming
-from harness import CONTAINER, NETWORK, VOLUME, Deployment, run_program
+from harness import CONTAINER, NETWORK, VOLUME, Deployment, labels_of, run_program
 
 DOCKER_KINDS = (CONTAINER, NETWORK, VOLUME)
 
@@ -39,7 +39,7 @@ def test_every_docker_object_is_labelled(prod: Deployment) -> None:
     """Labels tie each object to project, stack and role, for operators and for clean-up."""
     for registration in prod.registrations:
         if registration.type in DOCKER_KINDS:
-            labels = {item["label"]: item["value"] for item in registration.plain("labels")}
+            labels = labels_of(registration)
             assert labels["argusai.project"] == "argusai"
             assert labels["argusai.stack"] == "prod"
             assert labels["argusai.role"]

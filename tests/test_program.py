@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 from pulumi.output import Unknown
 
-from harness import CONTAINER, IMAGE, NETWORK, VOLUME, Deployment, run_program
-
-DOCKER_KINDS = (CONTAINER, NETWORK, VOLUME, IMAGE)
+from harness import CONTAINER, NETWORK, VOLUME, Deployment, run_program
 
 
 def _declared(deployment: Deployment) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ import docker
 from docker.errors import NotFound
 from docker.types import LogConfig
 
-from harness import CONTAINER, IMAGE, NETWORK, VOLUME, Deployment, Registration
+from harness import CONTAINER, IMAGE, NETWORK, VOLUME, Deployment, Registration, labels_of
 
 POLL_SECONDS = 0.5
 DEFAULT_WAIT_TIMEOUT = 60
@@ -91,10 +91,6 @@ def _check_keys(reg: Registration, known: set[str], defaults: dict[str, Any] | N
                 raise ApplyError(f"{reg.name}: input '{key}.{sorted(extra)[0]}' is not supported by the applier")
 
 
-def _labels(reg: Registration) -> dict[str, str]:
-    return {item["label"]: item["value"] for item in reg.plain("labels") or []}
-
-
 def _healthcheck(reg: Registration) -> dict[str, Any] | None:
     hc = reg.plain("healthcheck")
     if not hc:
@@ -160,7 +156,7 @@ class Applier:
             self._ensure_network(reg)
         for reg in deployment.of_type(VOLUME):
             # Idempotent: an existing (retained) volume with this name is adopted as it is.
-            self.api.create_volume(reg.plain("name"), labels=_labels(reg))
+            self.api.create_volume(reg.plain("name"), labels=labels_of(reg))
         ids: dict[str, str] = {}
         by_urn = {c.urn: c for c in deployment.of_type(CONTAINER)}
         for reg in ordered_containers(deployment):
@@ -180,7 +176,7 @@ class Applier:
                 name,
                 driver=reg.plain("driver") or "bridge",
                 internal=bool(reg.plain("internal")),
-                labels=_labels(reg),
+                labels=labels_of(reg),
                 check_duplicate=True,
             )
         elif problems := self._network_diff(reg):
@@ -214,7 +210,7 @@ class Applier:
             command=reg.plain("command") or None,
             entrypoint=reg.plain("entrypoints") or None,
             environment=reg.plain("envs") or None,
-            labels=_labels(reg),
+            labels=labels_of(reg),
             ports=[tuple(key.split("/")) for key in bindings] or None,
             healthcheck=_healthcheck(reg),
             stop_signal=reg.plain("stopSignal") or None,
@@ -296,7 +292,7 @@ class Applier:
             except NotFound:
                 problems.append(f"volume {reg.plain('name')}: missing")
                 continue
-            if (actual.get("Labels") or {}) != _labels(reg):
+            if (actual.get("Labels") or {}) != labels_of(reg):
                 problems.append(f"volume {reg.plain('name')}: labels differ")
         for reg in deployment.of_type(CONTAINER):
             problems += self._container_diff(reg)
@@ -311,7 +307,7 @@ class Applier:
         want = {
             "Driver": reg.plain("driver") or "bridge",
             "Internal": bool(reg.plain("internal")),
-            "Labels": _labels(reg),
+            "Labels": labels_of(reg),
         }
         return [
             f"network {name}: {k} is {actual.get(k)!r}, declared {v!r}" for k, v in want.items() if actual.get(k) != v
@@ -358,7 +354,7 @@ class Applier:
         check("ports", ports, _port_bindings(reg))
         check("restart", host["RestartPolicy"].get("Name") or "no", reg.plain("restart") or "no")
         check("healthcheck", config.get("Healthcheck"), _healthcheck(reg))
-        check("labels", config.get("Labels") or {}, {**image_labels, **_labels(reg)})
+        check("labels", config.get("Labels") or {}, {**image_labels, **labels_of(reg)})
         check("log driver", host["LogConfig"]["Type"], reg.plain("logDriver") or host["LogConfig"]["Type"])
         check("log options", host["LogConfig"].get("Config") or {}, reg.plain("logOpts") or {})
         if reg.plain("stopSignal"):
