@@ -5,20 +5,33 @@
 # nothing is done. Otherwise, as root: docker.io, mmdebstrap (which builds the
 # integration-test images, tests/integration/images/build.py) and gpg (which
 # mmdebstrap uses to check the mirror's key) are installed from Debian if
-# missing, and dockerd is started in the background with the vfs storage
-# driver, which works inside containers and VMs where overlayfs does not.
+# missing, and dockerd is started in the background on overlay2, the storage
+# driver every ordinary Docker host uses. Only where overlay2 cannot start
+# (a kernel or a backing file system without overlayfs) does it fall back to
+# vfs, which copies a whole image for every container. The driver in use is
+# printed on the last line.
 set -euo pipefail
 
 # How long to wait for a freshly started dockerd to answer.
-readonly WAIT_SECONDS=60
+readonly WAIT_SECONDS=90
 # The daemon's log lives outside any repository.
 readonly DOCKERD_LOG="${DOCKERD_LOG:-/var/log/argusai-dockerd.log}"
 # dockerd's default pid file.
 readonly DOCKERD_PIDFILE=/var/run/docker.pid
+# Tried in this order.
+readonly DRIVERS=(overlay2 vfs)
 
 log() { printf 'docker-engine: %s\n' "$*" >&2; }
 
-engine_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+engine_answers() { command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; }
+
+report_driver() { log "engine is up (storage driver: $(timeout 20 docker info --format '{{.Driver}}' 2>/dev/null || echo unknown))"; }
+
+dockerd_alive() {
+    local pid
+    pid="$(cat "${DOCKERD_PIDFILE}" 2>/dev/null || true)"
+    [ -n "${pid}" ] && kill -0 "${pid}" 2>/dev/null
+}
 
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
@@ -27,7 +40,7 @@ command -v gpg >/dev/null 2>&1 || missing+=(gpg)
 
 if engine_answers && { [ "${#missing[@]}" -eq 0 ] || [ "$(id -u)" -ne 0 ]; }; then
     # A running engine is never touched; a non-root caller can't install.
-    log "engine already running"
+    report_driver
     exit 0
 fi
 
@@ -46,29 +59,46 @@ fi
 # Already running, or started by the package install on a machine with an
 # init system.
 if engine_answers; then
-    log "engine is up"
+    report_driver
     exit 0
 fi
+
+wait_for_engine() {
+    for _ in $(seq "${WAIT_SECONDS}"); do
+        engine_answers && return 0
+        # dockerd exits at once when its storage driver cannot start.
+        dockerd_alive || return 1
+        sleep 1
+    done
+    return 1
+}
 
 # A dockerd may already be starting (e.g. a second call right after the
 # first): only start one when the pid file names no live process, so the
 # call stays idempotent. (A pid file rather than pgrep: procps may be absent
 # on a minimal machine.)
-dockerd_pid="$(cat "${DOCKERD_PIDFILE}" 2>/dev/null || true)"
-if [ -z "${dockerd_pid}" ] || ! kill -0 "${dockerd_pid}" 2>/dev/null; then
-    log "starting dockerd (log: ${DOCKERD_LOG})"
+if dockerd_alive; then
+    wait_for_engine && { report_driver; exit 0; }
+else
     mkdir -p "$(dirname "${DOCKERD_LOG}")"
-    # setsid + nohup: the daemon must outlive this script and its session.
-    setsid nohup dockerd --storage-driver=vfs >>"${DOCKERD_LOG}" 2>&1 </dev/null &
+    for driver in "${DRIVERS[@]}"; do
+        log "starting dockerd with --storage-driver=${driver} (log: ${DOCKERD_LOG})"
+        # setsid + nohup: the daemon must outlive this script and its session.
+        setsid nohup dockerd --storage-driver="${driver}" >>"${DOCKERD_LOG}" 2>&1 </dev/null &
+        sleep 1
+        if wait_for_engine; then
+            report_driver
+            exit 0
+        fi
+        log "dockerd did not start with ${driver}; last log lines:"
+        tail -n 5 "${DOCKERD_LOG}" >&2 || true
+        # Stop a daemon that is alive but not answering before trying the next driver.
+        if dockerd_alive; then
+            kill "$(cat "${DOCKERD_PIDFILE}")" 2>/dev/null || true
+            sleep 3
+        fi
+    done
 fi
-
-for _ in $(seq "${WAIT_SECONDS}"); do
-    if engine_answers; then
-        log "engine is up"
-        exit 0
-    fi
-    sleep 1
-done
 
 log "dockerd did not answer 'docker info' within ${WAIT_SECONDS}s; last log lines:"
 tail -n 20 "${DOCKERD_LOG}" >&2 || true
