@@ -18,8 +18,9 @@ import pulumi_docker as docker
 
 from components.docker_common import (
     Healthcheck,
+    data_volume,
     local_image,
-    retained_volume,
+    published_ports,
     secret_env,
     service_container,
 )
@@ -41,10 +42,10 @@ HEALTHCHECK = Healthcheck(
         "import sys, urllib.request; "
         f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{PORT}/health', timeout=4).status == 200 else 1)",
     ),
-    interval="3s",
-    timeout="5s",
+    interval=3,
+    timeout=5,
     retries=3,
-    start_period="60s",
+    start_period=60,
 )
 
 
@@ -63,9 +64,11 @@ class BackendArgs:
     host_port: int
     """Host port that publishes port 8000."""
     bind_address: str
-    """Host address the port is published on."""
+    """Host address the port is published on (`::`: every IPv4 and IPv6 address)."""
     protect_data: bool
-    """Also protect the data volume (it is retained on delete either way)."""
+    """Protect and retain the data volume (false: a disposable stack; destroy deletes it)."""
+    follow_registry: bool
+    """Resolve the image tag to the registry's current digest."""
     db_network: pulumi.Input[str] | None = None
     """The internal database network, in PostgreSQL mode."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -83,10 +86,10 @@ class Backend(pulumi.ComponentResource):
         """Declare volume, image and container."""
         super().__init__("argusai:backend:Backend", name, None, opts)
         naming = args.naming
-        self.volume = retained_volume(
-            f"{name}-data", naming.physical_name("data"), naming.labels("data"), parent=self, protect=args.protect_data
+        self.volume = data_volume(
+            f"{name}-data", naming.physical_name("data"), naming.labels("data"), parent=self, keep=args.protect_data
         )
-        self.image = local_image(f"{name}-image", args.image, parent=self)
+        self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
         networks = [docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])]
         if args.db_network is not None:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=args.db_network, aliases=[ALIAS]))
@@ -101,7 +104,7 @@ class Backend(pulumi.ComponentResource):
             envs=secret_env(args.env),
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
             networks_advanced=networks,
-            ports=[docker.ContainerPortArgs(internal=PORT, external=args.host_port, ip=args.bind_address)],
+            ports=published_ports(PORT, args.host_port, args.bind_address),
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,

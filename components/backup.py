@@ -1,8 +1,9 @@
 """Scheduled backups of the stack's database into their own retained volume.
 
 Creates:
-- `<name>-volume`: named volume at /backups, retained on delete.
-- `<name>-container`: a small loop that takes a backup at start and then every interval, keeps the newest
+- `<name>-volume`: named volume at /backups, kept whether or not backups run (protected and retained with
+  `protectData`), so turning backups off never deletes the backups taken so far.
+- `<name>-container` (when enabled): a small loop that takes a backup at start and then every interval, keeps the newest
   N, and writes each under a temporary name renamed when complete.
   * PostgreSQL: `pg_dump --format=custom` from the PostgreSQL image (same major version as the server),
     on the internal database network only, the password passed in its (secret) environment.
@@ -19,7 +20,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.docker_common import (
-    retained_volume,
+    data_volume,
     secret_env,
     service_container,
 )
@@ -37,6 +38,8 @@ class BackupArgs:
 
     naming: Naming
     """Physical names and labels."""
+    enabled: bool
+    """Run the backup container (the volume is declared either way)."""
     mode: Literal["sqlite", "postgres"]
     """Which database to back up."""
     image_id: pulumi.Input[str]
@@ -46,7 +49,7 @@ class BackupArgs:
     keep: int
     """How many backups to keep."""
     protect_data: bool
-    """Also protect the backup volume (it is retained on delete either way)."""
+    """Protect and retain the backups volume (false: a disposable stack; destroy deletes it)."""
     env: list[pulumi.Input[str]] = field(default_factory=list)
     """Connection settings (PGHOST, PGPASSWORD, ...) in postgres mode."""
     network: pulumi.Input[str] | None = None
@@ -62,20 +65,24 @@ class BackupArgs:
 class Backup(pulumi.ComponentResource):
     """The backup container and its volume."""
 
-    container: docker.Container
+    container: docker.Container | None
     volume: docker.Volume
 
     def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare volume and container."""
         super().__init__("argusai:backup:Backup", name, None, opts)
         naming = args.naming
-        self.volume = retained_volume(
+        self.volume = data_volume(
             f"{name}-volume",
             naming.physical_name("backups"),
             naming.labels("backups"),
             parent=self,
-            protect=args.protect_data,
+            keep=args.protect_data,
         )
+        self.container = None
+        if not args.enabled:
+            self.register_outputs({"volume": self.volume.name})
+            return
         policy = [f"BACKUP_INTERVAL_HOURS={args.interval_hours}", f"BACKUP_KEEP={args.keep}"]
         volumes = [docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=BACKUP_PATH)]
         if args.mode == "postgres":

@@ -1,10 +1,12 @@
 """PostgreSQL for one stack (the compose file's `postgres` profile, done safely).
 
 Creates:
-- `<name>-pgdata`: named volume at /var/lib/postgresql/data, retained on delete (never removed by Pulumi).
-- `<name>-image`: the PostgreSQL image, kept locally.
-- `<name>-container`: the server, on the internal database network only, alias `postgres`, no host port,
-  healthy once `pg_isready` answers over TCP, created with `wait` so dependants start only then, and
+- `<name>-pgdata`: named volume at /var/lib/postgresql/data, in both database modes: a stack that leaves
+  PostgreSQL for SQLite keeps its PostgreSQL data (protected and retained with `protectData`).
+- `<name>-image` (PostgreSQL mode): the PostgreSQL image, kept locally.
+- `<name>-container` (PostgreSQL mode): the server, on the internal database network only, alias
+  `postgres`, no host port, healthy once `pg_isready` answers over TCP, created with `wait` so dependants
+  start only then, and
   stopped with a grace period so replacement and destroy shut it down cleanly.
 """
 
@@ -18,8 +20,8 @@ import pulumi_docker as docker
 
 from components.docker_common import (
     Healthcheck,
+    data_volume,
     local_image,
-    retained_volume,
     secret_env,
     service_container,
 )
@@ -39,10 +41,10 @@ def healthcheck(user: str, db: str) -> Healthcheck:
     """Probe over TCP: on the unix socket the entrypoint's temporary init server already answers."""
     return Healthcheck(
         test=("CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-U", user, "-d", db),
-        interval="2s",
-        timeout="5s",
+        interval=2,
+        timeout=5,
         retries=5,
-        start_period="60s",
+        start_period=60,
     )
 
 
@@ -65,17 +67,19 @@ class PostgresArgs:
     """Database created on first start."""
     password: pulumi.Output[str]
     """Password of `user` (secret)."""
-    network_name: pulumi.Input[str]
-    """The internal database network, the only one postgres joins."""
+    network_name: pulumi.Input[str] | None
+    """The internal database network, the only one postgres joins (None when it does not run)."""
     protect_data: bool
-    """Also protect the data volume (it is retained on delete either way)."""
+    """Protect and retain the data volume (false: a disposable stack; destroy deletes it)."""
+    follow_registry: bool
+    """Resolve the image tag to the registry's current digest."""
 
 
 class Postgres(pulumi.ComponentResource):
     """A PostgreSQL server with its data in a retained named volume."""
 
-    container: docker.Container
-    image: docker.RemoteImage
+    container: docker.Container | None
+    image: docker.RemoteImage | None
     volume: docker.Volume
     url: pulumi.Output[str]
 
@@ -83,14 +87,19 @@ class Postgres(pulumi.ComponentResource):
         """Declare volume, image and container."""
         super().__init__("argusai:database:Postgres", name, None, opts)
         naming = args.naming
-        self.volume = retained_volume(
+        self.volume = data_volume(
             f"{name}-pgdata",
             naming.physical_name("pgdata"),
             naming.labels("pgdata"),
             parent=self,
-            protect=args.protect_data,
+            keep=args.protect_data,
         )
-        self.image = local_image(f"{name}-image", args.image, parent=self)
+        self.url = pulumi.Output.secret(args.password.apply(lambda pw: database_url(args.user, pw, args.db)))
+        self.container = self.image = None
+        if args.network_name is None:  # SQLite mode: only the data volume
+            self.register_outputs({"volume": self.volume.name})
+            return
+        self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
         self.container = service_container(
             f"{name}-container",
             naming=naming,
@@ -112,5 +121,4 @@ class Postgres(pulumi.ComponentResource):
             wait_timeout=WAIT_TIMEOUT_SECONDS,
             stop_signal=STOP_SIGNAL,
         )
-        self.url = pulumi.Output.secret(args.password.apply(lambda pw: database_url(args.user, pw, args.db)))
         self.register_outputs({"url": self.url, "volume": self.volume.name, "container": self.container.name})

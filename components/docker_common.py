@@ -1,11 +1,12 @@
 """Shared pieces of every container this program declares (not a component itself).
 
-Keeps restart policy, log rotation, labels, healthchecks and replacement options identical across
-services, so the behaviour an operator relies on is declared once.
+Keeps restart policy, log rotation, labels, healthchecks, images and replacement options identical across
+services, so the behaviour an operator relies on is declared once, in the form pulumi-docker reads back.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,35 +17,71 @@ import pulumi_docker as docker
 from components.naming import Naming
 
 RESTART_POLICY = "unless-stopped"
-# Rotate container logs: a camera app logs a lot and an unbounded json-file log fills the disk.
-LOG_DRIVER = "json-file"
-LOG_OPTS = {"max-size": "10m", "max-file": "3"}
+# Docker's `local` log driver rotates by itself (5 files of 20 MB, compressed). Declaring no `log_opts`
+# matters: the provider reads them back from the container, dockerd merges daemon.json's `log-opts` into
+# them when the driver matches, and the field is force-new, so any declared options would replace every
+# container on every run on such a host.
+LOG_DRIVER = "local"
+# Every container: any change, and a create whose `wait` failed (an init error), replaces it. Without
+# "*", the engine turns a failed wait into an empty update on the next run and starts the dependants.
+REPLACE_ON_ANY_CHANGE = ("*",)
+_SECONDS_PER_MINUTE = 60
+_SECONDS_PER_HOUR = 3600
+# `name:tag` or `name` (no digest): the part before the tag, and the tag.
+_TAG = re.compile(r"^(?P<repository>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
+
+
+def go_duration(seconds: int) -> str:
+    """Render whole seconds as Go's `time.Duration.String()` does (`60` -> `1m0s`), the provider's read-back."""
+    hours, rest = divmod(seconds, _SECONDS_PER_HOUR)
+    minutes, secs = divmod(rest, _SECONDS_PER_MINUTE)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
 
 
 @dataclass(frozen=True)
 class Healthcheck:
-    """A Docker healthcheck; durations are Docker duration strings such as `3s`."""
+    """A Docker healthcheck; durations in whole seconds."""
 
     test: tuple[str, ...]
-    """The command, starting with `CMD`."""
-    interval: str
-    """Time between two probes (dockerd 20.10 has no faster start interval)."""
-    timeout: str
-    """Time after which one probe counts as failed."""
+    """The command, starting with `CMD` or `CMD-SHELL`."""
+    interval: int
+    """Seconds between two probes (dockerd 20.10 has no faster start interval)."""
+    timeout: int
+    """Seconds after which one probe counts as failed."""
     retries: int
     """Consecutive failures before the container is unhealthy."""
-    start_period: str
+    start_period: int
     """Grace period at start during which failures do not count."""
 
     def args(self) -> docker.ContainerHealthcheckArgs:
-        """Return the pulumi-docker form."""
+        """Return the pulumi-docker form, durations as the provider reads them back (no diff on the next run)."""
         return docker.ContainerHealthcheckArgs(
             tests=list(self.test),
-            interval=self.interval,
-            timeout=self.timeout,
+            interval=go_duration(self.interval),
+            timeout=go_duration(self.timeout),
             retries=self.retries,
-            start_period=self.start_period,
+            start_period=go_duration(self.start_period),
         )
+
+
+#: The wildcard addresses. dockerd publishes a port bound to "::" on IPv6 only (its proxy listens
+#: IPV6_V6ONLY), so "every address" of both families, as compose publishes, is two bindings.
+ANY_IPV4 = "0.0.0.0"  # noqa: S104 - names the wildcard, binds nothing
+ANY_IPV6 = "::"
+
+
+def published_ports(internal: int, external: int, bind_address: str) -> list[docker.ContainerPortArgs]:
+    """Publish `internal` on `bind_address:external`; "::" means every IPv4 and IPv6 address.
+
+    IPv4 first: that is the order in which the provider reads the bindings back from dockerd, and the
+    list is force-new, so another order would replace the container on every run.
+    """
+    addresses = [ANY_IPV4, ANY_IPV6] if bind_address == ANY_IPV6 else [bind_address]
+    return [docker.ContainerPortArgs(internal=internal, external=external, ip=address) for address in addresses]
 
 
 def container_labels(labels: dict[str, str]) -> list[docker.ContainerLabelArgs]:
@@ -62,27 +99,44 @@ def network_labels(labels: dict[str, str]) -> list[docker.NetworkLabelArgs]:
     return [docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(labels.items())]
 
 
-def retained_volume(
-    logical_name: str, physical_name: str, labels: dict[str, str], *, parent: pulumi.Resource, protect: bool
+def data_volume(
+    logical_name: str, physical_name: str, labels: dict[str, str], *, parent: pulumi.Resource, keep: bool
 ) -> docker.Volume:
-    """Declare a named volume that no `pulumi destroy` or replacement ever deletes."""
+    """Declare a named volume that shares the fate of the secrets that unlock its data.
+
+    `keep` (protectData): protected and retained on delete, so neither `destroy` nor a replacement removes
+    it. Without it the stack is disposable: `destroy` deletes the volume together with the generated
+    secrets, instead of leaving data behind that the next deploy's new secrets cannot open.
+    """
     return docker.Volume(
         logical_name,
         name=physical_name,
         labels=volume_labels(labels),
-        opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=True, protect=protect),
+        opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=keep, protect=keep),
     )
 
 
-def local_image(logical_name: str, reference: str, *, parent: pulumi.Resource) -> docker.RemoteImage:
-    """Declare an image kept on the host; containers use its `image_id`, not the tag.
+def image_name(reference: str, *, follow_registry: bool, parent: pulumi.Resource) -> pulumi.Input[str]:
+    """The name to pull: the reference itself, or its tag resolved to the registry's current digest.
 
-    Using the tag makes pulumi-docker replace the container on every run; the id changes only when the
-    image really changes.
+    pulumi-docker keeps a local copy of a tag and, finding it, never pulls again (not even when
+    `pull_triggers` change); a `repository@sha256:...` name that changes with the registry's digest makes
+    the next `pulumi up` pull the new image and replace the containers that use it.
     """
+    if not follow_registry or "@" in reference:
+        return reference
+    repository = _TAG.match(reference).group("repository")  # type: ignore[union-attr]  # always matches
+    digest = docker.get_registry_image_output(name=reference, opts=pulumi.InvokeOutputOptions(parent=parent))
+    return digest.sha256_digest.apply(lambda sha: f"{repository}@{sha}")
+
+
+def local_image(
+    logical_name: str, reference: str, *, follow_registry: bool, parent: pulumi.Resource
+) -> docker.RemoteImage:
+    """Declare an image kept on the host; containers use its `image_id`, which changes only with the image."""
     return docker.RemoteImage(
         logical_name,
-        name=reference,
+        name=image_name(reference, follow_registry=follow_registry, parent=parent),
         keep_locally=True,
         opts=pulumi.ResourceOptions(parent=parent),
     )
@@ -96,25 +150,30 @@ def service_container(
     grace_seconds: int,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
+    restart: str = RESTART_POLICY,
     **args: Any,
 ) -> docker.Container:
     """Declare a container with the policy every service shares; `args` are its own settings.
 
-    Shared: the physical name and labels of its role, restart `unless-stopped`, rotated logs, a stop
-    grace period on replacement and destroy (pulumi-docker otherwise removes it with SIGKILL), and
-    delete-before-replace (creating the new one first fails with "name already in use" or "port is
-    already allocated").
+    Shared: the physical name and labels of its role, a restart policy, rotated logs, a stop grace period
+    on replacement and destroy (pulumi-docker otherwise removes it with SIGKILL), delete-before-replace
+    (creating the new one first fails with "name already in use" or "port is already allocated"), and
+    replacement on any change or failed create.
     """
     return docker.Container(
         logical_name,
         name=naming.physical_name(role),
         labels=container_labels(naming.labels(role)),
-        restart=RESTART_POLICY,
+        restart=restart,
         stop_timeout=grace_seconds,
         destroy_grace_seconds=grace_seconds,
         log_driver=LOG_DRIVER,
-        log_opts=LOG_OPTS,
-        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True, depends_on=list(depends_on)),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            delete_before_replace=True,
+            replace_on_changes=list(REPLACE_ON_ANY_CHANGE),
+            depends_on=list(depends_on),
+        ),
         **args,
     )
 

@@ -17,6 +17,7 @@ import pulumi_docker as docker
 from components.docker_common import (
     Healthcheck,
     local_image,
+    published_ports,
     service_container,
 )
 from components.naming import Naming
@@ -32,10 +33,10 @@ HEALTHCHECK = Healthcheck(
         "-e",
         f"fetch('http://127.0.0.1:{PORT}/').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))",
     ),
-    interval="5s",
-    timeout="5s",
+    interval=5,
+    timeout=5,
     retries=3,
-    start_period="30s",
+    start_period=30,
 )
 
 
@@ -54,7 +55,9 @@ class FrontendArgs:
     host_port: int
     """Host port that publishes port 3000."""
     bind_address: str
-    """Host address the port is published on."""
+    """Host address the port is published on (`::`: every IPv4 and IPv6 address)."""
+    follow_registry: bool
+    """Resolve the image tag to the registry's current digest."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must be ready first (the backend container)."""
 
@@ -69,7 +72,7 @@ class Frontend(pulumi.ComponentResource):
         """Declare image and container."""
         super().__init__("argusai:frontend:Frontend", name, None, opts)
         naming = args.naming
-        self.image = local_image(f"{name}-image", args.image, parent=self)
+        self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
         self.container = service_container(
             f"{name}-container",
             naming=naming,
@@ -80,7 +83,7 @@ class Frontend(pulumi.ComponentResource):
             image=self.image.image_id,
             envs=[f"BACKEND_URL={args.backend_url}"],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=["frontend"])],
-            ports=[docker.ContainerPortArgs(internal=PORT, external=args.host_port, ip=args.bind_address)],
+            ports=published_ports(PORT, args.host_port, args.bind_address),
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,

@@ -12,11 +12,14 @@ import binascii
 import ipaddress
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
 
 import pulumi
+import yaml
 from pulumi.runtime import config as runtime_config
 
 from components.naming import Naming
@@ -65,32 +68,22 @@ RESERVED_ENV = (
 #: A password the old compose file shipped as its default: never accept it.
 KNOWN_WEAK_PASSWORDS = frozenset({"changeme", "password", "postgres", "argusai"})
 
-#: Every key this program reads, and nothing else, lives in the `argusai` namespace.
-KNOWN_KEYS = (
-    "database",
-    "backendImage",
-    "backendPort",
-    "frontendImage",
-    "frontendPort",
-    "bindAddress",
-    "postgresImage",
-    "postgresUser",
-    "postgresDb",
-    "postgresPassword",
-    "encryptionKey",
-    "jwtSecretKey",
-    "namePrefix",
-    "protectData",
-    "logLevel",
-    "corsOrigins",
-    "cookieSecure",
-    "cookieSameSite",
-    "backendEnv",
-    "backendSecretEnv",
-    "backupEnabled",
-    "backupIntervalHours",
-    "backupKeep",
-)
+#: The project file: the one place each key's type, description and default are written. The CLI hands
+#: its defaults to the program as config; reading them here too lets direct callers (tests, tools) get the
+#: same values, and the key list is the project file's.
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+
+
+@cache
+def config_schema() -> Mapping[str, Mapping[str, Any]]:
+    """Return the `config:` block of Pulumi.yaml: key -> {type, description, default}."""
+    declared = (yaml.safe_load(PROJECT_FILE.read_text()) or {}).get("config") or {}
+    return {key.split(":", 1)[-1]: decl for key, decl in declared.items()}
+
+
+def known_keys() -> tuple[str, ...]:
+    """Every key this program reads; all of them live in the `argusai` namespace."""
+    return tuple(config_schema())
 
 
 class ConfigError(Exception):
@@ -158,6 +151,8 @@ class Settings:
     """Hours between two backups."""
     backup_keep: int
     """How many backups to keep."""
+    registry_digests: bool
+    """Resolve image tags to the registry's current digest at every run (a new push is deployed)."""
 
     @property
     def postgres(self) -> bool:
@@ -166,33 +161,40 @@ class Settings:
 
 
 class _Reader:
-    """Reads raw strings from one config namespace and turns them into typed values or ConfigErrors."""
+    """Reads one config namespace and turns values into typed ones or ConfigErrors; defaults from Pulumi.yaml."""
 
     def __init__(self, config: pulumi.Config) -> None:
         self._config = config
 
     def raw(self, key: str) -> str | None:
+        """The value as the CLI passes it (a string), falling back to Pulumi.yaml's default in the same form."""
         value = self._config.get(key)
-        return None if value is None else str(value)
+        if value is not None:
+            return str(value)
+        decl = config_schema().get(key)
+        if decl is None or "default" not in decl:
+            return None
+        default = decl["default"]
+        if isinstance(default, bool):
+            return "true" if default else "false"
+        if isinstance(default, (list, dict)):
+            return json.dumps(default)
+        return str(default)
 
-    def string(self, key: str, default: str, *, allow_empty: bool = False) -> str:
-        value = self.raw(key)
-        if value is None:
-            return default
+    def string(self, key: str, *, allow_empty: bool = False) -> str:
+        value = self.raw(key) or ""
         if not allow_empty and not value.strip():
             raise ConfigError(key, "must not be empty")
         return value
 
-    def choice(self, key: str, default: str, allowed: tuple[str, ...], *, fold: Callable[[str], str]) -> str:
-        value = fold(self.string(key, default))
+    def choice(self, key: str, allowed: tuple[str, ...], *, fold: Callable[[str], str]) -> str:
+        value = fold(self.string(key))
         if value not in allowed:
             raise ConfigError(key, f"must be one of {', '.join(allowed)}; got '{value}'")
         return value
 
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.raw(key)
-        if value is None:
-            return default
+    def integer(self, key: str, low: int, high: int) -> int:
+        value = self.raw(key) or ""
         try:
             number = int(value.strip(), 10)
         except ValueError:
@@ -201,10 +203,8 @@ class _Reader:
             raise ConfigError(key, f"must be an integer from {low} to {high}; got {number}")
         return number
 
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key)
-        if value is None:
-            return default
+    def boolean(self, key: str) -> bool:
+        value = self.raw(key) or ""
         folded = value.strip().lower()
         if folded not in ("true", "false"):
             raise ConfigError(key, f"must be true or false; got '{value}'")
@@ -226,16 +226,16 @@ def _check(key: str, ok: bool, message: str) -> None:
         raise ConfigError(key, message)
 
 
-def _image(reader: _Reader, key: str, default: str, *, allow_empty: bool = False) -> str:
-    value = reader.string(key, default, allow_empty=allow_empty).strip()
+def _image(reader: _Reader, key: str, *, allow_empty: bool = False) -> str:
+    value = reader.string(key, allow_empty=allow_empty).strip()
     if allow_empty and not value:
         return value
     _check(key, bool(_IMAGE_REF.match(value)), f"must be an image reference like 'name:tag'; got '{value}'")
     return value
 
 
-def _identifier(reader: _Reader, key: str, default: str) -> str:
-    value = reader.string(key, default)
+def _identifier(reader: _Reader, key: str) -> str:
+    value = reader.string(key)
     _check(
         key,
         bool(_PG_IDENTIFIER.match(value)) and len(value) <= PG_IDENTIFIER_MAX,
@@ -299,7 +299,7 @@ def _env_pairs(key: str, entries: list[str]) -> list[tuple[str, str]]:
 
 
 def _origins(reader: _Reader) -> str:
-    value = reader.string("corsOrigins", "", allow_empty=True).strip()
+    value = reader.string("corsOrigins", allow_empty=True).strip()
     for origin in filter(None, (part.strip() for part in value.split(","))):
         _check("corsOrigins", bool(_ORIGIN.match(origin)), f"must list http(s) origins; got '{origin}'")
     return value
@@ -328,35 +328,33 @@ def load_settings(
     config = config or pulumi.Config(NAMESPACE)
     project = project or pulumi.get_project()
     stack = stack or pulumi.get_stack()
-    _reject_unknown_keys(KNOWN_KEYS)
+    _reject_unknown_keys(known_keys())
     reader = _Reader(config)
 
-    database = reader.choice("database", "sqlite", DATABASES, fold=str.lower)
-    prefix = reader.string("namePrefix", "", allow_empty=True) or project
+    database = reader.choice("database", DATABASES, fold=str.lower)
+    prefix = reader.string("namePrefix", allow_empty=True) or project
     _check(
         "namePrefix",
         bool(_NAME_PREFIX.match(prefix)) and len(prefix) <= PREFIX_MAX,
         f"must be lower-case letters, digits, '.', '_' or '-', at most {PREFIX_MAX} characters; got '{prefix}'",
     )
-    bind_address = reader.string("bindAddress", "0.0.0.0").strip()  # noqa: S104 - same reach as compose's ports
+    bind_address = reader.string("bindAddress").strip()
     try:
         ipaddress.ip_address(bind_address)
     except ValueError:
         raise ConfigError("bindAddress", f"must be an IPv4 or IPv6 address; got '{bind_address}'") from None
 
-    frontend_image = _image(
-        reader, "frontendImage", "ghcr.io/project-argusai/argusai-frontend:latest", allow_empty=True
-    )
-    backend_port = reader.integer("backendPort", 8000, PORT_MIN, PORT_MAX)
-    frontend_port = reader.integer("frontendPort", 3000, PORT_MIN, PORT_MAX)
+    frontend_image = _image(reader, "frontendImage", allow_empty=True)
+    backend_port = reader.integer("backendPort", PORT_MIN, PORT_MAX)
+    frontend_port = reader.integer("frontendPort", PORT_MIN, PORT_MAX)
     _check(
         "frontendPort",
         not frontend_image or frontend_port != backend_port,
         f"must differ from argusai:backendPort ({backend_port})",
     )
 
-    cookie_secure = reader.boolean("cookieSecure", False)
-    same_site = reader.choice("cookieSameSite", "lax", SAME_SITE, fold=str.lower)
+    cookie_secure = reader.boolean("cookieSecure")
+    same_site = reader.choice("cookieSameSite", SAME_SITE, fold=str.lower)
     _check("cookieSameSite", same_site != "none" or cookie_secure, "may be 'none' only with argusai:cookieSecure true")
 
     backend_env = _env_pairs("backendEnv", reader.string_list("backendEnv"))
@@ -371,26 +369,27 @@ def load_settings(
         stack=stack,
         naming=Naming(prefix=prefix, stack=stack),
         database=database,  # type: ignore[arg-type]  # checked against DATABASES above
-        backend_image=_image(reader, "backendImage", "ghcr.io/project-argusai/argusai-backend:latest"),
+        backend_image=_image(reader, "backendImage"),
         backend_port=backend_port,
         frontend_image=frontend_image or None,
         frontend_port=frontend_port,
         bind_address=bind_address,
-        postgres_image=_image(reader, "postgresImage", "postgres:16-alpine"),
-        postgres_user=_identifier(reader, "postgresUser", "argusai"),
-        postgres_db=_identifier(reader, "postgresDb", "argusai"),
+        postgres_image=_image(reader, "postgresImage"),
+        postgres_user=_identifier(reader, "postgresUser"),
+        postgres_db=_identifier(reader, "postgresDb"),
         postgres_password=_secret(reader, "postgresPassword", _password_problem),
         encryption_key=_secret(reader, "encryptionKey", fernet_key_problem),
         jwt_secret_key=_secret(reader, "jwtSecretKey", _jwt_problem),
-        protect_data=reader.boolean("protectData", True),
-        log_level=reader.choice("logLevel", "INFO", LOG_LEVELS, fold=str.upper),
+        protect_data=reader.boolean("protectData"),
+        log_level=reader.choice("logLevel", LOG_LEVELS, fold=str.upper),
         cors_origins=_origins(reader),
         cookie_secure=cookie_secure,
         cookie_same_site=same_site,
         backend_env=tuple(backend_env),
         backend_secret_env_names=tuple(name for name, _ in secret_env),
         backend_secret_env=pulumi.Output.secret(list(secret_env_raw)) if secret_env_raw else None,
-        backup_enabled=reader.boolean("backupEnabled", True),
-        backup_interval_hours=reader.integer("backupIntervalHours", 24, 1, BACKUP_INTERVAL_MAX_HOURS),
-        backup_keep=reader.integer("backupKeep", 7, 1, BACKUP_KEEP_MAX),
+        backup_enabled=reader.boolean("backupEnabled"),
+        backup_interval_hours=reader.integer("backupIntervalHours", 1, BACKUP_INTERVAL_MAX_HOURS),
+        backup_keep=reader.integer("backupKeep", 1, BACKUP_KEEP_MAX),
+        registry_digests=reader.boolean("registryDigests"),
     )

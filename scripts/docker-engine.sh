@@ -3,8 +3,9 @@
 #
 # Idempotent: when `docker info` answers and the image tools are present,
 # nothing is done. Otherwise, as root: docker.io, mmdebstrap (which builds the
-# integration-test images, tests/integration/images/build.py) and gpg (which
-# mmdebstrap uses to check the mirror's key) are installed from Debian if
+# integration-test images, tests/integration/images/build.py), gpg (which
+# mmdebstrap uses to check the mirror's key) and docker-registry (the loopback
+# image registry of tests/integration/registry.py) are installed from Debian if
 # missing, and dockerd is started in the background on overlay2, the storage
 # driver every ordinary Docker host uses. Only where overlay2 cannot start
 # (a kernel or a backing file system without overlayfs) does it fall back to
@@ -37,6 +38,7 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
 command -v gpg >/dev/null 2>&1 || missing+=(gpg)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 
 if engine_answers && { [ "${#missing[@]}" -eq 0 ] || [ "$(id -u)" -ne 0 ]; }; then
     # A running engine is never touched; a non-root caller can't install.

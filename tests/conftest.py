@@ -1,19 +1,10 @@
-"""Shared test set-up: the project root on sys.path, and the mock harness for every unit test."""
+"""Shared fixtures of the unit tests: the shipped stacks, run under the mock harness."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# The program imports `components` from the project root, as `pulumi up` runs it from there.
-for path in (ROOT, ROOT / "tests"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-import pytest  # noqa: E402 - after the sys.path set-up above
-
-from harness import Deployment, run_program  # noqa: E402
+from testkit.harness import Deployment, run_program
 
 
 @pytest.fixture(scope="session")

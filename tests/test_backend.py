@@ -6,7 +6,7 @@ from cryptography.fernet import Fernet
 
 from components.backend import DATA_PATH, SQLITE_URL, Backend, BackendArgs
 from components.naming import Naming
-from harness import Deployment, run_components, run_program
+from testkit.harness import Deployment, run_components, run_program
 
 
 def test_component_with_args_passed_in() -> None:
@@ -23,6 +23,7 @@ def test_component_with_args_passed_in() -> None:
                 host_port=8123,
                 bind_address="127.0.0.1",
                 protect_data=True,
+                follow_registry=False,
             ),
         )
     )

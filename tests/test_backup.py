@@ -16,7 +16,7 @@ from types import ModuleType
 import pytest
 
 from components.backup import PG_SCRIPT
-from harness import Deployment, run_program
+from testkit.harness import CONTAINER, Deployment, run_program
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"
 WAIT_SECONDS = 10
@@ -66,11 +66,12 @@ def test_sqlite_backup_declared(embedded: Deployment) -> None:
     assert embedded.container("backend").urn in backup.dependencies
 
 
-def test_backups_can_be_disabled() -> None:
-    """`backupEnabled: false` declares no backup container, volume or output."""
+def test_backups_can_be_disabled_and_keep_their_volume() -> None:
+    """`backupEnabled: false` declares no backup container; the volume (and the backups in it) stays."""
     deployment = run_program("embedded", {"backupEnabled": False})
-    assert "backupVolume" not in deployment.outputs
-    assert not [r for r in deployment.registrations if "backup" in r.name]
+    assert not [r for r in deployment.of_type(CONTAINER) if "backup" in r.name]
+    assert deployment.volume("backups").protect
+    assert deployment.outputs["backupVolume"].value == "argusai-embedded-backups"
 
 
 def test_sqlite_backup_is_consistent_while_writes_go_on(tmp_path: Path) -> None:

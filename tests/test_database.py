@@ -9,7 +9,7 @@ import pytest
 
 from components.database import DATA_PATH, Postgres, PostgresArgs, database_url
 from components.naming import Naming
-from harness import IMAGE, Deployment, resolve, run_components, run_program
+from testkit.harness import IMAGE, Deployment, resolve, run_components, run_program
 
 HOSTILE = "p@ss:w/rd%?#"
 
@@ -26,6 +26,7 @@ def _postgres(protect: bool = True) -> tuple[Postgres, Deployment]:
                 password=pulumi.Output.secret("s3cret-pass"),
                 network_name="argusai-unit-db",
                 protect_data=protect,
+                follow_registry=False,
             ),
         )
     )
@@ -42,11 +43,11 @@ def test_pgdata_volume_is_named_retained_and_mounted() -> None:
     assert mounts == [{"volumeName": "argusai-unit-pgdata", "containerPath": DATA_PATH}]
 
 
-def test_unprotected_volume_is_still_retained() -> None:
-    """`protectData: false` lifts protection but the volume survives `destroy` all the same."""
+def test_unprotected_volume_is_disposable() -> None:
+    """`protectData: false`: a disposable stack; destroy deletes the volume along with the secrets."""
     _, deployment = _postgres(protect=False)
     volume = deployment.volume("pgdata")
-    assert volume.retain_on_delete
+    assert not volume.retain_on_delete
     assert not volume.protect
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components.frontend import Frontend, FrontendArgs
 from components.naming import Naming
-from harness import Deployment, run_components, run_program
+from testkit.harness import Deployment, run_components, run_program
 
 
 def test_component_with_args_passed_in() -> None:
@@ -19,6 +19,7 @@ def test_component_with_args_passed_in() -> None:
                 app_network="argusai-unit-app",
                 host_port=3300,
                 bind_address="0.0.0.0",  # noqa: S104 - a declared value under test, nothing binds
+                follow_registry=False,
             ),
         )
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.naming import Naming
-from harness import CONTAINER, NETWORK, VOLUME, Deployment, labels_of, run_program
+from testkit.harness import CONTAINER, NETWORK, VOLUME, Deployment, labels_of, run_program
 
 DOCKER_KINDS = (CONTAINER, NETWORK, VOLUME)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components.naming import Naming
 from components.network import Networks, NetworksArgs
-from harness import NETWORK, run_components
+from testkit.harness import NETWORK, run_components
 
 NAMING = Naming(prefix="argusai", stack="unit")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pulumi.output import Unknown
 
-from harness import CONTAINER, NETWORK, VOLUME, Deployment, run_program
+from testkit.harness import CONTAINER, NETWORK, VOLUME, Deployment, run_program
 
 
 def _declared(deployment: Deployment) -> list[tuple[str, str]]:
@@ -23,6 +23,8 @@ def test_embedded_default_is_sqlite_with_frontend_and_backups(embedded: Deployme
         "databaseUrl",
         "frontendUrl",
         "networkName",
+        "pgdataVolume",
+        "secretFingerprints",
     ]
     assert embedded.outputs["backendUrl"].value == "http://localhost:8000"
     assert embedded.outputs["networkName"].value == "argusai-embedded-app"
@@ -86,7 +88,9 @@ def test_protected_by_default() -> None:
         if r.type.startswith("random:") or r.type == VOLUME:
             assert r.protect, r.name
     assert not any(r.protect for r in dev.registrations)
-    assert all(r.retain_on_delete for r in dev.of_type(VOLUME))
+    # A disposable stack: destroy deletes its volumes together with its secrets.
+    assert not any(r.retain_on_delete for r in dev.of_type(VOLUME))
+    assert all(r.retain_on_delete for r in embedded.of_type(VOLUME))
 
 
 @pytest.mark.parametrize("stack", ["embedded", "dev", "prod"])

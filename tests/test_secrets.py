@@ -8,7 +8,7 @@ import pulumi
 from cryptography.fernet import Fernet
 
 from components.secrets import AppSecrets, AppSecretsArgs, to_fernet_key
-from harness import resolve, run_components
+from testkit.harness import resolve, run_components
 
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
@@ -69,7 +69,8 @@ def test_supplied_values_are_used_and_nothing_generated() -> None:
             ),
         )
     )
-    assert not [r for r in deployment.registrations if r.type.startswith("random:")]
+    # The generators stay declared (supplying a value later never deletes a protected resource), unused.
+    assert len([r for r in deployment.registrations if r.type.startswith("random:")]) == 3
     assert resolve(secrets.postgres_password).value == "operator-pass"
     assert resolve(secrets.encryption_key).value == supplied
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.settings import ConfigError, fernet_key_problem
-from harness import layered_config, project_file, run_program
+from testkit.harness import layered_config, project_file, run_program
 
 VALID_FERNET = base64.urlsafe_b64encode(bytes(range(32))).decode()
 
@@ -107,10 +107,10 @@ def test_values_are_normalised() -> None:
 
 def test_every_key_read_is_declared_in_pulumi_yaml() -> None:
     """Pulumi.yaml types, describes and defaults exactly the keys the program reads."""
-    from components.settings import KNOWN_KEYS
+    from components.settings import known_keys
 
     declared = project_file()["config"]
-    assert sorted(declared) == sorted(KNOWN_KEYS)
+    assert sorted(declared) == sorted(known_keys())
     for key, decl in declared.items():
         assert {"type", "description", "default"} <= set(decl), key
 

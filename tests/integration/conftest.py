@@ -26,23 +26,22 @@ import docker
 import pytest
 from docker.errors import DockerException, NotFound
 
+from components.naming import LABEL_MANAGED_BY, LABEL_ROLE, LABEL_STACK, MANAGED_BY
+from testkit import plan as planning
+from testkit.applier import Applier, ApplyError
+from testkit.harness import Deployment, run_program
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-for _path in (ROOT, ROOT / "tests"):  # the program's `components` and the mock harness
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from components.naming import LABEL_MANAGED_BY, LABEL_ROLE, LABEL_STACK, MANAGED_BY  # noqa: E402
-from harness import Deployment, run_program  # noqa: E402 - after the sys.path set-up above
-
-from .applier import Applier  # noqa: E402
 
 BACKEND_IMAGE = "argusai-test/backend:latest"
 POSTGRES_IMAGE = "argusai-test/postgres:15"
 FRONTEND_IMAGE = "argusai-test/frontend:latest"
 NAME_PREFIX = "argusai-it"
 STACK_PATTERN = re.compile(r"^it[0-9a-f]{6}$")
-ENGINE_TIMEOUT_SECONDS = 10
+#: Every engine call: on a cold machine a container create can take many seconds (vfs copies the image),
+#: and a create the client gave up on still makes its container.
+ENGINE_TIMEOUT_SECONDS = 300
 HTTP_TIMEOUT_SECONDS = 5
 ONEOFF_TIMEOUT_SECONDS = 120
 POLL_SECONDS = 0.5
@@ -116,6 +115,8 @@ class Stack:
         self.backend_port = free_port()
         self.frontend_port = free_port()
         self.deployment: Deployment | None = None
+        self.state = planning.State()
+        """The engine's state of this stack between runs."""
         self.base: dict[str, Any] = {
             "namePrefix": NAME_PREFIX,
             "backendImage": BACKEND_IMAGE,
@@ -125,27 +126,60 @@ class Stack:
             "frontendPort": self.frontend_port,
             "bindAddress": "127.0.0.1",
             "protectData": False,
+            # The test images exist only on this engine; tests/integration/test_engine_registry.py pushes
+            # them to a registry on loopback to prove the default (true).
+            "registryDigests": False,
         }
 
     def image_id(self, reference: str) -> str:
-        """The engine's id of a local image (what the declared container `image` must be)."""
-        return self.client.images.get(reference).id
+        """The engine's id of an image, pulled first when missing (the provider's create does the same)."""
+        try:
+            return self.client.images.get(reference).id
+        except NotFound:
+            return self.client.images.pull(reference).id
 
-    def program(self, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Deployment:
-        """Run the real program for this stack; test overrides win over the base ones."""
-        self.deployment = run_program(self.name, {**self.base, **(overrides or {})}, secrets, image_ids=self.image_id)
+    def program(
+        self,
+        overrides: dict[str, Any] | None = None,
+        secrets: dict[str, Any] | None = None,
+        registry_digests: Any = None,
+    ) -> Deployment:
+        """Run the real program for this stack over its state; test overrides win over the base ones."""
+        self.deployment = run_program(
+            self.name,
+            {**self.base, **(overrides or {})},
+            secrets,
+            image_ids=self.image_id,
+            prior=self.state,
+            registry_digests=registry_digests,
+        )
         return self.deployment
 
-    def up(self, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Deployment:
-        """Run the program and apply what it declared (`pulumi up`)."""
-        deployment = self.program(overrides, secrets)
-        self.applier.apply(deployment)
+    def plan(self, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> planning.Plan:
+        """What `pulumi preview` would report now."""
+        return planning.plan(self.state, self.program(overrides, secrets))
+
+    def up(
+        self,
+        overrides: dict[str, Any] | None = None,
+        secrets: dict[str, Any] | None = None,
+        *,
+        refresh: bool = False,
+        registry_digests: Any = None,
+    ) -> Deployment:
+        """Run the program and apply what it declared (`pulumi up`), keeping the state even on failure."""
+        deployment = self.program(overrides, secrets, registry_digests)
+        try:
+            self.state = self.applier.up(deployment, self.state, refresh=refresh)
+        except ApplyError as exc:
+            if exc.state is not None:
+                self.state = exc.state
+            raise
         return deployment
 
     def down(self) -> None:
-        """Destroy the last deployment (`pulumi destroy`): retained volumes stay."""
-        assert self.deployment is not None
-        self.applier.destroy(self.deployment)
+        """`pulumi destroy`: refused when anything is protected; retained volumes stay."""
+        self.state = self.applier.destroy(self.state)
 
     def physical(self, role: str) -> str:
         """The Docker name of a role, e.g. `argusai-it-it1a2b3c-postgres`."""

@@ -8,7 +8,7 @@ import pytest
 
 from components.backend import DATA_PATH
 
-from .applier import duration_ns
+from testkit.applier import duration_ns
 from .conftest import BACKEND_IMAGE, FRONTEND_IMAGE, POSTGRES_IMAGE, Stack, wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ import yaml
 
 from components.naming import LABEL_STACK
 from components.settings import ConfigError
-from harness import CONTAINER, IMAGE, ROOT
+from testkit.harness import CONTAINER, IMAGE, ROOT
 
-from .applier import ApplyError
+from testkit.applier import ApplyError
 from .conftest import FRONTEND_IMAGE, Stack, wait_for
 
 pytestmark = pytest.mark.integration

@@ -3,8 +3,13 @@
 Layers, later ones winning: the `config:` defaults of Pulumi.yaml, then `Pulumi.<stack>.yaml`, then the
 test's overrides. Values reach the program as the CLI hands them over: strings, with booleans as
 `true`/`false` and arrays as JSON. Every resource registration is recorded with its inputs (secret markers
-kept) and its options (protect, retain-on-delete, delete-before-replace, dependencies), and the stack's
-exports are resolved with their secrecy.
+kept) and its options (protect, retain-on-delete, delete-before-replace, replace-on-changes,
+dependencies), and the stack's exports are resolved with their secrecy.
+
+Given the stack's :class:`~testkit.plan.State` from a previous run, the mocks answer as the engine does:
+a resource whose diff is empty or an update gets its old outputs back (a generated secret stays, an image
+keeps its id), a created or replaced one gets fresh ones, and the stack reference to this same stack
+reads the previous run's outputs. :func:`commit` then turns a run into the next state.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from pulumi.runtime import rpc
 from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
+
+from testkit import plan as planning
+from testkit import provider
+from testkit.provider import CONTAINER, IMAGE, NETWORK, VOLUME
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
@@ -91,9 +100,14 @@ class Registration:
     protect: bool = False
     retain_on_delete: bool = False
     delete_before_replace: bool = False
+    replace_on_changes: list[str] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
     parent: str = ""
     urn: str = ""
+
+    def plain_inputs(self) -> dict[str, Any]:
+        """Every input with secret markers removed."""
+        return {key: unwrap(value) for key, value in self.inputs.items()}
 
     def plain(self, key: str) -> Any:
         """Return an input with every secret marker removed."""
@@ -131,32 +145,58 @@ def contains_secret(value: Any) -> bool:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Answers registrations the way the providers would, deterministically per stack and name."""
+    """Answers registrations the way the providers and the engine would, deterministically per stack and name."""
 
-    def __init__(self, stack: str, preview: bool, image_ids: Callable[[str], str] | None = None) -> None:
-        """Outputs derive from the stack and resource name, so a re-run of the program is stable.
+    def __init__(
+        self,
+        stack: str,
+        preview: bool,
+        image_ids: Callable[[str], str] | None = None,
+        prior: planning.State | None = None,
+        registry_digests: Callable[[str], str] | None = None,
+    ) -> None:
+        """Outputs derive from the stack, the resource name and its generation, so a re-run is stable.
 
-        `image_ids` maps an image reference to its id; the real-engine tests pass the engine's answer,
-        unit tests get a stable fake.
+        `image_ids` maps an image name to its id (the real-engine tests pass the engine's answer, pulling
+        what is missing as the provider's create does); `registry_digests` answers `getRegistryImage`
+        (the real-engine tests ask a registry on loopback); `prior` is the state of the previous run.
         """
         self.stack = stack
         self.preview = preview
         self.image_ids = image_ids or (lambda ref: "sha256:" + fake_digest(ref))
+        self.registry_digests = registry_digests or (lambda ref: "sha256:" + fake_digest("registry", ref))
+        self.prior = prior or planning.State()
+        self.generations: dict[tuple[str, str], int] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         """Return (id, state): the inputs plus the outputs each provider computes."""
         state = dict(args.inputs)
-        seed = fake_digest(self.stack, args.typ, args.name)
+        if args.typ == provider.STACK_REFERENCE:
+            outputs = self.prior.outputs
+            secret = [k for k, v in outputs.items() if rpc.is_rpc_secret(v)]
+            return args.name, {"name": args.inputs.get("name"), "outputs": outputs, "secretOutputNames": secret}
+        old = self.prior.by_name(args.typ, args.name)
+        generation = 0
+        if old is not None:
+            step = planning.resource_diff(old, args.typ, {k: unwrap(v) for k, v in args.inputs.items()}, [])
+            if step.op in ("same", "update"):
+                self.generations[(args.typ, args.name)] = old.generation
+                # The engine hands the program the outputs it holds; inputs of an update are the new ones.
+                kept = {k: v for k, v in old.outputs.items() if k in provider.SCHEMAS[args.typ].outputs}
+                return f"{args.name}-id", {**state, **kept}
+            generation = old.generation + 1
+        self.generations[(args.typ, args.name)] = generation
+        seed = fake_digest(self.stack, args.typ, args.name, str(generation))
         if self.preview and args.typ.startswith("random:"):
             # Generated values are unknown until `up`: return no outputs, as the engine does in a preview.
             return "", state
-        if args.typ == "random:index/randomPassword:RandomPassword":
+        if args.typ == provider.RANDOM_PASSWORD:
             state["result"] = rpc.wrap_rpc_secret(seed[: int(args.inputs.get("length", 16))])
-        elif args.typ == "random:index/randomBytes:RandomBytes":
+        elif args.typ == provider.RANDOM_BYTES:
             raw = bytes.fromhex(seed)[: int(args.inputs["length"])]
             state["base64"] = rpc.wrap_rpc_secret(base64.b64encode(raw).decode())
             state["hex"] = rpc.wrap_rpc_secret(raw.hex())
-        elif args.typ == "docker:index/remoteImage:RemoteImage":
+        elif args.typ == IMAGE:
             if self.preview:
                 return "", state
             state["imageId"] = self.image_ids(str(args.inputs["name"]))
@@ -164,7 +204,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """The program makes no invokes; any would be a surprise worth failing on."""
+        """Answer `getRegistryImage` with the registry's digest; any other invoke is a surprise."""
+        if args.token == provider.GET_REGISTRY_IMAGE:
+            name = str(args.args["name"])
+            return {"id": name, "name": name, "sha256Digest": self.registry_digests(name)}, []
         raise NotImplementedError(f"unexpected invoke {args.token}")
 
 
@@ -188,6 +231,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
                     delete_before_replace=bool(request.deleteBeforeReplace),
+                    replace_on_changes=list(request.replaceOnChanges),
                     dependencies=list(request.dependencies),
                     parent=request.parent,
                     urn=response.urn,
@@ -212,6 +256,10 @@ class Deployment:
     stack: str
     registrations: list[Registration]
     outputs: dict[str, Output]
+    generations: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(type, name) -> generation of each resource's outputs (0 = first create)."""
+    raw_outputs: dict[str, Any] = field(default_factory=dict)
+    """The stack outputs in the engine's form (secrets wrapped), as the next run's stack reference reads them."""
 
     def of_type(self, typ: str) -> list[Registration]:
         """Return the registrations of one resource type, e.g. `docker:index/container:Container`."""
@@ -236,12 +284,6 @@ class Deployment:
         return _by_role(self.of_type(NETWORK), role)
 
 
-CONTAINER = "docker:index/container:Container"
-VOLUME = "docker:index/volume:Volume"
-NETWORK = "docker:index/network:Network"
-IMAGE = "docker:index/remoteImage:RemoteImage"
-
-
 def labels_of(registration: Registration) -> dict[str, str]:
     """Return a Docker resource's labels as a dict."""
     return {item["label"]: item["value"] for item in registration.plain("labels") or []}
@@ -260,10 +302,16 @@ def run_program(
     *,
     preview: bool = False,
     image_ids: Callable[[str], str] | None = None,
+    prior: planning.State | None = None,
+    registry_digests: Callable[[str], str] | None = None,
 ) -> Deployment:
-    """Run __main__.py once under mocks and return what it declared and exported."""
+    """Run __main__.py once under mocks and return what it declared and exported.
+
+    With `prior` (the state after an earlier run of the same stack) the run sees what the engine would
+    hand it: old outputs for unchanged resources, the previous stack outputs through its reference.
+    """
     config, secret_keys = layered_config(stack, overrides, secrets)
-    mocks = RecordingMocks(stack, preview, image_ids)
+    mocks = RecordingMocks(stack, preview, image_ids, prior, registry_digests)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.settings.reset_options()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
@@ -277,7 +325,14 @@ def run_program(
         raise
     root = get_root_resource()
     outputs = {name: resolve(pulumi.Output.from_input(value)) for name, value in (root.outputs if root else {}).items()}
-    return Deployment(stack=stack, registrations=monitor.registrations, outputs=outputs)
+    raw = {name: rpc.wrap_rpc_secret(o.value) if o.secret else o.value for name, o in outputs.items() if o.known}
+    return Deployment(
+        stack=stack,
+        registrations=monitor.registrations,
+        outputs=outputs,
+        generations=dict(mocks.generations),
+        raw_outputs=raw,
+    )
 
 
 def run_components(build: Callable[[], Any], stack: str = "unit", *, preview: bool = False) -> tuple[Any, Deployment]:
@@ -299,3 +354,56 @@ def resolve(output: pulumi.Output[Any]) -> Output:
         secret=_sync_await(output.is_secret()),
         known=_sync_await(output.is_known()),
     )
+
+
+def commit(
+    deployment: Deployment,
+    prior: planning.State | None = None,
+    daemon: provider.DaemonModel | None = None,
+    failed: set[str] = frozenset(),  # type: ignore[assignment]
+) -> planning.State:
+    """The state after `pulumi up` applied `deployment` (under mocks: read-back simulated for `daemon`).
+
+    Raises PlanError as `pulumi up` would. Containers named in `failed` end with an init error (their
+    `wait` timed out): they stay in the state, as the provider stores a container before it waits.
+    """
+    prior = prior or planning.State()
+    steps = planning.plan(prior, deployment).check()
+    daemon = daemon or provider.DaemonModel()
+    state = planning.State(outputs=dict(deployment.raw_outputs))
+    by_urn = {r.urn: r for r in deployment.registrations}
+    for step in steps.steps:
+        if step.op in ("delete", "forget"):
+            continue
+        reg = by_urn[step.urn]
+        old = prior.resources.get(step.urn)
+        inputs = reg.plain_inputs()
+        if step.op == "same" and old is not None:
+            outputs = old.outputs
+        elif reg.type == CONTAINER:
+            outputs = provider.container_state_simulated(inputs, daemon)
+            if step.op == "update" and old is not None:
+                # Update changes nothing on the container; what the provider reads back stays as it was.
+                outputs = {**provider.container_state_simulated(inputs, daemon), **_read_back_only(old.outputs)}
+        else:
+            outputs = inputs
+        errors = [f"{reg.plain('name')} failed to be in healthy state"] if reg.plain("name") in failed else []
+        state.resources[step.urn] = planning.ResourceState(
+            urn=reg.urn,
+            type=reg.type,
+            name=reg.name,
+            inputs=inputs,
+            outputs=outputs,
+            protect=reg.protect,
+            retain_on_delete=reg.retain_on_delete,
+            delete_before_replace=reg.delete_before_replace,
+            replace_on_changes=reg.replace_on_changes,
+            dependencies=reg.dependencies,
+            init_errors=errors,
+            generation=deployment.generations.get((reg.type, reg.name), 0),
+        )
+    return state
+
+
+def _read_back_only(outputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: outputs[k] for k in ("healthcheck", "logOpts", "ports") if k in outputs}

@@ -1,0 +1,1 @@
+"""The test kit: the mock harness, the engine plan, the real-engine applier."""

@@ -1,0 +1,443 @@
+"""A small, obvious stand-in for `pulumi up` / `pulumi destroy` against a real Docker engine.
+
+There is no Pulumi CLI on the test machines, so the integration tests take what the real program
+declared under the mock harness (a :class:`~testkit.harness.Deployment`) and apply it with the Docker
+SDK, keeping a :class:`~testkit.plan.State` between runs as the engine does:
+
+- the plan comes from :func:`testkit.plan.plan`: the new inputs against the state the provider read back
+  from dockerd (durations as Go prints them, log options as dockerd merged them, ports as dockerd lists
+  them), force-new fields, `replaceOnChanges`, init errors, protect, retain-on-delete;
+- containers are created as pulumi-docker 5 creates them: on the default bridge, then moved to their
+  networks; started; with `wait`, polled until healthy (an inspect that fails, as for a container removed
+  on exit, fails the wait at once) until `waitTimeout`; a failed wait leaves the container in the state
+  with an init error and stops the update, so nothing that depends on it is touched;
+- unchanged resources are left alone (no re-wait); updates change only what the provider updates in
+  place (the restart policy); replacements delete first where `deleteBeforeReplace` says so; deletes
+  stop with the grace period only when `destroyGraceSeconds` is set; retained volumes are only forgotten;
+- images are looked up locally by name and pulled only when missing (the provider's `findImage`), never
+  removed.
+
+Inputs it does not know fail loudly instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.types import LogConfig
+
+from testkit import plan as planning
+from testkit.harness import Deployment, Registration, labels_of
+from testkit.provider import CONTAINER, IMAGE, NETWORK, VOLUME, container_state_from_engine, duration_ns
+
+POLL_SECONDS = 0.5
+LOG_TAIL = 40
+#: A pull on a cold machine can take minutes; a stop waits for the grace period.
+PULL_TIMEOUT_SECONDS = 600
+# Inputs pulumi-docker may send with their default value; any other value changes behaviour.
+CONTAINER_DEFAULTS: dict[str, Any] = {
+    "mustRun": True, "start": True, "attach": False, "logs": False, "removeVolumes": True,
+    "privileged": False, "publishAllPorts": False,
+}  # fmt: skip
+CONTAINER_KEYS = {
+    "name", "image", "envs", "entrypoints", "command", "volumes", "networksAdvanced", "networkMode",
+    "ports", "healthcheck", "restart", "stopSignal", "stopTimeout", "logDriver", "logOpts", "labels",
+    "wait", "waitTimeout", "destroyGraceSeconds", "rm",
+}  # fmt: skip
+NESTED_KEYS = {
+    "volumes": {"volumeName", "containerPath", "readOnly"},
+    "networksAdvanced": {"name", "aliases"},
+    "ports": {"internal", "external", "ip", "protocol"},
+    "healthcheck": {"tests", "interval", "timeout", "retries", "startPeriod"},
+}
+KNOWN_KEYS = {
+    NETWORK: {"name", "driver", "internal", "labels"},
+    VOLUME: {"name", "labels"},
+    IMAGE: {"name", "keepLocally"},
+}
+DEFAULT_WAIT_TIMEOUT = 60
+
+
+class ApplyError(RuntimeError):
+    """The deployment cannot be applied as declared (or the engine disagrees)."""
+
+    def __init__(self, message: str, state: planning.State | None = None) -> None:
+        """Keep the state as it stands after the failure (what the engine would have saved)."""
+        super().__init__(message)
+        self.state = state
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """What a delete-before-replace of one container did."""
+
+    old_id: str
+    new_id: str
+    stop_seconds: float
+    """Time the old container took to stop and be removed."""
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == [] or value == {} or value == ""
+
+
+def _check_keys(reg: Registration, known: set[str], defaults: dict[str, Any] | None = None) -> None:
+    """Refuse any input this applier would otherwise silently drop."""
+    for key in reg.inputs:
+        value = reg.plain(key)
+        if key in known or _is_empty(value) or (defaults and defaults.get(key, object()) == value):
+            continue
+        raise ApplyError(f"{reg.name}: input '{key}' is not supported by the applier")
+    for key, allowed in NESTED_KEYS.items() if reg.type == CONTAINER else ():
+        value = reg.plain(key)
+        for item in [value] if isinstance(value, dict) else value or []:
+            extra = {k for k, v in item.items() if k not in allowed and not _is_empty(v)}
+            if extra:
+                raise ApplyError(f"{reg.name}: input '{key}.{sorted(extra)[0]}' is not supported by the applier")
+
+
+def _healthcheck(reg: Registration) -> dict[str, Any] | None:
+    hc = reg.plain("healthcheck")
+    if not hc:
+        return None
+    return {
+        "Test": list(hc["tests"]),
+        "Interval": duration_ns(hc.get("interval") or "0s"),
+        "Timeout": duration_ns(hc.get("timeout") or "0s"),
+        "Retries": int(hc.get("retries") or 0),
+        "StartPeriod": duration_ns(hc.get("startPeriod") or "0s"),
+    }
+
+
+def _port_bindings(reg: Registration) -> dict[str, list[tuple[str, int]]]:
+    bindings: dict[str, list[tuple[str, int]]] = {}
+    for port in reg.plain("ports") or []:
+        key = f"{int(port['internal'])}/{port.get('protocol') or 'tcp'}"
+        bindings.setdefault(key, []).append((port.get("ip") or "0.0.0.0", int(port["external"])))  # noqa: S104
+    return bindings
+
+
+def ordered_containers(deployment: Deployment) -> list[Registration]:
+    """Containers in creation order: dependencies first, otherwise as declared."""
+    pending = deployment.of_type(CONTAINER)
+    urns = {c.urn for c in pending}
+    done: set[str] = set()
+    order: list[Registration] = []
+    while pending:
+        ready = next((c for c in pending if all(d in done for d in c.dependencies if d in urns)), None)
+        if ready is None:
+            raise ApplyError(f"dependency cycle among {[c.name for c in pending]}")
+        order.append(ready)
+        done.add(ready.urn)
+        pending.remove(ready)
+    return order
+
+
+class Applier:
+    """Applies and destroys Deployments on one engine, the way the Pulumi engine and pulumi-docker would."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        """Use `client` (its low-level `api` where precision matters)."""
+        self.client = client
+        self.api = client.api
+
+    # --- pulumi up -------------------------------------------------------------------------------------
+
+    def up(self, deployment: Deployment, state: planning.State, *, refresh: bool = False) -> planning.State:
+        """Apply `deployment` over `state`; return the new state (raise ApplyError with it on failure)."""
+        self._validate(deployment)
+        if refresh:
+            state = self.refresh(state)
+        steps = planning.plan(state, deployment)
+        if steps.refusals:
+            raise ApplyError("; ".join(steps.refusals), state)
+        new = planning.State(resources=copy.deepcopy(state.resources), outputs=state.outputs)
+        step_of = {s.urn: s for s in steps.steps}
+        order = [
+            *deployment.of_type(IMAGE),
+            *deployment.of_type(NETWORK),
+            *deployment.of_type(VOLUME),
+            *ordered_containers(deployment),
+        ]
+        try:
+            for reg in order:
+                self._step(step_of[reg.urn], reg, new)
+            for step in steps.ops("delete", "forget"):
+                self._delete(new.resources[step.urn], forget=step.op == "forget")
+                del new.resources[step.urn]
+        except ApplyError as exc:
+            raise ApplyError(str(exc), new) from exc
+        for reg in deployment.registrations:  # keep the engine's order: declaration order
+            if reg.urn in new.resources:
+                new.resources[reg.urn] = new.resources.pop(reg.urn)
+        new.outputs = dict(deployment.raw_outputs)
+        return new
+
+    def _validate(self, deployment: Deployment) -> None:
+        for reg in deployment.registrations:
+            if reg.type in KNOWN_KEYS:
+                _check_keys(reg, KNOWN_KEYS[reg.type])
+            elif reg.type == CONTAINER:
+                _check_keys(reg, CONTAINER_KEYS, CONTAINER_DEFAULTS)
+            elif reg.type.startswith("docker:"):
+                raise ApplyError(f"{reg.name}: resource type {reg.type} is not supported by the applier")
+        for reg in deployment.of_type(IMAGE):
+            if reg.plain("keepLocally") is not True:
+                raise ApplyError(f"{reg.name}: only keepLocally images are supported")
+
+    def _step(self, step: planning.Step, reg: Registration, state: planning.State) -> None:
+        old = state.resources.get(reg.urn)
+        if step.op == "same":
+            state.resources[reg.urn].inputs = reg.plain_inputs()
+            self._set_options(state.resources[reg.urn], reg)
+            return
+        if step.op == "update":
+            assert old is not None
+            if reg.type == CONTAINER and "restart" in step.keys:
+                self.api.update_container(old.outputs["id"], restart_policy={"Name": reg.plain("restart") or "no"})
+            record = self._record(reg, old.generation)
+            record.outputs = {**record.outputs, **self._read(reg.type, reg.plain_inputs(), old.outputs)}
+            state.resources[reg.urn] = record
+            return
+        generation = 0
+        if step.op == "replace":
+            assert old is not None
+            generation = old.generation + 1
+            if reg.delete_before_replace:
+                self._delete(old, forget=False)
+                del state.resources[reg.urn]
+        record = self._record(reg, generation)
+        try:
+            record.outputs = self._create(reg)
+        except _InitError as exc:
+            record.outputs = exc.outputs
+            record.init_errors = [str(exc)]
+            state.resources[reg.urn] = record
+            raise ApplyError(str(exc)) from exc
+        if step.op == "replace" and old is not None and not reg.delete_before_replace:
+            self._delete(old, forget=False)
+        state.resources[reg.urn] = record
+
+    @staticmethod
+    def _record(reg: Registration, generation: int) -> planning.ResourceState:
+        record = planning.ResourceState(
+            urn=reg.urn, type=reg.type, name=reg.name, inputs=reg.plain_inputs(), outputs={}, generation=generation
+        )
+        Applier._set_options(record, reg)
+        return record
+
+    @staticmethod
+    def _set_options(record: planning.ResourceState, reg: Registration) -> None:
+        record.protect = reg.protect
+        record.retain_on_delete = reg.retain_on_delete
+        record.delete_before_replace = reg.delete_before_replace
+        record.replace_on_changes = list(reg.replace_on_changes)
+        record.dependencies = list(reg.dependencies)
+
+    def _read(self, typ: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+        """What the provider's Read writes after an update (containers: from dockerd; others: inputs)."""
+        if typ == CONTAINER:
+            inspect = self.api.inspect_container(outputs["id"])
+            return {**container_state_from_engine(inputs, inspect), "id": outputs["id"]}
+        return {**inputs, **{k: v for k, v in outputs.items() if k in ("imageId", "id")}}
+
+    # --- create ----------------------------------------------------------------------------------------
+
+    def _create(self, reg: Registration) -> dict[str, Any]:
+        inputs = reg.plain_inputs()
+        if reg.type == IMAGE:
+            return {**inputs, "imageId": self._find_image(reg.plain("name"))}
+        if reg.type == NETWORK:
+            self._create_network(reg)
+            return inputs
+        if reg.type == VOLUME:
+            # Idempotent: an existing volume with this name is adopted as it is (the provider does the same).
+            self.api.create_volume(reg.plain("name"), labels=labels_of(reg))
+            return inputs
+        return self._create_container(reg)
+
+    def _find_image(self, name: str) -> str:
+        """The provider's findImage: the local image of that name, else pull it."""
+        try:
+            return str(self.api.inspect_image(name)["Id"])
+        except NotFound:
+            pass
+        try:
+            for _ in self.api.pull(name, stream=True, decode=True):
+                pass
+            return str(self.api.inspect_image(name)["Id"])
+        except (NotFound, APIError) as exc:
+            raise ApplyError(f"image {name} is not on the host and could not be pulled: {exc}") from None
+
+    def _create_network(self, reg: Registration) -> None:
+        name = reg.plain("name")
+        if self.api.networks(names=[name]):
+            raise ApplyError(f"network {name} already exists")
+        self.api.create_network(
+            name,
+            driver=reg.plain("driver") or "bridge",
+            internal=bool(reg.plain("internal")),
+            labels=labels_of(reg),
+            check_duplicate=True,
+        )
+
+    def _create_container(self, reg: Registration) -> dict[str, Any]:
+        networks = reg.plain("networksAdvanced") or []
+        bindings = _port_bindings(reg)
+        log_driver = reg.plain("logDriver")
+        host_config = self.api.create_host_config(
+            binds=[
+                f"{v['volumeName']}:{v['containerPath']}{':ro' if v.get('readOnly') else ''}"
+                for v in reg.plain("volumes") or []
+            ],
+            port_bindings=bindings,
+            restart_policy={"Name": reg.plain("restart")} if reg.plain("restart") not in (None, "no") else None,
+            log_config=LogConfig(type=log_driver, config=reg.plain("logOpts") or {}) if log_driver else None,
+            # As the provider: `network_mode` (default bridge); networks_advanced are connected afterwards.
+            network_mode=reg.plain("networkMode") or "bridge",
+            auto_remove=bool(reg.plain("rm")),
+        )
+        stop_timeout = reg.plain("stopTimeout")
+        created = self.api.create_container(
+            image=reg.plain("image"),
+            name=reg.plain("name"),
+            command=reg.plain("command") or None,
+            entrypoint=reg.plain("entrypoints") or None,
+            environment=reg.plain("envs") or None,
+            labels=labels_of(reg),
+            ports=[tuple(key.split("/")) for key in bindings] or None,
+            healthcheck=_healthcheck(reg),
+            stop_signal=reg.plain("stopSignal") or None,
+            stop_timeout=int(stop_timeout) if stop_timeout is not None else None,
+            host_config=host_config,
+        )
+        cid = created["Id"]
+        if networks:
+            try:
+                self.api.disconnect_container_from_network(cid, "bridge")
+            except APIError as exc:
+                if "is not connected" not in str(exc):
+                    raise
+            for net in networks:
+                self.api.connect_container_to_network(cid, net["name"], aliases=net.get("aliases") or None)
+        self.api.start(cid)
+        inputs = reg.plain_inputs()
+        if reg.plain("wait"):
+            try:
+                self.wait_healthy(reg)
+            except ApplyError as exc:
+                try:
+                    outputs = {**container_state_from_engine(inputs, self.api.inspect_container(cid)), "id": cid}
+                except NotFound:
+                    outputs = {**inputs, "id": cid}
+                raise _InitError(str(exc), outputs) from None
+        return {**container_state_from_engine(inputs, self.api.inspect_container(cid)), "id": cid}
+
+    def wait_healthy(self, reg: Registration, timeout: float | None = None) -> None:
+        """Block until the container is healthy, as the provider's `wait` does; fail with its logs otherwise.
+
+        Like the provider: only `healthy` ends the wait early; `unhealthy` keeps polling until the timeout;
+        an inspect that fails (the container is gone) fails at once.
+        """
+        name = reg.plain("name")
+        limit = timeout or reg.plain("waitTimeout") or DEFAULT_WAIT_TIMEOUT
+        deadline = time.monotonic() + float(limit)
+        while True:
+            try:
+                health = self.api.inspect_container(name)["State"].get("Health")
+            except NotFound:
+                raise ApplyError(f"{name}: error inspecting container state: no such container") from None
+            if health is None:
+                raise ApplyError(f"{name}: 'wait' but the container has no healthcheck")
+            if health.get("Status") == "healthy":
+                return
+            if time.monotonic() > deadline:
+                last = (health.get("Log") or [{}])[-1].get("Output", "")
+                logs = self.api.logs(name, tail=LOG_TAIL).decode(errors="replace")
+                raise ApplyError(
+                    f"{name} failed to be in healthy state within {limit}s (status {health.get('Status')}); "
+                    f"last probe: {last.strip()}\n--- logs ---\n{logs}"
+                )
+            time.sleep(POLL_SECONDS)
+
+    # --- delete ----------------------------------------------------------------------------------------
+
+    def _delete(self, record: planning.ResourceState, *, forget: bool) -> None:
+        if forget or record.type == IMAGE:  # retained, or keep_locally: only dropped from the state
+            return
+        name = record.inputs.get("name")
+        if record.type == CONTAINER:
+            self._remove_container(record.outputs.get("id") or name, record.inputs.get("destroyGraceSeconds"))
+        elif record.type == NETWORK:
+            if self.api.networks(names=[name]):
+                self.api.remove_network(name)
+        elif record.type == VOLUME:
+            try:
+                self.api.remove_volume(name)
+            except NotFound:
+                pass
+
+    def _remove_container(self, ref: str, grace: int | None) -> float:
+        """Delete one container as pulumi-docker does; return the seconds it took (0 if absent)."""
+        started = time.monotonic()
+        try:
+            if grace:
+                self.api.stop(ref, timeout=int(grace))  # stop signal, then SIGKILL after the grace period
+            self.api.remove_container(ref, force=True, v=True)  # without grace: SIGKILL straight away
+        except NotFound:
+            return 0.0
+        return time.monotonic() - started
+
+    # --- refresh, destroy, direct operations -----------------------------------------------------------
+
+    def refresh(self, state: planning.State) -> planning.State:
+        """`pulumi refresh`: read every resource back; drop what is gone."""
+        new = planning.State(outputs=state.outputs)
+        for urn, record in state.resources.items():
+            record = copy.deepcopy(record)
+            name = record.inputs.get("name")
+            try:
+                if record.type == CONTAINER:
+                    inspect = self.api.inspect_container(record.outputs.get("id") or name)
+                    record.outputs = {**container_state_from_engine(record.inputs, inspect), "id": inspect["Id"]}
+                elif record.type == IMAGE:
+                    record.outputs["imageId"] = self.api.inspect_image(name)["Id"]
+                elif record.type == VOLUME:
+                    self.api.inspect_volume(name)
+                elif record.type == NETWORK and not self.api.networks(names=[name]):
+                    continue
+            except NotFound:
+                continue
+            new.resources[urn] = record
+        return new
+
+    def destroy(self, state: planning.State) -> planning.State:
+        """`pulumi destroy`: refused up front when anything is protected; retained volumes stay."""
+        if protected := [r.name for r in state.resources.values() if r.protect]:
+            raise ApplyError(f"refusing to delete protected resources: {', '.join(protected)}", state)
+        order = {CONTAINER: 0, NETWORK: 1, VOLUME: 2, IMAGE: 3}
+        for record in sorted(reversed(list(state.resources.values())), key=lambda r: order.get(r.type, 4)):
+            self._delete(record, forget=record.retain_on_delete)
+        return planning.State()
+
+    def replace(self, state: planning.State, deployment: Deployment, role: str) -> Replacement:
+        """Delete-before-replace the container of `role` (as an image upgrade would)."""
+        reg = deployment.container(role)
+        old = state.resources[reg.urn]
+        stop_seconds = self._remove_container(old.outputs["id"], reg.plain("destroyGraceSeconds"))
+        outputs = self._create(reg)
+        state.resources[reg.urn].outputs = outputs
+        return Replacement(old.outputs["id"], outputs["id"], stop_seconds)
+
+
+class _InitError(Exception):
+    """A container was created but its `wait` failed: it stays in the state with this error."""
+
+    def __init__(self, message: str, outputs: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.outputs = outputs

@@ -1,0 +1,90 @@
+"""The loopback registry kit: a pushed image comes back by its digest, and a new image moves the tag."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import docker
+import pytest
+from docker.errors import ImageNotFound
+
+from .conftest import BACKEND_IMAGE, record_result
+from .registry import DERIVED_LABEL, LoopbackRegistry, derive_image, registry_binary
+
+pytestmark = pytest.mark.integration
+
+REPOSITORY = "argusai-test/backend"
+TAG = "v"
+
+
+@pytest.fixture
+def registry(engine: docker.DockerClient) -> Iterator[LoopbackRegistry]:
+    """A fresh registry on loopback; skipped (failed with REQUIRE_DOCKER=1) without docker-registry.
+
+    Afterwards the engine must hold no reference to it (the tests untag what they push).
+    """
+    if registry_binary() is None:
+        message = "docker-registry is not installed (scripts/docker-engine.sh installs it)"
+        if os.environ.get("REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with LoopbackRegistry() as running:
+        yield running
+        left = running.remove_local_references(engine)
+    assert not left, f"image references to the test registry left behind: {left}"
+
+
+def _cleanup(client: docker.DockerClient, registry: LoopbackRegistry, derived: str = "") -> None:
+    """Untag every reference to the registry (never the test images by id), then delete a derived image."""
+    registry.remove_local_references(client)
+    if derived:
+        try:
+            client.images.remove(derived, force=True)
+        except ImageNotFound:
+            pass
+
+
+def test_push_then_pull_by_digest(
+    engine: docker.DockerClient, images: dict[str, str], registry: LoopbackRegistry
+) -> None:
+    reference = registry.reference(REPOSITORY, TAG)
+    try:
+        started = time.monotonic()
+        pushed = registry.push(engine, images[BACKEND_IMAGE], REPOSITORY, TAG)
+        push_seconds = time.monotonic() - started
+        assert pushed.startswith("sha256:")
+        assert registry.digest(reference) == pushed
+        assert registry.digest(f"{REPOSITORY}:{TAG}") == pushed
+
+        # Forget the local tag and the digest reference the push recorded, so the pull has to ask the registry.
+        pinned = f"{registry.host}/{REPOSITORY}@{pushed}"
+        assert pinned in registry.remove_local_references(engine)
+        started = time.monotonic()
+        pulled = engine.images.pull(pinned)
+        pull_seconds = time.monotonic() - started
+        assert pulled.id == images[BACKEND_IMAGE]
+        assert pinned in engine.images.get(images[BACKEND_IMAGE]).attrs["RepoDigests"]
+        record_result(f"registry kit: push {push_seconds:.1f}s, pull by digest {pull_seconds:.1f}s")
+    finally:
+        _cleanup(engine, registry)
+
+
+def test_new_image_under_same_tag_changes_digest(
+    engine: docker.DockerClient, images: dict[str, str], registry: LoopbackRegistry
+) -> None:
+    reference = registry.reference(REPOSITORY, TAG)
+    derived = ""
+    try:
+        first = registry.push(engine, images[BACKEND_IMAGE], REPOSITORY, TAG)
+        derived = derive_image(engine, BACKEND_IMAGE, "registry-kit")
+        assert derived != images[BACKEND_IMAGE]
+        assert engine.images.get(derived).labels[DERIVED_LABEL] == "registry-kit"
+
+        second = registry.push(engine, derived, REPOSITORY, TAG)
+        assert second != first
+        assert registry.digest(reference) == second
+        assert engine.images.get(reference).id == derived
+    finally:
+        _cleanup(engine, registry, derived)
