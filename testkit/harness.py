@@ -104,6 +104,8 @@ class Registration:
     dependencies: list[str] = field(default_factory=list)
     parent: str = ""
     urn: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What the (mock) provider answered: inputs plus computed outputs, secret markers removed."""
 
     def plain_inputs(self) -> dict[str, Any]:
         """Every input with secret markers removed."""
@@ -235,6 +237,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=list(request.dependencies),
                     parent=request.parent,
                     urn=response.urn,
+                    outputs=unwrap(rpc.deserialize_properties(response.object)),
                 )
             )
         return response
@@ -386,7 +389,7 @@ def commit(
                 # Update changes nothing on the container; what the provider reads back stays as it was.
                 outputs = {**provider.container_state_simulated(inputs, daemon), **_read_back_only(old.outputs)}
         else:
-            outputs = inputs
+            outputs = reg.outputs
         errors = [f"{reg.plain('name')} failed to be in healthy state"] if reg.plain("name") in failed else []
         state.resources[step.urn] = planning.ResourceState(
             urn=reg.urn,

@@ -12,8 +12,17 @@ and ``docker import`` turns its tarball into an image.
 - ``argusai-test/frontend:latest``: ``frontend/server.js``, a node stand-in
   for the Next.js frontend.
 
+One more image is built only on request (``--only argusai-backend``), not by
+default: ``argusai-test/argusai-backend:c5efc85``, the real ArgusAI backend
+from its unmodified release source, found through the environment variable
+``ARGUSAI_SOURCE`` (the release checkout's root). Its Python packages are
+pinned in ``argusai/constraints.txt``, downloaded as wheels on this machine
+with its own pip configuration and installed into a virtual environment in
+the image without any index.
+
 Each image carries the label ``argusai.recipe``: a SHA-256 over its recipe
-(packages, build options, stand-in sources). An image whose tag already
+(packages, build options, stand-in sources; for a release image also its
+constraints and every file of the release source). An image whose tag already
 carries the current hash is not built again, so a warm run takes seconds.
 The root file system tarballs are also kept, outside the repository, in
 ``${XDG_CACHE_HOME:-$HOME/.cache}/argusai-infra/images``: an image removed from
@@ -28,13 +37,18 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
+import platform
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +112,57 @@ class StandInFile:
 
 
 @dataclass(frozen=True)
+class PythonRelease:
+    """A Python application installed from a release checkout outside the repository.
+
+    The build host downloads the pinned wheels (its pip configuration decides
+    where from); the image installs them with ``pip --no-index`` into a virtual
+    environment and gets the application's files, owned by an unprivileged user.
+    The recipe's hooks reach the staged wheels and the application tarball
+    through the environment variables ``RELEASE_WHEELS`` and ``RELEASE_APP_TAR``.
+    """
+
+    source_env: str  # environment variable naming the release checkout's root
+    subdir: str  # the application's directory in the checkout
+    target: str  # where the application goes in the image
+    constraints: str  # exact pins, relative to this directory
+    # Requirements of the release not installed (names as in requirements.txt).
+    left_out: tuple[str, ...]
+    # Requirements added to the release's own (constraints cannot add packages).
+    extra_requirements: tuple[str, ...]
+    # Pure-Python packages that publish only source archives: built into
+    # py3-none-any wheels on the host.
+    sdist_only: tuple[str, ...]
+    # Paths never copied, besides the release's .dockerignore: glob patterns
+    # matched against every path component.
+    always_excluded: tuple[str, ...]
+    uid: int
+    python_version: str = "3.11"
+    glibc_minor: int = 36  # bookworm's glibc 2.36: newest manylinux tag the image runs
+    requirements: str = "requirements.txt"  # relative to subdir
+
+    def source_root(self) -> Path:
+        """The release checkout, from the environment; BuildError when unusable."""
+        value = os.environ.get(self.source_env)
+        if not value:
+            raise BuildError(
+                f"{self.source_env} is not set: point it at the release checkout's root "
+                f"(the directory holding {self.subdir}/{self.requirements})"
+            )
+        root = Path(value)
+        if not (root / self.subdir / self.requirements).is_file():
+            raise BuildError(
+                f"{self.source_env}={value} is not the release checkout: "
+                f"{self.subdir}/{self.requirements} is missing there"
+            )
+        return root
+
+    def app_dir(self) -> Path:
+        """The application's directory in the release checkout."""
+        return self.source_root() / self.subdir
+
+
+@dataclass(frozen=True)
 class Recipe:
     """Everything that determines one image's content."""
 
@@ -110,6 +175,7 @@ class Recipe:
     customize_hooks: tuple[str, ...] = ()
     variant: str = "essential"
     suite: str = SUITE
+    release: PythonRelease | None = None
 
     @property
     def name(self) -> str:
@@ -117,7 +183,7 @@ class Recipe:
         return self.tag.split("/")[-1].split(":")[0]
 
     def digest(self) -> str:
-        """SHA-256 over the recipe and the content of its stand-in files."""
+        """SHA-256 over the recipe, its stand-in files and, for a release, its pins and source."""
         sha = hashlib.sha256()
         payload = {
             "format": RECIPE_FORMAT,
@@ -130,6 +196,9 @@ class Recipe:
         for item in self.files:
             sha.update(b"\0" + item.source.encode() + b"\0")
             sha.update((HERE / item.source).read_bytes())
+        if self.release is not None:
+            sha.update(b"\0constraints\0" + (HERE / self.release.constraints).read_bytes())
+            sha.update(b"\0source\0" + tree_digest(self.release.app_dir()).encode())
         return sha.hexdigest()
 
 
@@ -226,7 +295,76 @@ FRONTEND = Recipe(
     ),
 )
 
+ARGUSAI_SOURCE_ENV = "ARGUSAI_SOURCE"
+ARGUSAI_RELEASE = "c5efc85"  # commit of the release checkout the pins were made for
+APP_USER = "appuser"
+APP_UID = 1000
+VENV = "/opt/venv"
+# Inside the chroot: no host pip configuration or PIP_* variable, only the staged wheels.
+CHROOT_PIP = (
+    f'chroot "$1" env -i PATH={DEFAULT_PATH} PIP_CONFIG_FILE=/dev/null PIP_NO_CACHE_DIR=1 '
+    f"PIP_DISABLE_PIP_VERSION_CHECK=1 {VENV}/bin/pip"
+)
+
+ARGUSAI_BACKEND = Recipe(
+    tag=f"argusai-test/argusai-backend:{ARGUSAI_RELEASE}",
+    # The release's Dockerfile also installs ffmpeg, libgl1, libglib2.0-0 and
+    # libpq5. None is needed: the manylinux wheels of av and
+    # opencv-python-headless carry their own FFmpeg libraries (av.libs,
+    # opencv_python_headless.libs), the headless OpenCV needs no libGL, and
+    # psycopg-binary carries its own libpq. python3-venv gives the venv its pip.
+    packages=("python3", "python3-venv", "ca-certificates"),
+    release=PythonRelease(
+        source_env=ARGUSAI_SOURCE_ENV,
+        subdir="backend",
+        target="/app",
+        constraints="argusai/constraints.txt",
+        # Why each is left out: see argusai/constraints.txt (loaded only on use, or test-only).
+        left_out=("sentence-transformers", "firebase-admin", "pytest", "pytest-asyncio", "pytest-cov"),
+        extra_requirements=("psycopg[binary]", "greenlet"),
+        sdist_only=("wsdiscovery", "onvif-zeep", "http-ece"),
+        always_excluded=("__pycache__", "*.py[cod]", "tests", ".pytest_cache", ".env"),
+        uid=APP_UID,
+    ),
+    customize_hooks=(
+        # The user the release's Dockerfile creates (useradd --create-home
+        # --uid 1000); no passwd package in the essential set.
+        f"echo '{APP_USER}:x:{APP_UID}:{APP_UID}::/home/{APP_USER}:/bin/bash' >> \"$1/etc/passwd\"",
+        f"echo '{APP_USER}:x:{APP_UID}:' >> \"$1/etc/group\"",
+        f'install -d -o {APP_UID} -g {APP_UID} -m 0755 "$1/home/{APP_USER}"',
+        f'chroot "$1" python3 -m venv {VENV}',
+        'mkdir "$1/tmp/release-wheels" && cp -a "$RELEASE_WHEELS/." "$1/tmp/release-wheels/"',
+        f"{CHROOT_PIP} install --no-index --find-links /tmp/release-wheels"
+        " -r /tmp/release-wheels/requirements.txt -c /tmp/release-wheels/constraints.txt",
+        f"{CHROOT_PIP} check",
+        'rm -rf "$1/tmp/release-wheels"',
+        # /app and /app/data owned by appuser, as `chown -R appuser /app` upstream.
+        'tar -C "$1" --numeric-owner --same-owner -xf "$RELEASE_APP_TAR"',
+        # Byte code for the application, as appuser: PYTHONDONTWRITEBYTECODE
+        # keeps it from being written at run time, and imports are slow enough.
+        f'chroot --userspec={APP_UID}:{APP_UID} "$1" {VENV}/bin/python -m compileall -q /app',
+    ),
+    changes=(
+        f"ENV PATH={VENV}/bin:{DEFAULT_PATH}",
+        "ENV LANG=C.UTF-8",
+        "ENV PYTHONPATH=/app",
+        "ENV PYTHONDONTWRITEBYTECODE=1",
+        "ENV PYTHONUNBUFFERED=1",
+        "ENV DEBUG=false",
+        "ENV LOG_LEVEL=INFO",
+        # LiteLLM would fetch its model price map from the internet at every
+        # start; use the copy bundled with the package.
+        "ENV LITELLM_LOCAL_MODEL_COST_MAP=True",
+        "WORKDIR /app",
+        f"USER {APP_USER}",
+        'CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000"]',
+        "EXPOSE 8000",
+    ),
+)
+
 RECIPES: tuple[Recipe, ...] = (POSTGRES, BACKEND, FRONTEND)
+# Buildable with --only: the release image is not needed by the tests yet.
+ALL_RECIPES: tuple[Recipe, ...] = (*RECIPES, ARGUSAI_BACKEND)
 
 
 class BuildError(RuntimeError):
@@ -297,6 +435,246 @@ def debian_sources(suite: str = SUITE) -> list[str]:
     else:
         log(f"warning: no {suite}-security repository in apt's configuration")
     return sources
+
+
+def tree_digest(root: Path) -> str:
+    """SHA-256 over every file under ROOT: relative path, executable bit, content (or link target)."""
+    sha = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            sha.update(f"\0link\0{rel}\0{os.readlink(path)}".encode())
+        elif path.is_file():
+            executable = "x" if path.stat().st_mode & 0o111 else "-"
+            sha.update(f"\0file\0{rel}\0{executable}\0".encode())
+            sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
+def _glob_regex(pattern: str) -> str:
+    """A .dockerignore glob as a regex: ``*`` and ``?`` stay within one path component."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(char))
+            else:
+                out.append(pattern[i : end + 1].replace("[!", "[^", 1))
+                i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out)
+
+
+def dockerignore_rules(app_dir: Path) -> list[tuple[re.Pattern[str], bool]]:
+    """(pattern, excludes) pairs of APP_DIR's .dockerignore, in order (the last match wins, as in Docker)."""
+    path = app_dir / ".dockerignore"
+    if not path.is_file():
+        return []
+    rules = []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        excludes = not line.startswith("!")
+        line = line.lstrip("!").strip().strip("/")
+        if line:
+            # Anchored at the build context, like Docker; a match also covers what is below it.
+            rules.append((re.compile(_glob_regex(line) + "(/.*)?"), excludes))
+    return rules
+
+
+def release_files(release: PythonRelease) -> list[Path]:
+    """The release files the image gets: all but those its .dockerignore or ALWAYS_EXCLUDED drop."""
+    app_dir = release.app_dir()
+    rules = dockerignore_rules(app_dir)
+    selected = []
+    for path in sorted(app_dir.rglob("*")):
+        if path.is_dir() and not path.is_symlink():
+            continue
+        rel = path.relative_to(app_dir).as_posix()
+        if any(fnmatch.fnmatchcase(part, glob) for part in rel.split("/") for glob in release.always_excluded):
+            continue
+        excluded = False
+        for pattern, excludes in rules:
+            if pattern.fullmatch(rel):
+                excluded = excludes
+        if not excluded:
+            selected.append(path)
+    if not selected:
+        raise BuildError(f"{app_dir}: no files left to copy into the image")
+    return selected
+
+
+def write_app_tarball(release: PythonRelease, tarball: Path) -> None:
+    """TARBALL holds the release files under TARGET (and an empty TARGET/data), owned by UID."""
+    app_dir = release.app_dir()
+    target = release.target.strip("/")
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = release.uid
+        info.uname = info.gname = ""
+        return info
+
+    def directory(name: str) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        info.mtime = int(time.time())
+        return owned(info)
+
+    with tarfile.open(tarball, "w", format=tarfile.PAX_FORMAT) as tar:
+        made = {target}
+        tar.addfile(directory(target))
+        tar.addfile(directory(f"{target}/data"))
+        for path in release_files(release):
+            rel = path.relative_to(app_dir)
+            for parent in reversed(rel.parents[:-1]):
+                name = f"{target}/{parent.as_posix()}"
+                if name not in made:
+                    made.add(name)
+                    tar.addfile(directory(name))
+            info = owned(tar.gettarinfo(path, f"{target}/{rel.as_posix()}"))
+            info.mode = 0o755 if info.mode & 0o111 else 0o644
+            if info.isreg():
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+
+
+def _requirement_name(line: str) -> str | None:
+    """Normalised project name of a requirements.txt line, or None for a blank/comment line."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line.split("#", 1)[0])
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else None
+
+
+def release_requirements(release: PythonRelease) -> str:
+    """The release's requirements.txt without the left-out packages, plus the extra requirements."""
+    left_out = {_requirement_name(name) for name in release.left_out}
+    kept: list[str] = []
+    seen: set[str] = set()
+    for line in (release.app_dir() / release.requirements).read_text().splitlines():
+        name = _requirement_name(line)
+        if name is None:
+            continue
+        seen.add(name)
+        if name not in left_out:
+            kept.append(line.split("#", 1)[0].strip())
+    if missing := left_out - seen:
+        raise BuildError(f"left-out requirements not in the release's {release.requirements}: {sorted(missing)}")
+    return "\n".join([*kept, *release.extra_requirements]) + "\n"
+
+
+def _pins(constraints: Path) -> dict[str, str]:
+    pins = {}
+    for line in constraints.read_text().splitlines():
+        name = _requirement_name(line)
+        if name is not None:
+            pins[name] = line.split("#", 1)[0].strip()
+    return pins
+
+
+def _host_pip(python_version: str) -> list[str]:
+    """A pip of this machine running on Python PYTHON_VERSION (markers are evaluated by the host)."""
+    candidates = [sys.executable, shutil.which(f"python{python_version}"), shutil.which("python3")]
+    probe = "import sys, pip; print('%d.%d' % sys.version_info[:2])"
+    for python in candidates:
+        if not python:
+            continue
+        proc = subprocess.run(  # noqa: S603 - interpreter found here, fixed probe
+            [python, "-c", probe], capture_output=True, text=True, check=False, timeout=60
+        )
+        if proc.returncode == 0 and proc.stdout.strip() == python_version:
+            return [python, "-m", "pip"]
+    raise BuildError(f"no Python {python_version} with pip on this machine to download the release's wheels")
+
+
+# pip calls on a cold machine: a few hundred MiB of wheels.
+PIP_TIMEOUT_SECONDS = 1800
+
+
+def _pip(pip: Sequence[str], args: Sequence[str], logfile: Path) -> None:
+    with logfile.open("ab") as out:
+        out.write(f"$ {shlex.join([*pip, *args])}\n".encode())
+        out.flush()
+        try:
+            proc = subprocess.run(  # noqa: S603 - arguments built here
+                [*pip, *args], stdout=out, stderr=out, check=False, timeout=PIP_TIMEOUT_SECONDS
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BuildError(f"pip {args[0]} timed out after {PIP_TIMEOUT_SECONDS}s:\n{_tail(logfile)}") from exc
+    if proc.returncode != 0:
+        raise BuildError(f"pip {args[0]} failed ({proc.returncode}):\n{_tail(logfile)}")
+
+
+def stage_wheels(recipe: Recipe) -> Path:
+    """Download (once per pin set) every wheel RECIPE's release installs; return their directory.
+
+    The directory also holds the ``requirements.txt`` and ``constraints.txt``
+    the image installs with. It is cached under :func:`cache_dir`, keyed by a
+    hash of the constraints, the requirements and the target platform.
+    """
+    release = recipe.release
+    assert release is not None  # noqa: S101 - only called for release recipes
+    constraints = HERE / release.constraints
+    requirements = release_requirements(release)
+    arch = platform.machine()
+    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(release.glibc_minor, 16, -1)]
+    platforms += [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+    key = hashlib.sha256(
+        json.dumps(
+            [constraints.read_text(), requirements, release.sdist_only, release.python_version, platforms]
+        ).encode()
+    ).hexdigest()[:16]
+    wheels_root = cache_dir() / "wheels"
+    wheels = wheels_root / f"{recipe.name}-{key}"
+    if (wheels / "constraints.txt").is_file():
+        return wheels
+    wheels_root.mkdir(parents=True, exist_ok=True)
+    for old in wheels_root.glob(f"{recipe.name}-*"):
+        shutil.rmtree(old)  # stale pin sets, or a download that was interrupted
+    partial = wheels_root / f"{recipe.name}-{key}.{os.getpid()}.part"
+    partial.mkdir()
+    logfile = cache_dir() / f"{recipe.name}-wheels.log"
+    logfile.write_bytes(b"")
+    pip = _host_pip(release.python_version)
+    pins = _pins(constraints)
+    log(f"{recipe.tag}: downloading wheels for {len(pins)} pinned packages")
+
+    sdists = []
+    for name in release.sdist_only:
+        if (pin := pins.get(_requirement_name(name) or "")) is None:
+            raise BuildError(f"{name} has no pin in {release.constraints}")
+        sdists.append(pin)
+    _pip(pip, ["wheel", "--no-deps", "--no-binary=:all:", "--wheel-dir", str(partial), *sdists], logfile)
+    if impure := [whl.name for whl in partial.glob("*.whl") if not whl.name.endswith("-none-any.whl")]:
+        raise BuildError(f"source-only packages built platform wheels: {impure}")
+
+    (partial / "requirements.txt").write_text(requirements)
+    shutil.copyfile(constraints, partial / "constraints.txt.part")
+    args = ["download", "--only-binary=:all:", "--python-version", release.python_version]
+    args += ["--implementation", "cp", "--abi", f"cp{release.python_version.replace('.', '')}"]
+    args += [arg for name in platforms for arg in ("--platform", name)]
+    args += ["--find-links", str(partial), "--dest", str(partial)]
+    args += ["-r", str(partial / "requirements.txt"), "-c", str(partial / "constraints.txt.part")]
+    _pip(pip, args, logfile)
+    # The marker of a complete download is constraints.txt itself.
+    (partial / "constraints.txt.part").rename(partial / "constraints.txt")
+    partial.rename(wheels)
+    return wheels
 
 
 def image_label(tag: str) -> tuple[str, str] | None:
@@ -413,15 +791,22 @@ def _stop_children() -> None:
         proc.terminate()
 
 
-def _bootstrap_and_import(recipe: Recipe, digest: str, sources: Sequence[str], tarball: Path, logfile: Path) -> None:
-    """Stream mmdebstrap's tarball into `docker import` and into the cache."""
+def _bootstrap_and_import(
+    recipe: Recipe,
+    digest: str,
+    sources: Sequence[str],
+    tarball: Path,
+    logfile: Path,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Stream mmdebstrap's tarball into `docker import` and into the cache (ENV: mmdebstrap's environment)."""
     partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.part")
     with logfile.open("wb") as err:
         err.write(f"$ {shlex.join(mmdebstrap_command(recipe, sources))}\n".encode())
         err.flush()
         # Own process group: on failure mmdebstrap sends SIGHUP to its whole
         # group, which would otherwise kill this process and its callers.
-        bootstrap = _spawn(mmdebstrap_command(recipe, sources), stdout=subprocess.PIPE, stderr=err)
+        bootstrap = _spawn(mmdebstrap_command(recipe, sources), stdout=subprocess.PIPE, stderr=err, env=env)
         importer = _spawn(import_command(recipe, digest), stdin=subprocess.PIPE, stdout=err, stderr=err)
         if bootstrap.stdout is None or importer.stdin is None:  # pipes were requested
             raise BuildError(f"{recipe.tag}: could not connect the build pipeline")
@@ -484,6 +869,16 @@ def build_image(
         log(f"{recipe.tag}: importing cached root file system {tarball.name}")
         logfile.write_bytes(b"")
         _import_tarball(recipe, digest, tarball, logfile)
+    elif recipe.release is not None:
+        wheels = stage_wheels(recipe)
+        with tempfile.TemporaryDirectory(dir=cache, prefix=f"{recipe.name}-stage-") as stage:
+            app_tarball = Path(stage) / "app.tar"
+            write_app_tarball(recipe.release, app_tarball)
+            env = {**os.environ, "RELEASE_WHEELS": str(wheels), "RELEASE_APP_TAR": str(app_tarball)}
+            log(f"{recipe.tag}: bootstrapping ({', '.join(recipe.packages)}) and installing the release")
+            _bootstrap_and_import(recipe, digest, sources(), tarball, logfile, env)
+        if not use_tarball_cache:
+            tarball.unlink(missing_ok=True)
     else:
         log(f"{recipe.tag}: bootstrapping ({', '.join(recipe.packages)})")
         _bootstrap_and_import(recipe, digest, sources(), tarball, logfile)
@@ -518,7 +913,7 @@ def ensure_images(
         force: rebuild even images whose recipe hash matches.
         jobs: how many images to build at the same time.
         use_tarball_cache: keep/import root file system tarballs from the cache.
-        recipes: which images (default: all three).
+        recipes: which images (default: the three stand-ins, not ARGUSAI_BACKEND).
 
     Returns:
         Image tag -> image id.
@@ -602,11 +997,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=[recipe.name for recipe in RECIPES],
-        help="build only this image (repeatable)",
+        choices=[recipe.name for recipe in ALL_RECIPES],
+        help="build only this image (repeatable); argusai-backend is built only when named",
     )
     args = parser.parse_args(argv)
-    recipes = [r for r in RECIPES if not args.only or r.name in args.only]
+    recipes = [r for r in ALL_RECIPES if r.name in args.only] if args.only else list(RECIPES)
     try:
         images = ensure_images(
             force=args.force,

@@ -1,0 +1,166 @@
+"""What the Pulumi engine would do between two runs of the program: config transitions, init errors, drift.
+
+Each test runs the real program twice under mocks, the second time over the state the first left (as
+the engine would hold it after `pulumi up`, read back the way pulumi-docker reads it), and asserts the
+engine's plan: nothing protected deleted or replaced, no spurious replacement, failures retried.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from components.docker_common import go_duration
+from testkit import plan as planning
+from testkit.harness import commit, run_program
+from testkit.provider import CONTAINER, DaemonModel, diff
+
+FERNET_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
+PROD_LIKE = {"database": "postgres", "protectData": True}
+
+
+def _up(stack: str, overrides: dict[str, Any], secrets: dict[str, Any] | None = None, prior=None, **kw: Any):
+    deployment = run_program(stack, overrides, secrets, prior=prior)
+    return deployment, commit(deployment, prior, **kw)
+
+
+def _replan(
+    stack: str, first: dict[str, Any], second: dict[str, Any], secrets: dict[str, Any] | None = None
+) -> planning.Plan:
+    _, state = _up(stack, first)
+    return planning.plan(state, run_program(stack, second, secrets, prior=state))
+
+
+def test_second_run_with_nothing_changed_plans_nothing() -> None:
+    """After `up` (state read back as the provider reads it), the same config plans zero changes."""
+    for stack, config in (("embedded", {}), ("prod", {}), ("dev", {"bindAddress": "::"})):
+        assert _replan(stack, config, config).summary() == [], stack
+
+
+def test_daemon_log_options_cause_no_replacement() -> None:
+    """dockerd merges daemon.json log-opts into a container's options; none are declared, so no diff."""
+    daemon = DaemonModel(default_log_driver="local", default_log_opts={"compress": "false", "max-size": "50m"})
+    _, state = _up("prod", {}, daemon=daemon)
+    assert planning.plan(state, run_program("prod", prior=state)).summary() == []
+
+
+def test_json_file_with_options_would_be_replaced_on_such_a_host() -> None:
+    """The provider model catches the old declaration: json-file + log_opts on a host with `compress`."""
+    daemon = DaemonModel(default_log_opts={"compress": "true"})
+    declared = {"name": "c", "image": "sha256:1", "logDriver": "json-file", "logOpts": {"max-size": "10m"}}
+    from testkit.provider import container_state_simulated
+
+    state = container_state_simulated(declared, daemon)
+    assert diff(CONTAINER, declared, state).replace == ["logOpts"]
+
+
+def test_durations_are_declared_as_go_prints_them() -> None:
+    """`60s` reads back as `1m0s`: declared any other way, every run would show a diff."""
+    assert go_duration(60) == "1m0s"
+    assert go_duration(3600 + 90) == "1h1m30s"
+    assert go_duration(2) == "2s"
+    deployment = run_program("prod")
+    for c in deployment.of_type(CONTAINER):
+        hc = c.plain("healthcheck")
+        if hc:
+            assert hc["startPeriod"] in ("1m0s", "30s"), c.name
+    # And the model really flags the other form.
+    state = {"healthcheck": {"tests": ["CMD", "true"], "startPeriod": "1m0s"}}
+    assert diff(CONTAINER, {"healthcheck": {"tests": ["CMD", "true"], "startPeriod": "60s"}}, state).changed
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(PROD_LIKE, {**PROD_LIKE, "backupEnabled": False}, id="backups-off"),
+        pytest.param(PROD_LIKE, {**PROD_LIKE, "database": "sqlite"}, id="postgres-to-sqlite"),
+        pytest.param({"protectData": True}, {"protectData": True, "database": "postgres"}, id="sqlite-to-postgres"),
+        pytest.param(PROD_LIKE, {**PROD_LIKE, "protectData": False}, id="unprotect"),
+        pytest.param({"protectData": False}, {"protectData": True}, id="protect"),
+        pytest.param(PROD_LIKE, {**PROD_LIKE, "frontendImage": ""}, id="frontend-off"),
+    ],
+)
+def test_config_changes_never_delete_or_replace_protected_resources(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    """Each transition plans without a refusal, and no volume or generated secret is deleted or replaced."""
+    steps = _replan("it", first, second)
+    assert steps.refusals == []
+    kept = [s for s in steps.changes if s.type.startswith(("random:", "docker:index/volume"))]
+    assert kept == [], [str(s) for s in kept]
+
+
+def test_leaving_postgres_keeps_its_data_volume() -> None:
+    """postgres -> sqlite: the server goes, its data volume stays declared (and protected)."""
+    steps = _replan("it", PROD_LIKE, {**PROD_LIKE, "database": "sqlite"})
+    deleted = sorted(s.name for s in steps.ops("delete", "forget"))
+    assert deleted == ["network-db", "postgres-container", "postgres-image"]
+
+
+@pytest.mark.parametrize(
+    ("change", "replaced"),
+    [
+        ({"backendImage": "example/backend:2"}, {"backend-container", "backend-image", "backup-container"}),
+        ({"backendPort": 8111}, {"backend-container"}),
+        ({"bindAddress": "127.0.0.1"}, {"backend-container", "frontend-container"}),
+        ({"bindAddress": "::"}, {"backend-container", "frontend-container"}),
+    ],
+)
+def test_image_port_and_address_changes_replace_only_what_they_touch(change: dict[str, Any], replaced: set) -> None:
+    """Replacements stay where the change is; data volumes and secrets are untouched."""
+    steps = _replan("it", {"protectData": True}, {"protectData": True, **change})
+    assert steps.refusals == []
+    assert {s.name for s in steps.changes} == replaced
+    assert all(s.op == "replace" for s in steps.changes)
+
+
+def test_a_failed_wait_is_retried_and_blocks_dependants() -> None:
+    """postgres's `wait` timed out: the next `up` replaces it (replaceOnChanges *), it is not accepted."""
+    deployment = run_program("prod")
+    state = commit(deployment, failed={"argusai-prod-postgres"})
+    steps = planning.plan(state, run_program("prod", prior=state))
+    assert [str(s) for s in steps.changes] == ["replace postgres-container (#initerror)"]
+
+
+def test_without_replace_on_changes_an_init_error_becomes_an_empty_update() -> None:
+    """The engine's behaviour the program guards against: an empty update that clears the error."""
+    old = planning.ResourceState("u", CONTAINER, "c", {}, {"name": "c"}, init_errors=["unhealthy"])
+    assert planning.resource_diff(old, CONTAINER, {"name": "c"}, []).op == "update"
+    assert planning.resource_diff(old, CONTAINER, {"name": "c"}, ["*"]).op == "replace"
+
+
+def test_supplying_the_secret_in_use_is_accepted() -> None:
+    """A value equal to the generated one (copied from the state) plans nothing."""
+    deployment, state = _up("it", PROD_LIKE)
+    url = deployment.outputs["databaseUrl"].value
+    password = url.split(":")[2].split("@")[0]
+    steps = planning.plan(state, run_program("it", PROD_LIKE, {"postgresPassword": password}, prior=state))
+    assert steps.refusals == []
+    assert steps.summary() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("postgresPassword", "a-new-password-1"), ("encryptionKey", FERNET_KEY), ("jwtSecretKey", "j" * 40)],
+)
+def test_a_secret_that_differs_from_the_one_in_use_is_refused(key: str, value: str) -> None:
+    """Supplied after the first deploy with another value: refused naming the key, value never shown."""
+    _, state = _up("it", PROD_LIKE)
+    with pytest.raises(Exception, match=f"argusai:{key}' differs from the value this stack last deployed") as err:
+        run_program("it", PROD_LIKE, {key: value}, prior=state)
+    assert value not in str(err.value)
+
+
+def test_unsetting_a_supplied_secret_is_refused_too() -> None:
+    """Back to the generator after running on a supplied key would switch keys: refused."""
+    _, state = _up("it", PROD_LIKE, {"encryptionKey": FERNET_KEY})
+    with pytest.raises(Exception, match="argusai:encryptionKey"):
+        run_program("it", PROD_LIKE, prior=state)
+
+
+def test_secrets_supplied_before_the_first_deploy_are_simply_used() -> None:
+    """No earlier deployment: nothing to compare with."""
+    deployment = run_program("it", PROD_LIKE, {"encryptionKey": FERNET_KEY})
+    assert f"ENCRYPTION_KEY={FERNET_KEY}" in deployment.container("backend").plain("envs")
