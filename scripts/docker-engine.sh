@@ -5,7 +5,7 @@
 # nothing is done. Otherwise, as root: docker.io, mmdebstrap (which builds the
 # integration-test images, tests/integration/images/build.py), gpg (which
 # mmdebstrap uses to check the mirror's key) and docker-registry (the loopback
-# image registry of tests/integration/registry.py) are installed from Debian if
+# image registry of testkit/registry.py) are installed from Debian if
 # missing, and dockerd is started in the background on overlay2, the storage
 # driver every ordinary Docker host uses. Only where overlay2 cannot start
 # (a kernel or a backing file system without overlayfs) does it fall back to
@@ -56,6 +56,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"
+    # The package enables a registry service on every interface where an init system runs; the tests
+    # start their own on loopback and need none.
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    fi
 fi
 
 # Already running, or started by the package install on a machine with an

@@ -40,7 +40,7 @@ def test_second_run_with_nothing_changed_plans_nothing() -> None:
 
 
 def test_daemon_log_options_cause_no_replacement() -> None:
-    """dockerd merges daemon.json log-opts into a container's options; none are declared, so no diff."""
+    """Dockerd merges daemon.json log-opts into a container's options; none are declared, so no diff."""
     daemon = DaemonModel(default_log_driver="local", default_log_opts={"compress": "false", "max-size": "50m"})
     _, state = _up("prod", {}, daemon=daemon)
     assert planning.plan(state, run_program("prod", prior=state)).summary() == []
@@ -93,7 +93,7 @@ def test_config_changes_never_delete_or_replace_protected_resources(
 
 
 def test_leaving_postgres_keeps_its_data_volume() -> None:
-    """postgres -> sqlite: the server goes, its data volume stays declared (and protected)."""
+    """Postgres -> sqlite: the server goes, its data volume stays declared (and protected)."""
     steps = _replan("it", PROD_LIKE, {**PROD_LIKE, "database": "sqlite"})
     deleted = sorted(s.name for s in steps.ops("delete", "forget"))
     assert deleted == ["network-db", "postgres-container", "postgres-image"]
@@ -117,7 +117,7 @@ def test_image_port_and_address_changes_replace_only_what_they_touch(change: dic
 
 
 def test_a_failed_wait_is_retried_and_blocks_dependants() -> None:
-    """postgres's `wait` timed out: the next `up` replaces it (replaceOnChanges *), it is not accepted."""
+    """Postgres's `wait` timed out: the next `up` replaces it (replaceOnChanges *), it is not accepted."""
     deployment = run_program("prod")
     state = commit(deployment, failed={"argusai-prod-postgres"})
     steps = planning.plan(state, run_program("prod", prior=state))

@@ -30,6 +30,7 @@ from components.naming import LABEL_MANAGED_BY, LABEL_ROLE, LABEL_STACK, MANAGED
 from testkit import plan as planning
 from testkit.applier import Applier, ApplyError
 from testkit.harness import Deployment, run_program
+from testkit.registry import LoopbackRegistry, registry_binary
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -350,3 +351,20 @@ def volume_exists(client: docker.DockerClient, name: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+@pytest.fixture
+def registry(engine: docker.DockerClient) -> Iterator[LoopbackRegistry]:
+    """A fresh registry on loopback; skipped (failed with REQUIRE_DOCKER=1) without docker-registry.
+
+    Afterwards the engine must hold no reference to it (the tests untag what they push).
+    """
+    if registry_binary() is None:
+        message = "docker-registry is not installed (scripts/docker-engine.sh installs it)"
+        if os.environ.get("REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with LoopbackRegistry() as running:
+        yield running
+        left = running.remove_local_references(engine)
+    assert not left, f"image references to the test registry left behind: {left}"

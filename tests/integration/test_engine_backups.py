@@ -14,6 +14,8 @@ import time
 import pytest
 from docker.errors import APIError
 
+from components.naming import LABEL_STACK
+
 from .conftest import BACKEND_IMAGE, POSTGRES_IMAGE, Stack, record_result, wait_for
 
 pytestmark = pytest.mark.integration
@@ -78,8 +80,12 @@ def settled(stack: Stack) -> None:
 
 
 def lose_data(stack: Stack, roles: tuple[str, ...]) -> None:
-    """Destroy the deployment and delete the volumes holding the database (the backups volume stays)."""
-    stack.down()
+    """Lose the volumes holding the database (a failed disk) and the containers using them.
+
+    The backups volume and the stack's state (its secrets) stay; the README's answer is `pulumi up --refresh`.
+    """
+    for container in stack.client.containers.list(all=True, filters={"label": f"{LABEL_STACK}={stack.name}"}):
+        container.remove(force=True)
     for role in roles:
         stack.client.volumes.get(stack.physical(role)).remove()
 
@@ -113,7 +119,7 @@ def test_postgres_backup_and_restore(stack: Stack) -> None:
     url = stack.output("databaseUrl")
 
     lose_data(stack, ("pgdata", "data"))
-    stack.up({"database": "postgres"})
+    stack.up({"database": "postgres"}, refresh=True)
     assert stack.notes() == ["startup"], "the redeployed database should start empty"
     # The redeployed backup container finds a recent backup: it must not dump the empty database over it.
     settled(stack)
@@ -146,7 +152,7 @@ def test_sqlite_backup_and_restore(stack: Stack) -> None:
     before_loss = complete_backups(stack, "sqlite")
 
     lose_data(stack, ("data",))
-    stack.up()
+    stack.up(refresh=True)
     assert stack.notes() == ["startup"], "the redeployed database should start empty"
     settled(stack)
     assert complete_backups(stack, "sqlite") == sorted(before_loss), "no backup of the empty database"

@@ -7,8 +7,8 @@ from urllib.parse import quote
 import pytest
 
 from components.backend import DATA_PATH
+from testkit.provider import duration_ns
 
-from testkit.applier import duration_ns
 from .conftest import BACKEND_IMAGE, FRONTEND_IMAGE, POSTGRES_IMAGE, Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,8 @@ def test_postgres_from_nothing(stack: Stack) -> None:
     assert code == 0, out
     assert out.split() == [PG_DB, "alembic_version,events", "1"]
     # A second `pulumi up` right away would change nothing.
-    assert stack.applier.diff(stack.program(FULL_POSTGRES)) == []
+    # As the provider reads it back from dockerd (durations, log options, ports, network mode).
+    assert stack.plan(FULL_POSTGRES).summary() == []
 
 
 def test_sqlite_default_keeps_rows_across_replacement(stack: Stack) -> None:
@@ -78,7 +79,7 @@ def test_sqlite_default_keeps_rows_across_replacement(stack: Stack) -> None:
     )
     assert (code, out.strip()) == (0, "present")
 
-    replaced = stack.applier.replace(deployment, "backend")
+    replaced = stack.applier.replace(stack.state, deployment, "backend")
     assert replaced.new_id != replaced.old_id
     wait_for("backend /health after replacement", stack.healthy, HEALTHY_TIMEOUT)
     assert stack.notes() == ["startup", "before-1", "before-2", "startup"]
@@ -89,7 +90,7 @@ def test_postgres_replacement_shuts_down_cleanly(stack: Stack) -> None:
     deployment = stack.up({"database": "postgres", "backupEnabled": False})
     stack.post_notes(["kept"])
 
-    replaced = stack.applier.replace(deployment, "postgres")
+    replaced = stack.applier.replace(stack.state, deployment, "postgres")
     assert replaced.stop_seconds < POSTGRES_GRACE_SECONDS, "stop ran into the grace period (SIGKILL)"
     log = stack.container("postgres").logs().decode(errors="replace")
     assert "already holds a database; skipping initialisation" in log

@@ -10,9 +10,9 @@ import yaml
 
 from components.naming import LABEL_STACK
 from components.settings import ConfigError
+from testkit.applier import ApplyError
 from testkit.harness import CONTAINER, IMAGE, ROOT
 
-from testkit.applier import ApplyError
 from .conftest import FRONTEND_IMAGE, Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -47,27 +47,26 @@ def _like(stack_file: str) -> dict[str, Any]:
     return {key: value for key, value in keys.items() if key not in TEST_ONLY_KEYS}
 
 
-def test_teardown_and_redeploy_keeps_data(stack: Stack) -> None:
-    """`destroy` keeps the retained volumes; a new `up` adopts them: every row back, no second initdb."""
+def test_disposable_stack_destroys_data_with_its_secrets(stack: Stack) -> None:
+    """ProtectData false: `destroy` deletes the volumes too, so the next `up` (new secrets) starts clean.
+
+    Before, the volumes were retained and re-adopted while the secrets were generated anew: PostgreSQL
+    kept the old password and the backend was locked out.
+    """
     overrides = {"database": "postgres"}
     first = stack.up(overrides)
     stack.post_notes(["row-1", "row-2"])
-    volumes = [stack.physical(role) for role in ("data", "pgdata", "backups")]
 
     stack.down()
-    left = _engine_objects(stack)
-    assert left == {"containers": [], "networks": [], "volumes": sorted(volumes)}
+    assert _engine_objects(stack) == {"containers": [], "networks": [], "volumes": []}
 
-    # Same stack name: the mocks generate the same secrets, as the stack state would keep them.
     second = stack.up(overrides)
-    same_secrets = second.outputs["databaseUrl"].value == first.outputs["databaseUrl"].value
-    assert same_secrets, "the generated password changed between runs"  # compared, never shown
-    # The password set at initialisation still opens the database: the backend is healthy on it.
+    new_secrets = second.outputs["databaseUrl"].value != first.outputs["databaseUrl"].value
+    assert new_secrets, "a destroyed stack's generated password came back"  # compared, never shown
     wait_for("backend /health", stack.healthy, HEALTHY_TIMEOUT)
-    assert stack.notes() == ["startup", "row-1", "row-2", "startup"]  # one 'startup' per backend start
+    assert stack.notes() == ["startup"]
     log = stack.container("postgres").logs().decode(errors="replace")
-    assert "already holds a database; skipping initialisation" in log
-    assert "initialising" not in log
+    assert "already holds a database" not in log
 
 
 def test_second_apply_changes_nothing(stack: Stack) -> None:
@@ -78,9 +77,10 @@ def test_second_apply_changes_nothing(stack: Stack) -> None:
         reg.plain("name"): stack.client.containers.get(reg.plain("name")).id for reg in deployment.of_type(CONTAINER)
     }
 
-    again = stack.program(overrides)
-    assert stack.applier.diff(again) == []
-    assert stack.applier.apply(again) == before
+    assert stack.plan(overrides).summary() == []
+    stack.up(overrides)
+    after = {name: stack.client.containers.get(name).id for name in before}
+    assert after == before
 
 
 def test_two_stacks_side_by_side(make_stack: Callable[[], Stack]) -> None:
@@ -129,12 +129,12 @@ def test_applier_fails_loudly(stack: Stack) -> None:
     deployment = stack.program({"backupEnabled": False})
     deployment.container("backend").inputs["privileged"] = True
     with pytest.raises(ApplyError, match="'privileged'"):
-        stack.applier.apply(deployment)
+        stack.applier.up(deployment, stack.state)
 
     deployment = stack.program({"backupEnabled": False})
     image = next(reg for reg in deployment.of_type(IMAGE) if reg.name == "backend-image")
     image.inputs["name"] = "argusai-test/absent:never"
-    with pytest.raises(ApplyError, match="never pulled"):
-        stack.applier.apply(deployment)
+    with pytest.raises(ApplyError, match="could not be pulled"):
+        stack.applier.up(deployment, stack.state)
     assert not stack.client.images.list(name="argusai-test/absent")
     assert _engine_objects(stack) == {"containers": [], "networks": [], "volumes": []}

@@ -105,3 +105,34 @@ def test_postgres_is_isolated(stack: Stack) -> None:
     for iface, destination, via in routes:
         assert iface == "eth0"
         assert destination == subnet or (destination == DEFAULT_ROUTE and via == gateway), (destination, via)
+
+
+def _listening(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on `port` (read from /proc, no traffic)."""
+    found = set()
+    for path, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(path).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hexport = local.partition(":")
+            if state != "0A" or int(hexport, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # /proc prints the address as 32-bit words in host byte order.
+            raw = b"".join(struct.pack("<I", *struct.unpack(">I", raw[i : i + 4])) for i in range(0, len(raw), 4))
+            found.add(socket.inet_ntop(family, raw))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("bind", "expected"),
+    [("0.0.0.0", {"0.0.0.0"}), ("::", {"0.0.0.0", "::"}), ("127.0.0.1", {"127.0.0.1"})],  # noqa: S104
+)
+def test_bind_address_publishes_exactly_there(stack: Stack, bind: str, expected: set[str]) -> None:
+    """`0.0.0.0` is IPv4 only; `::` is both families, as compose publishes; an address is that one only.
+
+    A second `up` plans nothing: the bindings read back in the order they are declared.
+    """
+    config = {"bindAddress": bind, "backupEnabled": False}
+    stack.up(config)
+    assert _listening(stack.backend_port) == expected
+    assert stack.plan(config).summary() == []

@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 
 import docker
 import pytest
 from docker.errors import ImageNotFound
 
+from testkit.registry import DERIVED_LABEL, LoopbackRegistry, derive_image
+
 from .conftest import BACKEND_IMAGE, record_result
-from .registry import DERIVED_LABEL, LoopbackRegistry, derive_image, registry_binary
 
 pytestmark = pytest.mark.integration
 
 REPOSITORY = "argusai-test/backend"
 TAG = "v"
-
-
-@pytest.fixture
-def registry(engine: docker.DockerClient) -> Iterator[LoopbackRegistry]:
-    """A fresh registry on loopback; skipped (failed with REQUIRE_DOCKER=1) without docker-registry.
-
-    Afterwards the engine must hold no reference to it (the tests untag what they push).
-    """
-    if registry_binary() is None:
-        message = "docker-registry is not installed (scripts/docker-engine.sh installs it)"
-        if os.environ.get("REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    with LoopbackRegistry() as running:
-        yield running
-        left = running.remove_local_references(engine)
-    assert not left, f"image references to the test registry left behind: {left}"
 
 
 def _cleanup(client: docker.DockerClient, registry: LoopbackRegistry, derived: str = "") -> None:

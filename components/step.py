@@ -1,0 +1,104 @@
+"""A one-shot step that must succeed before anything that depends on it changes.
+
+Schema gates, data copies, `ALTER ROLE`, version checks: each runs once per change of its inputs and,
+when it fails, stops `pulumi up` with the old deployment still serving. pulumi-docker has no such
+resource (`attach` with `must_run: false` only records an exit code and never fails the update, and an
+unchanged job never runs again), so a step is a container built on what the provider does enforce:
+
+Creates:
+- `<name>-container`: runs `script` with `sh -c` in `image`, its output written to `<log_dir>/<role>.log`
+  on `log_volume`. On success it marks itself done and idles: its healthcheck turns healthy and the
+  provider's `wait` returns, so dependants (`depends_on`) proceed. On failure it exits, and being created
+  with `rm` it is removed at once: the provider's `wait` fails on its next inspect (instead of polling
+  until the timeout), the create becomes an init error and the engine stops before any dependant.
+  Every container carries `replaceOnChanges: ["*"]`, so the next `pulumi up` replaces the failed step,
+  which runs it again; a step whose inputs (image id, script, environment) change also runs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from components.docker_common import Healthcheck, secret_env, service_container
+from components.naming import Naming
+
+DONE_MARKER = "/tmp/argusai-step.done"  # noqa: S108 - inside the step's own container
+STOP_GRACE_SECONDS = 5
+DEFAULT_TIMEOUT_SECONDS = 600
+# Runs `$1` (the step's script), its output into the log file; done: mark and idle until stopped.
+WRAPPER = (
+    'log="$STEP_LOG"; mkdir -p "$(dirname "$log")"; '
+    'if sh -c "$1" >"$log.partial" 2>&1; then '
+    f'mv "$log.partial" "$log"; touch {DONE_MARKER}; '
+    "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done; "
+    'else status=$?; mv "$log.partial" "$log"; cat "$log"; exit "$status"; fi'
+)
+HEALTHCHECK = Healthcheck(test=("CMD", "test", "-f", DONE_MARKER), interval=2, timeout=5, retries=1, start_period=0)
+
+
+@dataclass(frozen=True)
+class StepArgs:
+    """Inputs of Step."""
+
+    naming: Naming
+    """Physical names and labels."""
+    role: str
+    """Role of the step, e.g. `schema-gate`: its container's name and its log file's."""
+    image: pulumi.Input[str]
+    """Image id to run the script in (it needs `sh` and `test`)."""
+    script: str
+    """Shell script; exit status 0 is success."""
+    log_volume: pulumi.Input[str]
+    """Volume that keeps the step's log (the container itself is removed when the step fails)."""
+    log_dir: str = "/steps"
+    """Where `log_volume` is mounted."""
+    env: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """Environment as NAME=value entries (the list is marked secret)."""
+    volumes: Sequence[docker.ContainerVolumeArgs] = field(default_factory=tuple)
+    """Other volumes the script works on."""
+    networks: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """Networks to join; none means no network at all."""
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    """How long the script may take."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Resources that must be ready first."""
+
+
+class Step(pulumi.ComponentResource):
+    """One one-shot step; `container` is what dependants put in their `depends_on`."""
+
+    container: docker.Container
+
+    def __init__(self, name: str, args: StepArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        """Declare the step's container."""
+        super().__init__("argusai:step:Step", name, None, opts)
+        log_file = f"{args.log_dir}/{args.role}.log"
+        self.container = service_container(
+            f"{name}-container",
+            naming=args.naming,
+            role=args.role,
+            grace_seconds=STOP_GRACE_SECONDS,
+            parent=self,
+            depends_on=args.depends_on,
+            # Removed when it exits: a failed step fails the provider's wait at once. (Docker refuses a
+            # restart policy together with auto-remove.)
+            restart="no",
+            rm=True,
+            image=args.image,
+            entrypoints=["sh", "-c", WRAPPER, args.role, args.script],
+            envs=secret_env([*args.env, f"STEP_LOG={log_file}"]),
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=args.log_dir),
+                *args.volumes,
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=n) for n in args.networks] or None,
+            network_mode=None if args.networks else "none",
+            healthcheck=HEALTHCHECK.args(),
+            wait=True,
+            wait_timeout=args.timeout_seconds,
+        )
+        self.register_outputs({"container": self.container.name})

@@ -1,0 +1,95 @@
+"""One-shot steps on the engine: a failure stops the rollout before its dependants, the next `up` retries.
+
+The step and a dependant service are declared through the real components, applied by the stateful
+applier (which waits and records init errors as pulumi-docker and the engine do).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pulumi
+import pytest
+
+from components.docker_common import data_volume, service_container
+from components.naming import Naming
+from components.step import Step, StepArgs
+from testkit import plan as planning
+from testkit.applier import ApplyError
+from testkit.harness import Deployment, run_components
+
+from .conftest import BACKEND_IMAGE, NAME_PREFIX, Stack, record_result
+
+#: A failed step must stop the update long before its 600 s timeout (it is removed when it exits).
+FAIL_FAST_SECONDS = 30
+
+
+def _declare(stack: Stack, script: str) -> Deployment:
+    """A log volume, the step, and a service that depends on it, as the program would declare them."""
+    naming = Naming(NAME_PREFIX, stack.name)
+    image = stack.image_id(BACKEND_IMAGE)
+
+    def build() -> None:
+        root = pulumi.ComponentResource("argusai:test:Steps", "steps")
+        log = data_volume("log", naming.physical_name("steplog"), naming.labels("steplog"), parent=root, keep=False)
+        step = Step("gate", StepArgs(naming=naming, role="gate", image=image, script=script, log_volume=log.name))
+        service_container(
+            "after",
+            naming=naming,
+            role="after",
+            grace_seconds=1,
+            parent=root,
+            depends_on=[step.container],
+            image=image,
+            network_mode="none",
+        )
+
+    _, deployment = run_components(build, stack=stack.name)
+    return deployment
+
+
+def _apply(stack: Stack, deployment: Deployment) -> None:
+    try:
+        stack.state = stack.applier.up(deployment, stack.state)
+    except ApplyError as exc:
+        if exc.state is not None:
+            stack.state = exc.state
+        raise
+
+
+def _log(stack: Stack) -> str:
+    code, out = stack.oneoff(BACKEND_IMAGE, ["cat", "/s/gate.log"], volumes={stack.physical("steplog"): {"bind": "/s"}})
+    assert code == 0, out
+    return out
+
+
+def test_failed_step_stops_dependants_and_is_retried(stack: Stack) -> None:
+    """Fail: nothing after it is created, fast, the log kept; again: retried; fixed: dependants proceed."""
+    failing = _declare(stack, "echo 'schema check failed' >&2; exit 3")
+    started = time.monotonic()
+    with pytest.raises(ApplyError, match="gate"):
+        _apply(stack, failing)
+    failed_after = time.monotonic() - started
+    assert failed_after < FAIL_FAST_SECONDS
+    assert not stack.client.containers.list(all=True, filters={"name": stack.physical("after")})
+    assert "schema check failed" in _log(stack)
+    gate = next(r for r in stack.state.resources.values() if r.name == "gate-container")
+    assert gate.init_errors, "the failed create is kept with an init error"
+
+    # The next `up` with nothing changed retries the step instead of accepting it.
+    again = _declare(stack, "echo 'schema check failed' >&2; exit 3")
+    assert [str(s) for s in planning.plan(stack.state, again).changes] == [
+        "replace gate-container (#initerror)",
+        "create after",
+    ]
+    with pytest.raises(ApplyError):
+        _apply(stack, again)
+
+    fixed = _declare(stack, "echo migrated")
+    _apply(stack, fixed)
+    assert stack.container("after").status in ("running", "created", "exited")
+    assert stack.container("gate").attrs["State"]["Health"]["Status"] == "healthy"
+    assert "migrated" in _log(stack)
+    # Done: another `up` runs nothing again.
+    assert planning.plan(stack.state, _declare(stack, "echo migrated")).summary() == []
+    record_result(f"RESULT step failure reported after {failed_after:.1f}s (wait timeout 600s)")
