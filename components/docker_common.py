@@ -68,20 +68,15 @@ class Healthcheck:
         )
 
 
-#: The wildcard addresses. dockerd publishes a port bound to "::" on IPv6 only (its proxy listens
-#: IPV6_V6ONLY), so "every address" of both families, as compose publishes, is two bindings.
-ANY_IPV4 = "0.0.0.0"  # noqa: S104 - names the wildcard, binds nothing
-ANY_IPV6 = "::"
-
-
 def published_ports(internal: int, external: int, bind_address: str) -> list[docker.ContainerPortArgs]:
-    """Publish `internal` on `bind_address:external`; "::" means every IPv4 and IPv6 address.
+    """Publish `internal` on `bind_address:external`, one binding.
 
-    IPv4 first: that is the order in which the provider reads the bindings back from dockerd, and the
-    list is force-new, so another order would replace the container on every run.
+    dockerd 20.10 publishes `0.0.0.0` on IPv4 only and `::` on IPv6 only. Both families on one port
+    would take two bindings, and those cannot be declared stably: dockerd reads two bindings of one port
+    back in the reverse order and the provider compares the force-new list by position, so the container
+    would be replaced on every run (measured; see the README, IPv4 and IPv6).
     """
-    addresses = [ANY_IPV4, ANY_IPV6] if bind_address == ANY_IPV6 else [bind_address]
-    return [docker.ContainerPortArgs(internal=internal, external=external, ip=address) for address in addresses]
+    return [docker.ContainerPortArgs(internal=internal, external=external, ip=bind_address)]
 
 
 def container_labels(labels: dict[str, str]) -> list[docker.ContainerLabelArgs]:

@@ -156,7 +156,7 @@ class Applier:
         steps = planning.plan(state, deployment)
         if steps.refusals:
             raise ApplyError("; ".join(steps.refusals), state)
-        new = planning.State(resources=copy.deepcopy(state.resources), outputs=state.outputs)
+        new = planning.State(resources=copy.deepcopy(state.resources), outputs=state.outputs, epoch=state.epoch)
         step_of = {s.urn: s for s in steps.steps}
         order = [
             *deployment.of_type(IMAGE),
@@ -165,6 +165,15 @@ class Applier:
             *ordered_containers(deployment),
         ]
         try:
+            # Resources of other providers (the secret generators) exist only in the state: their outputs
+            # are what the (mock) provider answered.
+            for reg in deployment.registrations:
+                if reg.urn in step_of and not reg.type.startswith("docker:") and step_of[reg.urn].op != "same":
+                    record = self._record(reg, deployment.generations.get((reg.type, reg.name), 0))
+                    record.outputs = dict(reg.outputs)
+                    new.resources[reg.urn] = record
+                elif reg.urn in step_of and not reg.type.startswith("docker:"):
+                    self._set_options(new.resources[reg.urn], reg)
             for reg in order:
                 self._step(step_of[reg.urn], reg, new)
             for step in steps.ops("delete", "forget"):
@@ -397,7 +406,7 @@ class Applier:
 
     def refresh(self, state: planning.State) -> planning.State:
         """`pulumi refresh`: read every resource back; drop what is gone."""
-        new = planning.State(outputs=state.outputs)
+        new = planning.State(outputs=state.outputs, epoch=state.epoch)
         for urn, record in state.resources.items():
             record = copy.deepcopy(record)
             name = record.inputs.get("name")
@@ -423,16 +432,16 @@ class Applier:
         order = {CONTAINER: 0, NETWORK: 1, VOLUME: 2, IMAGE: 3}
         for record in sorted(reversed(list(state.resources.values())), key=lambda r: order.get(r.type, 4)):
             self._delete(record, forget=record.retain_on_delete)
-        return planning.State()
+        return planning.State(epoch=state.epoch + 1)
 
     def replace(self, state: planning.State, deployment: Deployment, role: str) -> Replacement:
         """Delete-before-replace the container of `role` (as an image upgrade would)."""
         reg = deployment.container(role)
-        old = state.resources[reg.urn]
-        stop_seconds = self._remove_container(old.outputs["id"], reg.plain("destroyGraceSeconds"))
+        old_id = state.resources[reg.urn].outputs["id"]
+        stop_seconds = self._remove_container(old_id, reg.plain("destroyGraceSeconds"))
         outputs = self._create(reg)
         state.resources[reg.urn].outputs = outputs
-        return Replacement(old.outputs["id"], outputs["id"], stop_seconds)
+        return Replacement(old_id, outputs["id"], stop_seconds)
 
 
 class _InitError(Exception):

@@ -188,7 +188,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 return f"{args.name}-id", {**state, **kept}
             generation = old.generation + 1
         self.generations[(args.typ, args.name)] = generation
-        seed = fake_digest(self.stack, args.typ, args.name, str(generation))
+        seed = fake_digest(self.stack, args.typ, args.name, str(self.prior.epoch), str(generation))
         if self.preview and args.typ.startswith("random:"):
             # Generated values are unknown until `up`: return no outputs, as the engine does in a preview.
             return "", state
@@ -373,7 +373,7 @@ def commit(
     prior = prior or planning.State()
     steps = planning.plan(prior, deployment).check()
     daemon = daemon or provider.DaemonModel()
-    state = planning.State(outputs=dict(deployment.raw_outputs))
+    state = planning.State(outputs=dict(deployment.raw_outputs), epoch=prior.epoch)
     by_urn = {r.urn: r for r in deployment.registrations}
     for step in steps.steps:
         if step.op in ("delete", "forget"):

@@ -46,6 +46,8 @@ class State:
 
     resources: dict[str, ResourceState] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    """How many times the stack was destroyed: a new lifetime gets new random values."""
 
     def by_name(self, typ: str, name: str) -> ResourceState | None:
         """The resource of this type and logical name (they are unique in this program)."""

@@ -291,6 +291,10 @@ def container_state_simulated(inputs: dict[str, Any], daemon: DaemonModel) -> di
         }
     ports = _ports_state(inputs.get("ports"))
     if ports:
-        # dockerd lists bindings by port, IPv4 before IPv6 (measured on dockerd 20.10).
-        state["ports"] = sorted(ports, key=lambda p: (p["internal"], p["protocol"], ":" in p["ip"]))
+        # dockerd 20.10 lists ports by number and the bindings of one port in the reverse of the order
+        # they were declared in (measured).
+        by_port: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        for port in ports:
+            by_port.setdefault((int(port["internal"]), port["protocol"]), []).append(port)
+        state["ports"] = [p for key in sorted(by_port) for p in reversed(by_port[key])]
     return state

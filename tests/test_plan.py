@@ -56,6 +56,20 @@ def test_json_file_with_options_would_be_replaced_on_such_a_host() -> None:
     assert diff(CONTAINER, declared, state).replace == ["logOpts"]
 
 
+def test_two_bindings_of_one_port_would_be_replaced_on_every_run() -> None:
+    """Why `::` is one binding: dockerd reads two bindings of a port back reversed; the list is force-new."""
+    from testkit.provider import container_state_simulated
+
+    declared = {
+        "name": "c",
+        "ports": [
+            {"internal": 8000, "external": 8000, "ip": "0.0.0.0"},  # noqa: S104 - declared, never bound
+            {"internal": 8000, "external": 8000, "ip": "::"},
+        ],
+    }
+    assert diff(CONTAINER, declared, container_state_simulated(declared, DaemonModel())).replace == ["ports"]
+
+
 def test_durations_are_declared_as_go_prints_them() -> None:
     """`60s` reads back as `1m0s`: declared any other way, every run would show a diff."""
     assert go_duration(60) == "1m0s"

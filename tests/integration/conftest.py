@@ -118,6 +118,8 @@ class Stack:
         self.deployment: Deployment | None = None
         self.state = planning.State()
         """The engine's state of this stack between runs."""
+        self.registry_digests: Callable[[str], str] | None = None
+        """Answers `getRegistryImage` (a test's loopback registry); unset, no registry is asked."""
         self.base: dict[str, Any] = {
             "namePrefix": NAME_PREFIX,
             "backendImage": BACKEND_IMAGE,
@@ -139,12 +141,7 @@ class Stack:
         except NotFound:
             return self.client.images.pull(reference).id
 
-    def program(
-        self,
-        overrides: dict[str, Any] | None = None,
-        secrets: dict[str, Any] | None = None,
-        registry_digests: Any = None,
-    ) -> Deployment:
+    def program(self, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Deployment:
         """Run the real program for this stack over its state; test overrides win over the base ones."""
         self.deployment = run_program(
             self.name,
@@ -152,7 +149,7 @@ class Stack:
             secrets,
             image_ids=self.image_id,
             prior=self.state,
-            registry_digests=registry_digests,
+            registry_digests=self.registry_digests,
         )
         return self.deployment
 
@@ -166,10 +163,9 @@ class Stack:
         secrets: dict[str, Any] | None = None,
         *,
         refresh: bool = False,
-        registry_digests: Any = None,
     ) -> Deployment:
         """Run the program and apply what it declared (`pulumi up`), keeping the state even on failure."""
-        deployment = self.program(overrides, secrets, registry_digests)
+        deployment = self.program(overrides, secrets)
         try:
             self.state = self.applier.up(deployment, self.state, refresh=refresh)
         except ApplyError as exc:

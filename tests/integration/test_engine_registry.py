@@ -29,10 +29,11 @@ def test_new_push_under_the_same_tag_is_deployed_and_data_kept(
     config = {"backendImage": reference, "registryDigests": True, "backupEnabled": False}
     first_digest = registry.push(engine, BACKEND_IMAGE, REPOSITORY, TAG)
     derived = ""
+    stack.registry_digests = registry.digest
     try:
         # The engine holds no copy under the registry's name: the first `up` must pull it.
         registry.remove_local_references(engine)
-        stack.up(config, registry_digests=registry.digest)
+        stack.up(config)
         backend = stack.container("backend")
         assert backend.attrs["Image"] == engine.images.get(BACKEND_IMAGE).id
         assert any(d.endswith(first_digest) for d in engine.images.get(backend.attrs["Image"]).attrs["RepoDigests"])
@@ -47,9 +48,9 @@ def test_new_push_under_the_same_tag_is_deployed_and_data_kept(
         assert second_digest != first_digest
         engine.images.remove(registry.reference(REPOSITORY, TAG), force=True)  # no local shortcut
 
-        steps = planning.plan(stack.state, stack.program(config, registry_digests=registry.digest))
+        steps = planning.plan(stack.state, stack.program(config))
         assert {s.name for s in steps.ops("replace")} == {"backend-image", "backend-container"}
-        stack.up(config, registry_digests=registry.digest)
+        stack.up(config)
         assert stack.container("backend").attrs["Image"] == derived
         wait_for("backend /health after the upgrade", stack.healthy, HEALTHY_TIMEOUT)
         assert "kept across the upgrade" in stack.notes()

@@ -125,10 +125,10 @@ def _listening(port: int) -> set[str]:
 
 @pytest.mark.parametrize(
     ("bind", "expected"),
-    [("0.0.0.0", {"0.0.0.0"}), ("::", {"0.0.0.0", "::"}), ("127.0.0.1", {"127.0.0.1"})],  # noqa: S104
+    [("0.0.0.0", {"0.0.0.0"}), ("::", {"::"}), ("127.0.0.1", {"127.0.0.1"})],  # noqa: S104
 )
 def test_bind_address_publishes_exactly_there(stack: Stack, bind: str, expected: set[str]) -> None:
-    """`0.0.0.0` is IPv4 only; `::` is both families, as compose publishes; an address is that one only.
+    """`0.0.0.0` is IPv4 only, `::` IPv6 only (as dockerd 20.10 binds them), an address that one only.
 
     A second `up` plans nothing: the bindings read back in the order they are declared.
     """

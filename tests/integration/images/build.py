@@ -312,8 +312,10 @@ ARGUSAI_BACKEND = Recipe(
     # libpq5. None is needed: the manylinux wheels of av and
     # opencv-python-headless carry their own FFmpeg libraries (av.libs,
     # opencv_python_headless.libs), the headless OpenCV needs no libGL, and
-    # psycopg-binary carries its own libpq. python3-venv gives the venv its pip.
-    packages=("python3", "python3-venv", "ca-certificates"),
+    # psycopg-binary carries its own libpq. But the wheels of numpy, opencv,
+    # grpcio and others link the system's libstdc++ (not in the essential set).
+    # python3-venv gives the venv its pip.
+    packages=("python3", "python3-venv", "libstdc++6", "ca-certificates"),
     release=PythonRelease(
         source_env=ARGUSAI_SOURCE_ENV,
         subdir="backend",
