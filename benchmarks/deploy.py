@@ -2,20 +2,19 @@
 
 Deploys PostgreSQL + backend + frontend from nothing, RUNS times each way, and prints medians of:
 - seconds from start to the backend container being *healthy*, through this program's declared
-  resources (applied by the integration tests' applier, which stands in for `pulumi up`);
+  resources (applied by the test kit's applier, which stands in for `pulumi up`);
 - the same through `docker-compose --profile postgres up -d` with the shipped file;
 - PostgreSQL's own time from `docker run` on an empty volume to accepting TCP connections: the floor no
   deployment can beat.
 
 Ends with `speedup vs compose: N.Nx`. Needs a Docker engine, the test images
-(tests/integration/images/build.py) and Debian's docker-compose. Run: `.venv/bin/python benchmarks/deploy.py`.
+(`python -m testkit.images.build`) and Debian's docker-compose. Run: `.venv/bin/python -m benchmarks.deploy`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,30 +26,22 @@ from pathlib import Path
 
 import docker
 
+from testkit import plan as planning
+from testkit.applier import Applier
+from testkit.harness import run_program
+from testkit.images.build import BACKEND, FRONTEND, POSTGRES, ensure_images
+from testkit.net import LOOPBACK, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "tests", ROOT / "tests" / "integration" / "images"):
-    sys.path.insert(0, str(path))
-
-from build import ensure_images  # noqa: E402 - after the sys.path set-up
-from integration.applier import Applier  # noqa: E402
-
-from harness import run_program  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 POLL_SECONDS = 0.1
 TIMEOUT_SECONDS = 300
+ENGINE_TIMEOUT_SECONDS = 300
 COMPOSE_FILE = ROOT / "benchmarks" / "compose" / "docker-compose.yml"
-BACKEND_IMAGE = "argusai-test/backend:latest"
-FRONTEND_IMAGE = "argusai-test/frontend:latest"
-POSTGRES_IMAGE = "argusai-test/postgres:15"
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    """Return a port nothing listens on, on loopback."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+BACKEND_IMAGE = BACKEND.tag
+FRONTEND_IMAGE = FRONTEND.tag
+POSTGRES_IMAGE = POSTGRES.tag
 
 
 def wait_healthy(client: docker.DockerClient, name: str, start: float, done: dict[str, float]) -> None:
@@ -103,10 +94,11 @@ def program_run(client: docker.DockerClient, applier: Applier, images: dict[str,
         "frontendPort": free_port(),
         "protectData": False,
         "backupEnabled": False,  # the compose file has no backups
+        "registryDigests": False,  # the test images exist only on this engine
     }
     deployment = run_program(stack, overrides, image_ids=lambda ref: images.get(ref) or client.images.get(ref).id)
     try:
-        return timed(client, f"argusai-{stack}-backend", lambda: applier.apply(deployment))
+        return timed(client, f"argusai-{stack}-backend", lambda: applier.up(deployment, planning.State()))
     finally:
         remove_labelled(client, f"argusai.stack={stack}")
 
@@ -165,7 +157,7 @@ def main() -> None:
     compose = shutil.which("docker-compose")
     if compose is None:
         sys.exit("benchmark needs docker-compose (Debian package docker-compose)")
-    client = docker.from_env()
+    client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
     images = ensure_images()
     applier = Applier(client)
     figures: dict[str, list[float]] = {"program": [], "compose": [], "floor": []}

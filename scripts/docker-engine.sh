@@ -3,7 +3,7 @@
 #
 # Idempotent: when `docker info` answers and the image tools are present,
 # nothing is done. Otherwise, as root: docker.io, mmdebstrap (which builds the
-# integration-test images, tests/integration/images/build.py), gpg (which
+# integration-test images, testkit/images/build.py), gpg (which
 # mmdebstrap uses to check the mirror's key) and docker-registry (the loopback
 # image registry of testkit/registry.py) are installed from Debian if
 # missing, and dockerd is started in the background on overlay2, the storage

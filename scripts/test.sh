@@ -17,7 +17,7 @@ fi
 
 if [ "$(id -u)" -eq 0 ] || docker info >/dev/null 2>&1; then
     if bash scripts/docker-engine.sh; then
-        .venv/bin/python tests/integration/images/build.py
+        .venv/bin/python -m testkit.images.build
     elif [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
         echo "test: REQUIRE_DOCKER=1 but no Docker engine could be started" >&2
         exit 1

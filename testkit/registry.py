@@ -24,7 +24,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -39,6 +38,8 @@ from typing import IO, Any
 
 import docker
 import docker.errors
+
+from testkit.net import free_port
 
 #: The Distribution registry binary of Debian's ``docker-registry`` package.
 REGISTRY_BINARY = "docker-registry"
@@ -73,13 +74,6 @@ class UnknownManifestError(LookupError):
 def registry_binary() -> str | None:
     """The registry binary's path, or None when the ``docker-registry`` package is not installed."""
     return shutil.which(REGISTRY_BINARY)
-
-
-def _free_port() -> int:
-    """A port nothing listens on at 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -173,7 +167,7 @@ class LoopbackRegistry:
     def _start(self, binary: str, *, last: bool) -> bool:
         """Start once on a fresh port; False when the port was taken meanwhile (and this is not the last try)."""
         assert self.directory is not None
-        port = _free_port()
+        port = free_port()
         config = self.directory / "config.json"
         config.write_text(json.dumps(self._config(port), indent=2))
         self._log = self.log_path.open("ab")

@@ -126,3 +126,19 @@ def test_stack_file_overrides_project_defaults() -> None:
 def test_config_error_names_full_key() -> None:
     """The error object carries the namespaced key for tooling."""
     assert ConfigError("backendPort", "x").key == "argusai:backendPort"
+
+
+def test_defaults_come_from_pulumi_yaml_alone() -> None:
+    """One source: with no config at all (no CLI layering), the program gets Pulumi.yaml's defaults."""
+    import pulumi
+
+    from components.settings import config_schema, load_settings
+
+    pulumi.runtime.set_all_config({}, [])
+    settings = load_settings(pulumi.Config("argusai"), project="argusai", stack="bare")
+    schema = config_schema()
+    assert settings.backend_port == schema["backendPort"]["default"]
+    assert settings.database == schema["database"]["default"]
+    assert settings.backend_image == schema["backendImage"]["default"]
+    assert settings.registry_digests is schema["registryDigests"]["default"]
+    assert settings.backup_keep == schema["backupKeep"]["default"]

@@ -8,13 +8,10 @@ skipped with one line, unless REQUIRE_DOCKER=1 makes that a failure.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import secrets
-import socket
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,14 +27,16 @@ from components.naming import LABEL_MANAGED_BY, LABEL_ROLE, LABEL_STACK, MANAGED
 from testkit import plan as planning
 from testkit.applier import Applier, ApplyError
 from testkit.harness import Deployment, run_program
+from testkit.images.build import BACKEND, FRONTEND, POSTGRES, ensure_images
+from testkit.net import free_port
 from testkit.registry import LoopbackRegistry, registry_binary
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
-BACKEND_IMAGE = "argusai-test/backend:latest"
-POSTGRES_IMAGE = "argusai-test/postgres:15"
-FRONTEND_IMAGE = "argusai-test/frontend:latest"
+BACKEND_IMAGE = BACKEND.tag
+POSTGRES_IMAGE = POSTGRES.tag
+FRONTEND_IMAGE = FRONTEND.tag
 NAME_PREFIX = "argusai-it"
 STACK_PATTERN = re.compile(r"^it[0-9a-f]{6}$")
 #: Every engine call: on a cold machine a container create can take many seconds (vfs copies the image),
@@ -54,6 +53,7 @@ RESULTS: list[str] = []
 def pytest_configure(config: pytest.Config) -> None:
     """Register the `integration` marker (also declared in pyproject.toml)."""
     config.addinivalue_line("markers", "integration: deploys on a real Docker engine (tests/integration)")
+    config.addinivalue_line("markers", "argusai: deploys the real ArgusAI release built from its source")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -96,13 +96,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
-
-def free_port() -> int:
-    """A port nothing listens on at 127.0.0.1 right now (the engine binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Stack:
@@ -172,6 +165,11 @@ class Stack:
             if exc.state is not None:
                 self.state = exc.state
             raise
+        # The engine's invariant, checked after every deploy: the same config again plans nothing, in the
+        # form the provider read back from dockerd (a diff here means every `pulumi up` would change it).
+        again = self.plan(overrides, secrets)
+        assert again.summary() == [], f"a second `pulumi up` would change: {again.summary()}"
+        self.deployment = deployment
         return deployment
 
     def down(self) -> None:
@@ -295,6 +293,8 @@ def engine() -> Iterator[docker.DockerClient]:
         if os.environ.get("REQUIRE_DOCKER") == "1":
             pytest.fail("REQUIRE_DOCKER=1 but no Docker engine answers (is dockerd running? DOCKER_HOST?)")
         pytest.skip(SKIP_MESSAGE)
+    info = client.info()
+    record_result(f"engine: dockerd {info.get('ServerVersion')}, storage driver {info.get('Driver')}")
     yield client
     left = [
         c.name
@@ -309,13 +309,7 @@ def engine() -> Iterator[docker.DockerClient]:
 @pytest.fixture(scope="session")
 def images(engine: docker.DockerClient) -> dict[str, str]:
     """Build (or find) the registry-free stand-in images; tag -> image id."""
-    spec = importlib.util.spec_from_file_location("argusai_test_images", HERE / "images" / "build.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module.ensure_images()
+    return ensure_images()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ The root file system tarballs are also kept, outside the repository, in
 ``${XDG_CACHE_HOME:-$HOME/.cache}/argusai-infra/images``: an image removed from
 the engine comes back with a plain import.
 
-Run ``python tests/integration/images/build.py`` (root, with a running
+Run ``python -m testkit.images.build`` (root, with a running
 engine: see ``scripts/docker-engine.sh``), or call :func:`ensure_images`.
 The Debian mirror is read from this machine's apt configuration.
 """
@@ -392,11 +392,20 @@ def tool(name: str) -> str:
     return path
 
 
-def run(args: Sequence[str]) -> str:
-    """Run a command and return its stdout; raise BuildError on failure."""
-    proc = subprocess.run(  # noqa: S603 - fixed tool names, arguments built here
-        list(args), capture_output=True, text=True, check=False
-    )
+# A docker or apt query on a cold machine (an engine still starting, apt reading its lists).
+COMMAND_TIMEOUT_SECONDS = 300
+# `docker import` of a root file system of a GiB or more on a cold disk.
+IMPORT_TIMEOUT_SECONDS = 1800
+
+
+def run(args: Sequence[str], timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
+    """Run a command and return its stdout; raise BuildError on failure or after `timeout` seconds."""
+    try:
+        proc = subprocess.run(  # noqa: S603 - fixed tool names, arguments built here
+            list(args), capture_output=True, text=True, check=False, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"{shlex.join(args)} timed out after {timeout}s") from exc
     if proc.returncode != 0:
         raise BuildError(f"{shlex.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout
@@ -693,6 +702,7 @@ def image_label(tag: str) -> tuple[str, str] | None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=COMMAND_TIMEOUT_SECONDS,
     )
     if proc.returncode != 0:
         return None
@@ -760,6 +770,7 @@ def _import_tarball(recipe: Recipe, digest: str, tarball: Path, logfile: Path) -
             stdout=err,
             stderr=err,
             check=False,
+            timeout=IMPORT_TIMEOUT_SECONDS,
         )
     if proc.returncode != 0:
         raise BuildError(f"{recipe.tag}: docker import failed:\n{_tail(logfile)}")
@@ -810,6 +821,11 @@ def _bootstrap_and_import(
         # group, which would otherwise kill this process and its callers.
         bootstrap = _spawn(mmdebstrap_command(recipe, sources), stdout=subprocess.PIPE, stderr=err, env=env)
         importer = _spawn(import_command(recipe, digest), stdin=subprocess.PIPE, stdout=err, stderr=err)
+        # A hung download or import must not hang the test run: stop both after the build timeout (the
+        # pipeline then fails below like any other failed build).
+        watchdog = threading.Timer(IMPORT_TIMEOUT_SECONDS, lambda: (bootstrap.terminate(), importer.terminate()))
+        watchdog.daemon = True
+        watchdog.start()
         if bootstrap.stdout is None or importer.stdin is None:  # pipes were requested
             raise BuildError(f"{recipe.tag}: could not connect the build pipeline")
         pump_error: OSError | None = None
@@ -823,6 +839,7 @@ def _bootstrap_and_import(
             bootstrap.stdout.close()
         bootstrap_rc = _reap(bootstrap)
         import_rc = _reap(importer)
+        watchdog.cancel()
     if pump_error is not None or bootstrap_rc != 0 or import_rc != 0:
         partial.unlink(missing_ok=True)
         if pump_error is not None:
@@ -836,7 +853,7 @@ def _bootstrap_and_import(
 def _remove_if_dangling(image_id: str) -> None:
     """Drop a replaced image unless something still uses it (best effort)."""
     subprocess.run(  # noqa: S603 - fixed docker invocation
-        [tool("docker"), "image", "rm", image_id], capture_output=True, check=False
+        [tool("docker"), "image", "rm", image_id], capture_output=True, check=False, timeout=COMMAND_TIMEOUT_SECONDS
     )
 
 

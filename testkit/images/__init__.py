@@ -1,0 +1,1 @@
+"""Registry-free test images built from Debian packages (`python -m testkit.images.build`)."""

@@ -1,1 +1,0 @@
-"""Stand-in images for the integration tests; see :mod:`build`."""
