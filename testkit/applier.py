@@ -173,7 +173,7 @@ class Applier:
                     record.outputs = dict(reg.outputs)
                     new.resources[reg.urn] = record
                 elif reg.urn in step_of and not reg.type.startswith("docker:"):
-                    self._set_options(new.resources[reg.urn], reg)
+                    new.resources[reg.urn].copy_options(reg)
             for reg in order:
                 self._step(step_of[reg.urn], reg, new)
             for step in steps.ops("delete", "forget"):
@@ -203,7 +203,7 @@ class Applier:
         old = state.resources.get(reg.urn)
         if step.op == "same":
             state.resources[reg.urn].inputs = reg.plain_inputs()
-            self._set_options(state.resources[reg.urn], reg)
+            state.resources[reg.urn].copy_options(reg)
             return
         if step.op == "update":
             assert old is not None
@@ -237,16 +237,8 @@ class Applier:
         record = planning.ResourceState(
             urn=reg.urn, type=reg.type, name=reg.name, inputs=reg.plain_inputs(), outputs={}, generation=generation
         )
-        Applier._set_options(record, reg)
+        record.copy_options(reg)
         return record
-
-    @staticmethod
-    def _set_options(record: planning.ResourceState, reg: Registration) -> None:
-        record.protect = reg.protect
-        record.retain_on_delete = reg.retain_on_delete
-        record.delete_before_replace = reg.delete_before_replace
-        record.replace_on_changes = list(reg.replace_on_changes)
-        record.dependencies = list(reg.dependencies)
 
     def _read(self, typ: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
         """What the provider's Read writes after an update (containers: from dockerd; others: inputs)."""

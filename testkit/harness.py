@@ -91,17 +91,12 @@ def fake_digest(*parts: str) -> str:
 
 
 @dataclass
-class Registration:
+class Registration(planning.Options):
     """One resource the program declared."""
 
     type: str
     name: str
     inputs: dict[str, Any]
-    protect: bool = False
-    retain_on_delete: bool = False
-    delete_before_replace: bool = False
-    replace_on_changes: list[str] = field(default_factory=list)
-    dependencies: list[str] = field(default_factory=list)
     parent: str = ""
     urn: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -391,20 +386,17 @@ def commit(
         else:
             outputs = reg.outputs
         errors = [f"{reg.plain('name')} failed to be in healthy state"] if reg.plain("name") in failed else []
-        state.resources[step.urn] = planning.ResourceState(
+        record = planning.ResourceState(
             urn=reg.urn,
             type=reg.type,
             name=reg.name,
             inputs=inputs,
             outputs=outputs,
-            protect=reg.protect,
-            retain_on_delete=reg.retain_on_delete,
-            delete_before_replace=reg.delete_before_replace,
-            replace_on_changes=reg.replace_on_changes,
-            dependencies=reg.dependencies,
             init_errors=errors,
             generation=deployment.generations.get((reg.type, reg.name), 0),
         )
+        record.copy_options(reg)
+        state.resources[step.urn] = record
     return state
 
 

@@ -11,7 +11,8 @@ protected resource; drop a `retainOnDelete` one from the state without deleting 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from testkit import provider
@@ -21,8 +22,24 @@ Op = Literal["same", "create", "update", "replace", "delete", "forget"]
 READ_ONLY = {provider.STACK_REFERENCE}
 
 
+@dataclass(kw_only=True)
+class Options:
+    """The resource options the engine acts on, as a registration sends them and the state keeps them."""
+
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    replace_on_changes: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+
+    def copy_options(self, other: Options) -> None:
+        """Take `other`'s options (the engine saves the options of the latest registration)."""
+        for option in fields(Options):
+            setattr(self, option.name, copy.copy(getattr(other, option.name)))
+
+
 @dataclass
-class ResourceState:
+class ResourceState(Options):
     """One resource as the engine keeps it after a run."""
 
     urn: str
@@ -30,11 +47,6 @@ class ResourceState:
     name: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
-    protect: bool = False
-    retain_on_delete: bool = False
-    delete_before_replace: bool = False
-    replace_on_changes: list[str] = field(default_factory=list)
-    dependencies: list[str] = field(default_factory=list)
     init_errors: list[str] = field(default_factory=list)
     generation: int = 0
     """How many times it was (re)created: stands in for a provider's fresh random values."""

@@ -252,6 +252,15 @@ class LoopbackRegistry:
                 pass  # gone meanwhile (e.g. with its image)
         return removed
 
+    def forget(self, client: docker.DockerClient, *derived: str) -> None:
+        """Untag every reference to this registry (never a test image by id), then delete derived images."""
+        self.remove_local_references(client)
+        for image in filter(None, derived):
+            try:
+                client.images.remove(image, force=True)
+            except docker.errors.ImageNotFound:
+                pass
+
     def _split(self, reference: str) -> tuple[str, str]:
         """``(repository, tag or digest)`` of a reference to this registry, with or without its host."""
         prefix = f"{self.host}/"

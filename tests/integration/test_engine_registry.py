@@ -9,7 +9,6 @@ engine really pulled it.
 from __future__ import annotations
 
 import docker
-from docker.errors import ImageNotFound
 
 from testkit import plan as planning
 from testkit.registry import LoopbackRegistry, derive_image
@@ -56,9 +55,4 @@ def test_new_push_under_the_same_tag_is_deployed_and_data_kept(
         assert "kept across the upgrade" in stack.notes()
     finally:
         stack.cleanup()
-        registry.remove_local_references(engine)
-        if derived:
-            try:
-                engine.images.remove(derived, force=True)
-            except ImageNotFound:
-                pass
+        registry.forget(engine, derived)

@@ -6,7 +6,6 @@ import time
 
 import docker
 import pytest
-from docker.errors import ImageNotFound
 
 from testkit.registry import DERIVED_LABEL, LoopbackRegistry, derive_image
 
@@ -16,16 +15,6 @@ pytestmark = pytest.mark.integration
 
 REPOSITORY = "argusai-test/backend"
 TAG = "v"
-
-
-def _cleanup(client: docker.DockerClient, registry: LoopbackRegistry, derived: str = "") -> None:
-    """Untag every reference to the registry (never the test images by id), then delete a derived image."""
-    registry.remove_local_references(client)
-    if derived:
-        try:
-            client.images.remove(derived, force=True)
-        except ImageNotFound:
-            pass
 
 
 def test_push_then_pull_by_digest(
@@ -50,7 +39,7 @@ def test_push_then_pull_by_digest(
         assert pinned in engine.images.get(images[BACKEND_IMAGE]).attrs["RepoDigests"]
         record_result(f"registry kit: push {push_seconds:.1f}s, pull by digest {pull_seconds:.1f}s")
     finally:
-        _cleanup(engine, registry)
+        registry.forget(engine)
 
 
 def test_new_image_under_same_tag_changes_digest(
@@ -69,4 +58,4 @@ def test_new_image_under_same_tag_changes_digest(
         assert registry.digest(reference) == second
         assert engine.images.get(reference).id == derived
     finally:
-        _cleanup(engine, registry, derived)
+        registry.forget(engine, derived)
