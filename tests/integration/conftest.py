@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import time
 import urllib.error
@@ -38,7 +37,9 @@ BACKEND_IMAGE = BACKEND.tag
 POSTGRES_IMAGE = POSTGRES.tag
 FRONTEND_IMAGE = FRONTEND.tag
 NAME_PREFIX = "argusai-it"
-STACK_PATTERN = re.compile(r"^it[0-9a-f]{6}$")
+#: The stacks this session made: its end checks and removes only their objects (another test run may
+#: share the engine).
+SESSION_STACKS: set[str] = set()
 #: Every engine call: on a cold machine a container create can take many seconds (vfs copies the image),
 #: and a create the client gave up on still makes its container.
 ENGINE_TIMEOUT_SECONDS = 300
@@ -299,7 +300,7 @@ def engine() -> Iterator[docker.DockerClient]:
     left = [
         c.name
         for c in client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED_BY}={MANAGED_BY}"})
-        if STACK_PATTERN.match(c.labels.get(LABEL_STACK, ""))
+        if c.labels.get(LABEL_STACK, "") in SESSION_STACKS
     ]
     for name in left:
         client.containers.get(name).remove(force=True)
@@ -321,6 +322,7 @@ def make_stack(engine: docker.DockerClient, images: dict[str, str]) -> Iterator[
     def make() -> Stack:
         stack = Stack(engine, applier, f"it{secrets.token_hex(3)}")
         created.append(stack)
+        SESSION_STACKS.add(stack.name)
         return stack
 
     yield make
