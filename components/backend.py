@@ -1,7 +1,8 @@
-"""The ArgusAI backend (FastAPI; runs its Alembic migrations at start-up).
+"""The ArgusAI backend (FastAPI; the release creates its tables at start-up with `create_all`).
 
 Creates:
-- `<name>-data`: named volume at /app/data (holds the SQLite file in the default mode), retained on delete.
+- `<name>-data`: named volume at /app/data (holds the SQLite file in the default mode); protected and
+  retained with `protectData`.
 - `<name>-image`: the backend image, kept locally.
 - `<name>-container`: the backend, alias `backend` on the app network (and on the database network in
   PostgreSQL mode), publishing its port on the chosen host address, healthy when `/health` answers, and

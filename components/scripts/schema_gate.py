@@ -39,14 +39,20 @@ Why each case does what it does (read from the release):
   column `Base.metadata` defines exists (more is allowed, e.g. the FTS5 tables), the schema is this
   release's model schema, i.e. head. Anything else (missing tables or columns) matches nothing the gate
   can determine: it exits non-zero naming what differs and never drops, recreates or alters a table.
-  On SQLite, a stamped database has no `events_fts` (create_all never makes it) although head includes
-  008, so the release's own migration 008 is run once on it: it creates the FTS5 table, fills it from
-  the existing events and adds the triggers (only new objects; no existing table or row changes).
-- Afterwards, in every case, the gate checks that the version is head and every model table and column
-  exists; anything else is a failure.
+- SQLite, after any of the above: head includes migration 008, so the database must have `events_fts`
+  and its three triggers (`events_ai`, `events_au`, `events_ad`), which keep the index in step with
+  `events`. A versionless database has neither (create_all never makes them); one the chain made has
+  the table but no triggers: migration 058 rebuilds `events` with `batch_alter_table` (copy, drop,
+  rename) and SQLite drops a table's triggers with it, so after 058 nothing indexes new events, and the
+  old index may point at rowids of the dropped copy. The gate runs the release's own migration 008 on it
+  (its statements are `IF NOT EXISTS`; an existing, stale index is first emptied with FTS5's
+  `delete-all` so 008 refills it from `events`). Only FTS5 objects are created or refilled: the index
+  is derived data, and no table the models define, and no row of one, changes.
+- Afterwards, in every case, the gate checks that the version is head, every model table and column
+  exists and (SQLite) the FTS5 table and triggers exist; anything else is a failure.
 
 One line on stdout reports what was done, e.g.
-`schema-gate: sqlite versionless -> stamped head + fts5 of 008 (rev a1b2c3d4e5f6)`. Exit status 0 on
+`schema-gate: sqlite versionless -> stamped head + fts5 table of 008 (rev a1b2c3d4e5f6)`. Exit status 0 on
 success; any failure ends the run with a message and a non-zero status.
 """
 
@@ -61,6 +67,7 @@ ALEMBIC_INI = "alembic.ini"
 #: The release's SQLite-only migration: an FTS5 table over events.description, plus triggers.
 FTS_REVISION = "008"
 FTS_TABLE = "events_fts"
+FTS_TRIGGERS = ("events_ai", "events_au", "events_ad")
 
 
 class GateError(Exception):
@@ -131,16 +138,56 @@ def describe_gaps(missing_tables: list[str], missing_columns: dict[str, list[str
     return "; ".join(parts)
 
 
-def run_fts_migration(engine, script) -> None:
-    """Run the release's migration 008 (FTS5 table, back-fill from events, triggers) on SQLite."""
+def known_revision(script, revision: str) -> bool:
+    """Whether the release's script directory has this revision."""
+    from alembic.util import CommandError
+
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def fts_state(connection) -> tuple[bool, list[str]]:
+    """Whether SQLite has the FTS5 table of migration 008, and which of its triggers are missing."""
+    import sqlalchemy as sa
+
+    names = set(
+        connection.execute(
+            sa.text("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger') AND name IN :names").bindparams(
+                sa.bindparam("names", expanding=True)
+            ),
+            {"names": [FTS_TABLE, *FTS_TRIGGERS]},
+        ).scalars()
+    )
+    return FTS_TABLE in names, [trigger for trigger in FTS_TRIGGERS if trigger not in names]
+
+
+def ensure_fts(engine, script) -> str:
+    """Give a SQLite database at head the FTS5 table and triggers of migration 008; return what was done.
+
+    Run with the release's own migration module. Only the FTS5 objects are created or refilled: the index
+    is derived data (a copy of events.description); no table the models define is changed.
+    """
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
+    with engine.connect() as connection:
+        has_table, missing_triggers = fts_state(connection)
+    if has_table and not missing_triggers:
+        return ""
     revision = script.get_revision(FTS_REVISION)
     if revision is None:
         raise GateError(f"the release has no migration {FTS_REVISION}; cannot add {FTS_TABLE}")
-    with engine.begin() as connection, Operations.context(MigrationContext.configure(connection)):
-        revision.module.upgrade()
+    with engine.begin() as connection:
+        if has_table:
+            # Triggers gone (058 rebuilds `events` with batch_alter_table, and SQLite drops a table's
+            # triggers with it): the index is stale, so empty it and let 008 refill it and re-add them.
+            note(f"{FTS_TABLE} lacks its triggers {', '.join(missing_triggers)}; rebuilding it with migration 008")
+            connection.exec_driver_sql("INSERT INTO events_fts(events_fts) VALUES ('delete-all')")
+        with Operations.context(MigrationContext.configure(connection)):
+            revision.module.upgrade()
+    return f" + fts5 {'triggers' if has_table else 'table'} of {FTS_REVISION}"
 
 
 def gate() -> str:
@@ -177,7 +224,7 @@ def gate() -> str:
             current = versions_of(connection, tables)
 
         if current:
-            unknown = [rev for rev in current if script.get_revision_or_none(rev) is None]
+            unknown = [rev for rev in current if not known_revision(script, rev)]
             if unknown:
                 raise GateError(
                     f"the database is at revision {', '.join(unknown)}, which this release does not know "
@@ -222,9 +269,9 @@ def gate() -> str:
             command.stamp(config, "heads")
             command.upgrade(config, "heads")
             action = "stamped head"
-            if dialect == "sqlite" and FTS_TABLE not in tables:
-                run_fts_migration(engine, script)
-                action += f" + fts5 of {FTS_REVISION}"
+
+        if dialect == "sqlite":
+            action += ensure_fts(engine, script)
 
         with engine.connect() as connection:
             tables = schema_of(connection)
@@ -234,8 +281,11 @@ def gate() -> str:
             raise GateError(f"after the gate the database is at {final or 'no revision'}, not head {head_text}")
         if missing_tables or missing_columns:
             raise GateError(f"after the gate the schema lacks: {describe_gaps(missing_tables, missing_columns)}")
-        if dialect == "sqlite" and FTS_TABLE not in tables:
-            raise GateError(f"after the gate the SQLite database has no {FTS_TABLE} (migration {FTS_REVISION})")
+        if dialect == "sqlite":
+            with engine.connect() as connection:
+                has_table, missing_triggers = fts_state(connection)
+            if not has_table or missing_triggers:
+                raise GateError(f"after the gate the SQLite database lacks the FTS5 objects of {FTS_REVISION}")
     finally:
         engine.dispose()
     return f"schema-gate: {dialect} {case} -> {action} (rev {head_text})"
