@@ -28,6 +28,7 @@ import docker
 
 from testkit import plan as planning
 from testkit.applier import Applier
+from testkit.cleanup import remove_stack
 from testkit.harness import run_program
 from testkit.images.build import BACKEND, FRONTEND, POSTGRES, ensure_images
 from testkit.net import LOOPBACK, free_port
@@ -71,16 +72,6 @@ def timed(client: docker.DockerClient, backend_name: str, deploy: Callable[[], o
     return done[backend_name]
 
 
-def remove_labelled(client: docker.DockerClient, label: str) -> None:
-    """Remove every container, network and volume carrying `label`."""
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for network in client.networks.list(filters={"label": label}):
-        network.remove()
-    for volume in client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
-
-
 def program_run(client: docker.DockerClient, applier: Applier, images: dict[str, str]) -> float:
     """Deploy through this program's declarations; return seconds to backend healthy."""
     stack = f"bench{uuid.uuid4().hex[:6]}"
@@ -100,7 +91,7 @@ def program_run(client: docker.DockerClient, applier: Applier, images: dict[str,
     try:
         return timed(client, f"argusai-{stack}-backend", lambda: applier.up(deployment, planning.State()))
     finally:
-        remove_labelled(client, f"argusai.stack={stack}")
+        remove_stack(client, stack)
 
 
 def compose_run(client: docker.DockerClient, compose: str) -> float:

@@ -4,11 +4,18 @@
 #
 # 1. creates .venv and installs the pinned packages (requirements-dev.txt);
 # 2. as root, makes sure a Docker engine answers (scripts/docker-engine.sh installs and starts one) and
-#    builds the registry-free test images (cached: seconds when nothing changed);
+#    builds the registry-free test images (cached: seconds when nothing changed), the real ArgusAI
+#    backend among them, from the release checkout ARGUSAI_SOURCE (default: ../shared/argusai beside
+#    this checkout, when it is there);
 # 3. runs pytest. Without an engine the integration tests are skipped with one line, unless
 #    REQUIRE_DOCKER=1, which makes a missing engine a failure (CI sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ -z "${ARGUSAI_SOURCE:-}" ] && [ -d ../shared/argusai/backend ]; then
+    ARGUSAI_SOURCE="$(cd ../shared/argusai && pwd)"
+fi
+export ARGUSAI_SOURCE="${ARGUSAI_SOURCE:-}"
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
@@ -17,7 +24,14 @@ fi
 
 if [ "$(id -u)" -eq 0 ] || docker info >/dev/null 2>&1; then
     if bash scripts/docker-engine.sh; then
-        .venv/bin/python -m testkit.images.build
+        images=(--only postgres --only backend --only frontend)
+        if [ -n "${ARGUSAI_SOURCE}" ]; then
+            images+=(--only argusai-backend)
+        elif [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
+            echo "test: REQUIRE_DOCKER=1 but ARGUSAI_SOURCE is unset and ../shared/argusai is missing" >&2
+            exit 1
+        fi
+        .venv/bin/python -m testkit.images.build "${images[@]}"
     elif [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
         echo "test: REQUIRE_DOCKER=1 but no Docker engine could be started" >&2
         exit 1

@@ -25,6 +25,7 @@ from docker.errors import DockerException, NotFound
 from components.naming import LABEL_MANAGED_BY, LABEL_ROLE, LABEL_STACK, MANAGED_BY
 from testkit import plan as planning
 from testkit.applier import Applier, ApplyError
+from testkit.cleanup import remove_stack
 from testkit.harness import Deployment, run_program
 from testkit.images.build import BACKEND, FRONTEND, POSTGRES, ensure_images
 from testkit.net import free_port
@@ -262,16 +263,7 @@ class Stack:
 
     def cleanup(self) -> None:
         """Remove every container, network and volume labelled with this stack."""
-        selector = {"label": f"{LABEL_STACK}={self.name}"}
-        for container in self.client.containers.list(all=True, filters=selector):
-            container.remove(force=True, v=True)
-        for network in self.client.networks.list(filters=selector, greedy=True):
-            # An unlabelled throwaway (`docker run --rm` of a restore) still attached would block removal.
-            for container in network.containers:
-                container.remove(force=True, v=True)
-            network.remove()
-        for volume in self.client.volumes.list(filters=selector):
-            volume.remove(force=True)
+        remove_stack(self.client, self.name)
 
 
 def _engine() -> docker.DockerClient | None:

@@ -8,7 +8,8 @@ the result back inside the image (the release's own `Base.metadata`, SQLite's ca
 - SQLite, versionless: a database made by the release's own start-up (`create_all`) is stamped head, its
   tables, rows and the row a test wrote survive, and it gets 008's FTS5 table;
 - PostgreSQL, empty: `create_all` + stamp head, exactly the model tables; a second run is a no-op;
-- a schema that matches nothing: the gate refuses and leaves every table and row as it was.
+- a schema that matches nothing: the gate refuses and leaves every table and row as it was;
+- SQLite made by the bare chain (058 drops 008's triggers): the gate re-adds them and re-indexes events.
 
 Every Docker object here carries the label `argusai.stack=gate<hex>` and is removed afterwards.
 """
@@ -29,6 +30,8 @@ import pytest
 from docker.errors import NotFound
 
 from components.naming import LABEL_STACK
+from testkit.cleanup import remove_stack
+from testkit.images.build import ARGUSAI_BACKEND
 
 from .conftest import POSTGRES_IMAGE, record_result, wait_for
 
@@ -36,7 +39,7 @@ pytestmark = pytest.mark.argusai
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCRIPT = (ROOT / "components" / "scripts" / "schema_gate.py").read_text()
-RELEASE_IMAGE = "argusai-test/argusai-backend:c5efc85"
+RELEASE_IMAGE = ARGUSAI_BACKEND.tag
 HEAD = "a1b2c3d4e5f6"
 """The release's only Alembic head (its script directory; the probe re-reads it)."""
 DATA = "/app/data"
@@ -233,22 +236,16 @@ class GateStack:
 
     def cleanup(self) -> None:
         """Remove every container, network and volume of this stack."""
-        selector = {"label": f"{LABEL_STACK}={self.name}"}
-        for container in self.client.containers.list(all=True, filters=selector):
-            container.remove(force=True, v=True)
-        for network in self.client.networks.list(filters=selector):
-            network.remove()
-        for volume in self.client.volumes.list(filters=selector):
-            volume.remove(force=True)
+        remove_stack(self.client, self.name)
 
 
 @pytest.fixture
 def gate_stack(engine: docker.DockerClient, images: dict[str, str]) -> Iterator[GateStack]:
-    """A fresh labelled stack; needs the real release image (built on request, see images/build.py)."""
+    """A fresh labelled stack; needs the real release image (built on request, see testkit/images/build.py)."""
     try:
         engine.images.get(RELEASE_IMAGE)
     except NotFound:
-        message = f"{RELEASE_IMAGE} is missing (tests/integration/images/build.py --only argusai-backend builds it)"
+        message = f"{RELEASE_IMAGE} is missing (`python -m testkit.images.build --only argusai-backend` builds it)"
         if os.environ.get("REQUIRE_DOCKER") == "1":
             pytest.fail(message)
         pytest.skip(message)
@@ -280,7 +277,7 @@ def test_sqlite_empty_runs_the_chain_and_the_release_starts_on_it(gate_stack: Ga
     volume = gate_stack.volume()
     code, out, err, seconds = gate_stack.gate(SQLITE_URL, volume=volume)
     assert code == 0, err[-4000:]
-    assert_summary(out, "sqlite empty -> upgrade head + create_all of 3 tables the chain lacks")
+    assert_summary(out, "sqlite empty -> upgrade head + create_all of 3 tables the chain lacks + fts5 triggers of 008")
     assert "hot_camera_activity, hot_entity_activity, notifications" in err
     assert "postgresql" not in out
     probe = gate_stack.probe(SQLITE_URL, volume=volume)
@@ -330,7 +327,7 @@ def test_sqlite_versionless_is_stamped_and_keeps_every_row(gate_stack: GateStack
 
     code, out, err, seconds = gate_stack.gate(SQLITE_URL, volume=volume)
     assert code == 0, err[-4000:]
-    assert_summary(out, "sqlite versionless -> stamped head + fts5 of 008")
+    assert_summary(out, "sqlite versionless -> stamped head + fts5 table of 008")
 
     after = gate_stack.sqlite(volume, "")
     tables_after = {o[1]: o[3] for o in after["objects"] if o[0] == "table"}
@@ -401,3 +398,28 @@ def test_a_schema_that_matches_nothing_is_refused_and_left_alone(gate_stack: Gat
     after = gate_stack.sqlite(volume, "")
     assert after == before, "the gate changed a database it refused"
     record_result(f"argusai schema gate, unknown schema: refused (exit {code}) in {seconds:.2f}s")
+
+
+def test_sqlite_chain_database_gets_back_the_fts_triggers_058_dropped(gate_stack: GateStack) -> None:
+    """A database `alembic upgrade head` made: 058 rebuilt `events`, dropping 008's triggers; events are kept."""
+    volume = gate_stack.volume()
+    code, _, err, _ = gate_stack.gate(SQLITE_URL, volume=volume)
+    assert code == 0, err[-4000:]
+    # What the bare chain leaves (no triggers), with events the index never saw.
+    before = gate_stack.sqlite(
+        volume,
+        "DROP TRIGGER events_ai; DROP TRIGGER events_au; DROP TRIGGER events_ad;"
+        "INSERT INTO events (id, camera_id, timestamp, description, confidence, objects_detected) VALUES "
+        "('e1', 'c1', '2026-01-01 00:00:00', 'a red bicycle at the gate', 90, '[]'),"
+        "('e2', 'c1', '2026-01-01 00:01:00', 'a parcel on the step', 80, '[]');",
+        query="SELECT id FROM events_fts WHERE description MATCH 'bicycle'",
+    )
+    assert before["rows"] == []
+    code, out, err, seconds = gate_stack.gate(SQLITE_URL, volume=volume)
+    assert code == 0, err[-4000:]
+    assert_summary(out, "sqlite versioned -> already at head + fts5 triggers of 008")
+    after = gate_stack.sqlite(volume, query="SELECT id FROM events_fts WHERE description MATCH 'bicycle'")
+    assert after["rows"] == [["e1"]]
+    assert after["counts"]["events"] == 2
+    assert sorted(o[1] for o in after["objects"] if o[0] == "trigger") == ["events_ad", "events_ai", "events_au"]
+    record_result(f"argusai schema gate, sqlite chain-made without fts triggers: repaired in {seconds:.2f}s")
