@@ -12,7 +12,8 @@ protected resource; drop a `retainOnDelete` one from the state without deleting 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+import json
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from testkit import provider
@@ -60,6 +61,17 @@ class State:
     outputs: dict[str, Any] = field(default_factory=dict)
     epoch: int = 0
     """How many times the stack was destroyed: a new lifetime gets new random values."""
+
+    def to_json(self) -> str:
+        """The state as JSON (a snapshot of a stack, e.g. as an earlier version of the program left it)."""
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        """A state saved with :meth:`to_json`."""
+        data = json.loads(text)
+        resources = {urn: ResourceState(**record) for urn, record in data["resources"].items()}
+        return cls(resources=resources, outputs=data["outputs"], epoch=data["epoch"])
 
     def by_name(self, typ: str, name: str) -> ResourceState | None:
         """The resource of this type and logical name (they are unique in this program)."""
