@@ -5,16 +5,17 @@ import pulumi
 from components import backend
 from components.backend import Backend, BackendArgs
 from components.backup import Backup, BackupArgs
-from components.database import Postgres, PostgresArgs
 from components.frontend import Frontend, FrontendArgs
+from components.modes import database_mode
 from components.network import Networks, NetworksArgs
 from components.secrets import FINGERPRINTS_OUTPUT, AppSecrets, AppSecretsArgs
 from components.settings import load_settings
-from components.wiring import backend_env, backup_env, public_url
+from components.wiring import backend_env, public_url
 
-# 1. Settings: every key validated before anything is declared.
+# 1. Settings: every key validated before anything is declared; the database mode decided once.
 settings = load_settings()
 naming = settings.naming
+Database = database_mode(settings)
 
 # 2. Secrets and networks.
 secrets = AppSecrets(
@@ -26,25 +27,10 @@ secrets = AppSecrets(
         protect=settings.protect_data,
     ),
 )
-networks = Networks("network", NetworksArgs(naming=naming, database_network=settings.postgres))
+networks = Networks("network", NetworksArgs(naming=naming, database_network=Database.uses_database_network))
 
-# 3. Database: the PostgreSQL data volume in both modes (leaving PostgreSQL keeps its data), the server
-#    only in PostgreSQL mode, where the database network exists.
-pg = Postgres(
-    "postgres",
-    PostgresArgs(
-        naming=naming,
-        image=settings.postgres_image,
-        user=settings.postgres_user,
-        db=settings.postgres_db,
-        password=secrets.postgres_password,
-        network_name=networks.db.name if networks.db else None,
-        protect_data=settings.protect_data,
-        follow_registry=settings.registry_digests,
-    ),
-)
-postgres = pg if pg.container else None
-database_url = postgres.url if postgres else pulumi.Output.secret(backend.SQLITE_URL)
+# 3. Database: whatever the mode needs (its data volume in every mode).
+database = Database.declare(settings, secrets, networks)
 
 # 4. Application.
 api = Backend(
@@ -52,14 +38,14 @@ api = Backend(
     BackendArgs(
         naming=naming,
         image=settings.backend_image,
-        env=backend_env(settings, database_url, secrets),
+        env=backend_env(settings, database.url, secrets),
         app_network=networks.app.name,
-        db_network=networks.db.name if networks.db else None,
+        db_network=database.backend_network,
         host_port=settings.backend_port,
         bind_address=settings.bind_address,
         protect_data=settings.protect_data,
         follow_registry=settings.registry_digests,
-        depends_on=[postgres.container] if postgres else [],
+        depends_on=database.backend_depends_on,
     ),
 )
 web = None
@@ -78,33 +64,26 @@ if settings.frontend_image:
         ),
     )
 
-# 5. Backups (the volume is kept when backups are turned off).
+# 5. Backups, as the database mode takes them (the volume is kept when backups are off).
 backups = Backup(
     "backup",
     BackupArgs(
         naming=naming,
         enabled=settings.backup_enabled,
-        mode=settings.database,
-        image_id=postgres.image.image_id if postgres else api.image.image_id,
+        plan=database.backup_plan(api),
         interval_hours=settings.backup_interval_hours,
         keep=settings.backup_keep,
         protect_data=settings.protect_data,
-        env=backup_env(settings, secrets) if postgres else [],
-        network=networks.db.name if networks.db else None,
-        data_volume=None if postgres else api.volume.name,
-        data_path=backend.DATA_PATH,
-        # After the backend: its first dump already holds the migrated schema.
-        depends_on=[postgres.container, api.container] if postgres else [api.container],
     ),
 )
 
 # 6. Outputs.
-pulumi.export("databaseUrl", database_url)
+for key, value in database.exports().items():
+    pulumi.export(key, value)
 pulumi.export("backendUrl", public_url(settings.bind_address, settings.backend_port))
 pulumi.export("networkName", networks.app.name)
 pulumi.export("dataVolume", api.volume.name)
 if web:
     pulumi.export("frontendUrl", public_url(settings.bind_address, settings.frontend_port))
-pulumi.export("pgdataVolume", pg.volume.name)
 pulumi.export("backupVolume", backups.volume.name)
 pulumi.export(FINGERPRINTS_OUTPUT, secrets.fingerprints)

@@ -30,7 +30,7 @@ from components.naming import Naming
 ALIAS = "backend"
 PORT = 8000
 DATA_PATH = "/app/data"
-SQLITE_URL = f"sqlite:///{DATA_PATH}/app.db"
+
 STOP_GRACE_SECONDS = 15
 # Migrations run before the server answers; allow for a slow first start.
 WAIT_TIMEOUT_SECONDS = 180

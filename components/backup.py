@@ -1,35 +1,45 @@
-"""Scheduled backups of the stack's database into their own retained volume.
+"""Scheduled backups of the stack's database into their own volume.
 
 Creates:
 - `<name>-volume`: named volume at /backups, kept whether or not backups run (protected and retained with
   `protectData`), so turning backups off never deletes the backups taken so far.
-- `<name>-container` (when enabled): a small loop that takes a backup at start and then every interval, keeps the newest
-  N, and writes each under a temporary name renamed when complete.
-  * PostgreSQL: `pg_dump --format=custom` from the PostgreSQL image (same major version as the server),
-    on the internal database network only, the password passed in its (secret) environment.
-  * SQLite: SQLite's online backup API from the backend image (which has Python), with no network at all.
+- `<name>-container` (when enabled): runs the database mode's backup plan, a small loop that takes a
+  backup whenever the newest is older than the interval (and on SIGHUP), keeps the newest N, and writes
+  each under a temporary name renamed when complete. What it runs, in which image, on which network and
+  with which volumes is the mode's plan (`components.modes`): this component knows no database.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Literal
 
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_common import (
-    data_volume,
-    secret_env,
-    service_container,
-)
+from components.docker_common import data_volume, secret_env, service_container
 from components.naming import Naming
 
 BACKUP_PATH = "/backups"
 STOP_GRACE_SECONDS = 10
-PG_SCRIPT = resources.files("components.scripts").joinpath("pg_backup.sh").read_text()
-SQLITE_SCRIPT = resources.files("components.scripts").joinpath("sqlite_backup.py").read_text()
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """How one database is backed up: what the backup container runs, and with what."""
+
+    image_id: pulumi.Input[str]
+    """Image the loop runs in (one that has the database's own dump tool)."""
+    entrypoints: Sequence[str]
+    """The loop itself; it writes into BACKUP_PATH and reads BACKUP_INTERVAL_HOURS and BACKUP_KEEP."""
+    env: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """What the loop needs to reach the database (secret entries allowed: the list is marked secret)."""
+    volumes: Sequence[docker.ContainerVolumeArgs] = field(default_factory=tuple)
+    """Volumes besides the backups volume (the database's own files)."""
+    network: pulumi.Input[str] | None = None
+    """The network to reach the database on; None means no network at all."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Resources that must be ready first (after the backend: the first backup holds its schema)."""
 
 
 @dataclass(frozen=True)
@@ -40,26 +50,14 @@ class BackupArgs:
     """Physical names and labels."""
     enabled: bool
     """Run the backup container (the volume is declared either way)."""
-    mode: Literal["sqlite", "postgres"]
-    """Which database to back up."""
-    image_id: pulumi.Input[str]
-    """PostgreSQL image id (postgres mode) or backend image id (sqlite mode)."""
+    plan: BackupPlan
+    """The database mode's way of taking a backup."""
     interval_hours: int
     """Hours between two backups."""
     keep: int
     """How many backups to keep."""
     protect_data: bool
     """Protect and retain the backups volume (false: a disposable stack; destroy deletes it)."""
-    env: list[pulumi.Input[str]] = field(default_factory=list)
-    """Connection settings (PGHOST, PGPASSWORD, ...) in postgres mode."""
-    network: pulumi.Input[str] | None = None
-    """The internal database network (postgres mode)."""
-    data_volume: pulumi.Input[str] | None = None
-    """The backend's data volume holding the SQLite file (sqlite mode)."""
-    data_path: str = "/app/data"
-    """Where the data volume is mounted, as in the backend."""
-    depends_on: list[pulumi.Resource] = field(default_factory=list)
-    """Resources that must be ready first."""
 
 
 class Backup(pulumi.ComponentResource):
@@ -83,31 +81,23 @@ class Backup(pulumi.ComponentResource):
         if not args.enabled:
             self.register_outputs({"volume": self.volume.name})
             return
-        policy = [f"BACKUP_INTERVAL_HOURS={args.interval_hours}", f"BACKUP_KEEP={args.keep}"]
-        volumes = [docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=BACKUP_PATH)]
-        if args.mode == "postgres":
-            entrypoints = ["sh", "-c", PG_SCRIPT]
-            networks = [docker.ContainerNetworksAdvancedArgs(name=args.network)]
-            network_mode = None
-        else:
-            entrypoints = ["python", "-c", SQLITE_SCRIPT]
-            policy.append(f"BACKUP_SOURCE={args.data_path}/app.db")
-            volumes.append(docker.ContainerVolumeArgs(volume_name=args.data_volume, container_path=args.data_path))
-            # Nothing to reach: a copy from one volume to another needs no network.
-            networks = None
-            network_mode = "none"
+        plan = args.plan
         self.container = service_container(
             f"{name}-container",
             naming=naming,
             role="backup",
             grace_seconds=STOP_GRACE_SECONDS,
             parent=self,
-            depends_on=args.depends_on,
-            image=args.image_id,
-            entrypoints=entrypoints,
-            envs=secret_env([*args.env, *policy]),
-            volumes=volumes,
-            networks_advanced=networks,
-            network_mode=network_mode,
+            depends_on=plan.depends_on,
+            image=plan.image_id,
+            entrypoints=list(plan.entrypoints),
+            envs=secret_env([*plan.env, f"BACKUP_INTERVAL_HOURS={args.interval_hours}", f"BACKUP_KEEP={args.keep}"]),
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=BACKUP_PATH),
+                *plan.volumes,
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=plan.network)] if plan.network else None,
+            # Nothing to reach: a copy from one volume to another needs no network.
+            network_mode=None if plan.network else "none",
         )
         self.register_outputs({"volume": self.volume.name, "container": self.container.name})

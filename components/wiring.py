@@ -6,7 +6,6 @@ import ipaddress
 
 import pulumi
 
-from components import database
 from components.secrets import AppSecrets
 from components.settings import Settings
 
@@ -32,17 +31,6 @@ def backend_env(settings: Settings, database_url: pulumi.Input[str], secrets: Ap
         secret_list = settings.backend_secret_env
         env.extend(secret_list.apply(lambda items, i=i: items[i]) for i in range(count))
     return env
-
-
-def backup_env(settings: Settings, secrets: AppSecrets) -> list[pulumi.Input[str]]:
-    """Return libpq's connection environment for pg_dump, password included (secret)."""
-    return [
-        f"PGHOST={database.ALIAS}",
-        f"PGPORT={database.PORT}",
-        f"PGUSER={settings.postgres_user}",
-        f"PGDATABASE={settings.postgres_db}",
-        pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),
-    ]
 
 
 def public_url(bind_address: str, port: int) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet
 
-from components.backend import DATA_PATH, SQLITE_URL, Backend, BackendArgs
+from components.backend import DATA_PATH, Backend, BackendArgs
+from components.modes import SQLITE_URL
 from components.naming import Naming
 from testkit.harness import Deployment, run_components, run_program
 

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from components.backup import PG_SCRIPT
+from components.modes import PG_SCRIPT
 from testkit.harness import CONTAINER, Deployment, run_program
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"

@@ -1,0 +1,175 @@
+"""The database mode, decided once (`database_mode`), and everything that follows from it.
+
+A mode is not a resource: it declares what its database needs and answers, for the rest of the program,
+every question whose answer differs per database: the backend's DATABASE_URL, the network and readiness
+the backend waits for, how backups are taken, and what the stack exports about its database.
+
+- `SqliteMode`: the SQLite file in the backend's data volume; backups with SQLite's online backup API,
+  run from the backend image with no network.
+- `PostgresMode`: the PostgreSQL container on the internal database network; the backend joins that
+  network and is created only once PostgreSQL is healthy; backups with `pg_dump` from the PostgreSQL
+  image (the server's own major version), with libpq settings from the same values as the URL.
+
+In both modes the PostgreSQL data volume stays declared (`Postgres` without a network declares only the
+volume), so leaving PostgreSQL never deletes its data and coming back finds it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from importlib import resources
+
+import pulumi
+import pulumi_docker as docker
+
+from components import backend, database
+from components.backend import Backend
+from components.backup import BackupPlan
+from components.database import Postgres, PostgresArgs
+from components.network import Networks
+from components.secrets import AppSecrets
+from components.settings import Settings
+
+PG_SCRIPT = resources.files("components.scripts").joinpath("pg_backup.sh").read_text()
+SQLITE_SCRIPT = resources.files("components.scripts").joinpath("sqlite_backup.py").read_text()
+SQLITE_FILE = f"{backend.DATA_PATH}/app.db"
+SQLITE_URL = f"sqlite:///{SQLITE_FILE}"
+
+
+class DatabaseMode(ABC):
+    """What the rest of the program needs to know about the stack's database."""
+
+    #: Whether the stack needs the internal database network.
+    uses_database_network = False
+
+    @classmethod
+    @abstractmethod
+    def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks) -> DatabaseMode:
+        """Declare what this mode's database needs; return the mode."""
+
+    def __init__(self, postgres: Postgres) -> None:
+        """Keep the PostgreSQL component (its data volume exists in every mode)."""
+        self.postgres = postgres
+
+    @property
+    @abstractmethod
+    def url(self) -> pulumi.Output[str]:
+        """The backend's DATABASE_URL (secret)."""
+
+    @property
+    def backend_network(self) -> pulumi.Input[str] | None:
+        """A network the backend joins besides the app network, to reach its database."""
+        return None
+
+    @property
+    def backend_depends_on(self) -> list[pulumi.Resource]:
+        """What must be ready before the backend is created."""
+        return []
+
+    @abstractmethod
+    def backup_plan(self, api: Backend) -> BackupPlan:
+        """How the backup container takes a backup of this database."""
+
+    def exports(self) -> dict[str, pulumi.Output[str]]:
+        """Stack outputs about the database."""
+        return {"databaseUrl": self.url, "pgdataVolume": self.postgres.volume.name}
+
+
+class SqliteMode(DatabaseMode):
+    """SQLite: a file in the backend's data volume."""
+
+    @classmethod
+    def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks) -> SqliteMode:
+        """Only the PostgreSQL data volume (kept from, or for, PostgreSQL mode)."""
+        return cls(_postgres(settings, secrets, None))
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        """The file in the data volume (secret, as in PostgreSQL mode, so tooling never special-cases it)."""
+        return pulumi.Output.secret(SQLITE_URL)
+
+    def backup_plan(self, api: Backend) -> BackupPlan:
+        """SQLite's online backup API from the backend image (which has Python), no network at all."""
+        return BackupPlan(
+            image_id=api.image.image_id,
+            entrypoints=["python", "-c", SQLITE_SCRIPT],
+            env=[f"BACKUP_SOURCE={SQLITE_FILE}"],
+            volumes=[docker.ContainerVolumeArgs(volume_name=api.volume.name, container_path=backend.DATA_PATH)],
+            depends_on=[api.container],
+        )
+
+
+class PostgresMode(DatabaseMode):
+    """PostgreSQL: a server container on the internal database network."""
+
+    uses_database_network = True
+
+    @classmethod
+    def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks) -> PostgresMode:
+        """The server, on the database network."""
+        if networks.db is None:
+            raise ValueError("PostgreSQL mode needs the database network")
+        return cls(_postgres(settings, secrets, networks.db), networks.db, settings, secrets)
+
+    def __init__(self, postgres: Postgres, network: docker.Network, settings: Settings, secrets: AppSecrets) -> None:
+        """Wrap the running server; libpq settings come from the same values as its URL."""
+        super().__init__(postgres)
+        if postgres.container is None or postgres.image is None:
+            raise ValueError("PostgresMode needs the PostgreSQL server declared")
+        self.container = postgres.container
+        self.image = postgres.image
+        self.network = network
+        self._libpq_env: list[pulumi.Input[str]] = [
+            f"PGHOST={database.ALIAS}",
+            f"PGPORT={database.PORT}",
+            f"PGUSER={settings.postgres_user}",
+            f"PGDATABASE={settings.postgres_db}",
+            pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),
+        ]
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        """The server's URL, password percent-encoded (secret)."""
+        return self.postgres.url
+
+    @property
+    def backend_network(self) -> pulumi.Input[str]:
+        """The internal database network."""
+        return self.network.name
+
+    @property
+    def backend_depends_on(self) -> list[pulumi.Resource]:
+        """The server, created with `wait`: the backend starts only once it answers."""
+        return [self.container]
+
+    def backup_plan(self, api: Backend) -> BackupPlan:
+        """`pg_dump` from the PostgreSQL image on the database network, after the backend made the schema."""
+        return BackupPlan(
+            image_id=self.image.image_id,
+            entrypoints=["sh", "-c", PG_SCRIPT],
+            env=self._libpq_env,
+            network=self.network.name,
+            depends_on=[self.container, api.container],
+        )
+
+
+def _postgres(settings: Settings, secrets: AppSecrets, network: docker.Network | None) -> Postgres:
+    """The PostgreSQL component: with a network, the server; without, only its data volume."""
+    return Postgres(
+        "postgres",
+        PostgresArgs(
+            naming=settings.naming,
+            image=settings.postgres_image,
+            user=settings.postgres_user,
+            db=settings.postgres_db,
+            password=secrets.postgres_password,
+            network_name=network.name if network is not None else None,
+            protect_data=settings.protect_data,
+            follow_registry=settings.registry_digests,
+        ),
+    )
+
+
+def database_mode(settings: Settings) -> type[DatabaseMode]:
+    """The one place the database mode is decided."""
+    return PostgresMode if settings.postgres else SqliteMode

@@ -1,0 +1,49 @@
+"""The database mode: decided once, and each mode answers the questions that differ per database."""
+
+from __future__ import annotations
+
+from components.modes import PostgresMode, SqliteMode, database_mode
+from components.settings import load_settings
+from testkit.harness import Deployment, layered_config, run_program
+
+
+def test_decided_from_the_database_key(embedded: Deployment, prod: Deployment) -> None:
+    """SQLite unless `database: postgres`; only PostgreSQL mode asks for the database network."""
+    import pulumi
+
+    for stack, mode in (("embedded", SqliteMode), ("prod", PostgresMode)):
+        config, secrets = layered_config(stack)
+        pulumi.runtime.set_all_config(config, secrets)
+        assert database_mode(load_settings(pulumi.Config("argusai"), "argusai", stack)) is mode
+    assert not SqliteMode.uses_database_network
+    assert PostgresMode.uses_database_network
+
+
+def test_sqlite_backup_plan_runs_in_the_backend_image_with_no_network(embedded: Deployment) -> None:
+    """The backend image (Python's sqlite3), the data volume read from, no network at all."""
+    backup, api = embedded.container("backup"), embedded.container("backend")
+    assert backup.plain("image") == api.plain("image")
+    assert backup.plain("networkMode") == "none"
+    assert backup.env()["BACKUP_SOURCE"] == "/app/data/app.db"
+    assert api.urn in backup.dependencies
+
+
+def test_postgres_backup_plan_uses_the_servers_image_and_libpq_from_the_url_values(prod: Deployment) -> None:
+    """pg_dump of the server's own image, on the database network, PG* taken from the URL's values."""
+    backup, server = prod.container("backup"), prod.container("postgres")
+    assert backup.plain("image") == server.plain("image")
+    assert [n["name"] for n in backup.plain("networksAdvanced")] == ["argusai-prod-db"]
+    env = backup.env()
+    url = prod.outputs["databaseUrl"].value
+    assert (
+        url == f"postgresql://{env['PGUSER']}:{env['PGPASSWORD']}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
+    )
+    assert backup.is_secret("envs")
+
+
+def test_both_modes_export_the_database_and_keep_the_pgdata_volume() -> None:
+    """DatabaseUrl (secret) and pgdataVolume in both modes: leaving PostgreSQL keeps its data volume."""
+    for stack in ("embedded", "prod"):
+        outputs = run_program(stack).outputs
+        assert outputs["databaseUrl"].secret
+        assert outputs["pgdataVolume"].value == f"argusai-{stack}-pgdata"
