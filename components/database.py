@@ -48,9 +48,14 @@ def healthcheck(user: str, db: str) -> Healthcheck:
     )
 
 
-def database_url(user: str, password: str, db: str, host: str = ALIAS, port: int = PORT) -> str:
-    """Build the backend's URL; user and password are percent-encoded so any password works."""
-    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db, safe='')}"
+def database_url(user: str, password: str, db: str, driver: str, host: str = ALIAS, port: int = PORT) -> str:
+    """Build the backend's SQLAlchemy URL, naming the driver; user and password percent-encoded (any works).
+
+    The driver is named because SQLAlchemy's default for a plain `postgresql://` changes between releases
+    (psycopg2 in 2.0, psycopg in 2.1) and the backend image carries exactly one.
+    """
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"postgresql+{driver}://{credentials}@{host}:{port}/{quote(db, safe='')}"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class PostgresArgs:
     """Database created on first start."""
     password: pulumi.Output[str]
     """Password of `user` (secret)."""
+    driver: str
+    """The backend's PostgreSQL driver, named in its URL (`psycopg` or `psycopg2`)."""
     network_name: pulumi.Input[str] | None
     """The internal database network, the only one postgres joins (None when it does not run)."""
     protect_data: bool
@@ -94,7 +101,9 @@ class Postgres(pulumi.ComponentResource):
             parent=self,
             keep=args.protect_data,
         )
-        self.url = pulumi.Output.secret(args.password.apply(lambda pw: database_url(args.user, pw, args.db)))
+        self.url = pulumi.Output.secret(
+            args.password.apply(lambda pw: database_url(args.user, pw, args.db, args.driver))
+        )
         self.container = self.image = None
         if args.network_name is None:  # SQLite mode: only the data volume
             self.register_outputs({"volume": self.volume.name})

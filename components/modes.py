@@ -163,6 +163,7 @@ def _postgres(settings: Settings, secrets: AppSecrets, network: docker.Network |
             user=settings.postgres_user,
             db=settings.postgres_db,
             password=secrets.postgres_password,
+            driver=settings.postgres_driver,
             network_name=network.name if network is not None else None,
             protect_data=settings.protect_data,
             follow_registry=settings.registry_digests,

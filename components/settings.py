@@ -27,6 +27,7 @@ from components.naming import Naming
 NAMESPACE = "argusai"
 
 DATABASES = ("sqlite", "postgres")
+POSTGRES_DRIVERS = ("psycopg", "psycopg2")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SAME_SITE = ("lax", "strict", "none")
 
@@ -123,6 +124,8 @@ class Settings:
     """PostgreSQL role the backend connects as."""
     postgres_db: str
     """PostgreSQL database the backend uses."""
+    postgres_driver: str
+    """The backend's PostgreSQL driver, named in DATABASE_URL."""
     postgres_password: pulumi.Output[str] | None
     """Operator-supplied password (secret), or None to generate one."""
     encryption_key: pulumi.Output[str] | None
@@ -377,6 +380,7 @@ def load_settings(
         postgres_image=_image(reader, "postgresImage"),
         postgres_user=_identifier(reader, "postgresUser"),
         postgres_db=_identifier(reader, "postgresDb"),
+        postgres_driver=reader.choice("postgresDriver", POSTGRES_DRIVERS, fold=str.lower),
         postgres_password=_secret(reader, "postgresPassword", _password_problem),
         encryption_key=_secret(reader, "encryptionKey", fernet_key_problem),
         jwt_secret_key=_secret(reader, "jwtSecretKey", _jwt_problem),

@@ -56,7 +56,7 @@ def test_sqlite_default(embedded: Deployment) -> None:
 def test_postgres_mode_env_and_dependency(prod: Deployment) -> None:
     """DATABASE_URL points at the alias; valid Fernet key; JWT key; created after postgres is healthy."""
     env = prod.container("backend").env()
-    assert env["DATABASE_URL"].startswith("postgresql://argusai:")
+    assert env["DATABASE_URL"].startswith("postgresql+psycopg://argusai:")
     assert env["DATABASE_URL"].endswith("@postgres:5432/argusai")
     Fernet(env["ENCRYPTION_KEY"])
     assert len(env["JWT_SECRET_KEY"]) >= 32

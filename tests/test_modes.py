@@ -36,7 +36,8 @@ def test_postgres_backup_plan_uses_the_servers_image_and_libpq_from_the_url_valu
     env = backup.env()
     url = prod.outputs["databaseUrl"].value
     assert (
-        url == f"postgresql://{env['PGUSER']}:{env['PGPASSWORD']}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
+        url
+        == f"postgresql+psycopg://{env['PGUSER']}:{env['PGPASSWORD']}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
     )
     assert backup.is_secret("envs")
 
@@ -47,3 +48,9 @@ def test_both_modes_export_the_database_and_keep_the_pgdata_volume() -> None:
         outputs = run_program(stack).outputs
         assert outputs["databaseUrl"].secret
         assert outputs["pgdataVolume"].value == f"argusai-{stack}-pgdata"
+
+
+def test_driver_is_named_in_the_url() -> None:
+    """`postgresDriver: psycopg2` for an image that carries psycopg2."""
+    url = run_program("prod", {"postgresDriver": "psycopg2"}).outputs["databaseUrl"].value
+    assert url.startswith("postgresql+psycopg2://")

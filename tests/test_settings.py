@@ -46,6 +46,7 @@ def _fails(overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | No
         ("namePrefix", "Argus AI", r"argusai:namePrefix' must be lower-case letters"),
         ("protectData", "yes", r"argusai:protectData' must be true or false; got 'yes'"),
         ("logLevel", "verbose", r"argusai:logLevel' must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("postgresDriver", "asyncpg", r"argusai:postgresDriver' must be one of psycopg, psycopg2"),
         ("cookieSameSite", "sometimes", r"argusai:cookieSameSite' must be one of lax, strict, none"),
         ("cookieSameSite", "none", r"argusai:cookieSameSite' may be 'none' only with argusai:cookieSecure true"),
         ("corsOrigins", "ftp://files.lan", r"argusai:corsOrigins' must list http\(s\) origins"),

@@ -35,7 +35,7 @@ PG_RESTORE = (
     "docker stop {backend} {backup}",
     "docker run --rm --network {db_network} -v {backups}:/backups:ro -e DATABASE_URL {postgres_image} "
     "sh -c 'pg_restore --clean --if-exists --single-transaction --no-password "
-    '--dbname="$DATABASE_URL" /backups/{file}\'',
+    '--dbname="${{DATABASE_URL%%+*}}://${{DATABASE_URL#*://}}" /backups/{file}\'',
     "docker start {backend} {backup}",
 )
 SQLITE_RESTORE = (

@@ -4,7 +4,7 @@ It behaves like the real backend wherever the deployment touches it, using
 only the standard library plus Debian's psycopg2 and cryptography:
 
 - ``DATABASE_URL``: ``postgresql://user:password@host:port/db`` (also
-  ``postgresql+psycopg2://``; user and password percent-encoded), or
+  ``postgresql+psycopg2://`` and ``postgresql+psycopg://``; user and password percent-encoded), or
   ``sqlite:////absolute/path.db`` / ``sqlite:///relative/path.db`` (relative
   to the working directory). Default: ``sqlite:///./data/app.db``.
 - ``ENCRYPTION_KEY`` must be a valid Fernet key, or the process refuses to
@@ -57,7 +57,7 @@ SHUTDOWN_POLL_SECONDS = 0.2
 DEFAULT_NOTE = "event"
 # Largest request body read for POST /events.
 MAX_BODY_BYTES = 64 * 1024
-POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg")
 SQLITE_PREFIX = "sqlite:///"
 
 
