@@ -90,3 +90,11 @@ def test_published_where_configured() -> None:
     (port,) = deployment.container("backend").plain("ports")
     assert (port["ip"], port["external"]) == ("192.0.2.10", 18000)
     assert deployment.outputs["backendUrl"].value == "http://192.0.2.10:18000"
+
+
+def test_cors_origins_default_to_the_published_urls() -> None:
+    """The release's default (ports 3000 and 8000) is wrong for any other port: the published URLs instead."""
+    env = run_program("it", {"frontendPort": 3300, "backendPort": 8300}).container("backend").env()
+    assert env["CORS_ORIGINS"] == "http://localhost:3300,http://localhost:8300"
+    env = run_program("it", {"corsOrigins": "https://argus.example.lan"}).container("backend").env()
+    assert env["CORS_ORIGINS"] == "https://argus.example.lan"

@@ -19,17 +19,23 @@ from testkit.harness import run_program
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-# What today's program changes on such a stack, and why: DATABASE_URL now names the driver
-# (`postgresql+psycopg://`), so the PostgreSQL-mode backend container is replaced once. Nothing else.
-DRIVER_NAMED = ["replace backend-container (envs)"]
+# What today's program changes on such a stack, and why: the backend's environment now names the
+# PostgreSQL driver in DATABASE_URL (`postgresql+psycopg://`) and, when `corsOrigins` is unset, the
+# published URLs in CORS_ORIGINS, so the backend container is replaced once. Nothing else.
+BACKEND_ENV_CHANGED = ["replace backend-container (envs)"]
 
 
 @pytest.mark.parametrize(
     ("snapshot", "stack", "overrides", "expected"),
     [
-        ("state-prod.json", "prod", {}, DRIVER_NAMED),
-        ("state-embedded.json", "embedded", {}, []),
-        ("state-dev-postgres-nobackup.json", "dev", {"database": "postgres", "backupEnabled": False}, DRIVER_NAMED),
+        ("state-prod.json", "prod", {}, BACKEND_ENV_CHANGED),
+        ("state-embedded.json", "embedded", {}, BACKEND_ENV_CHANGED),
+        (
+            "state-dev-postgres-nobackup.json",
+            "dev",
+            {"database": "postgres", "backupEnabled": False},
+            BACKEND_ENV_CHANGED,
+        ),
     ],
 )
 def test_existing_stack_keeps_every_resource(
