@@ -38,7 +38,7 @@ api = Backend(
     BackendArgs(
         naming=naming,
         image=settings.backend_image,
-        env=backend_env(settings, database.url, secrets),
+        env=backend_env(settings, database.backend_env, secrets),
         app_network=networks.app.name,
         db_network=database.backend_network,
         host_port=settings.backend_port,

@@ -34,6 +34,10 @@ PG_SCRIPT = resources.files("components.scripts").joinpath("pg_backup.sh").read_
 SQLITE_SCRIPT = resources.files("components.scripts").joinpath("sqlite_backup.py").read_text()
 SQLITE_FILE = f"{backend.DATA_PATH}/app.db"
 SQLITE_URL = f"sqlite:///{SQLITE_FILE}"
+# One backend process per stack: a pool of 5 plus 5 overflow stays far below PostgreSQL's 100 connections
+# and leaves room for backups and an operator's psql; connections are checked before use (a restarted
+# server) and recycled every 30 minutes.
+POSTGRES_POOL_ENV = ("DB_POOL_SIZE=5", "DB_MAX_OVERFLOW=5", "DB_POOL_PRE_PING=true", "DB_POOL_RECYCLE=1800")
 
 
 class DatabaseMode(ABC):
@@ -55,6 +59,11 @@ class DatabaseMode(ABC):
     @abstractmethod
     def url(self) -> pulumi.Output[str]:
         """The backend's DATABASE_URL (secret)."""
+
+    @property
+    def backend_env(self) -> list[pulumi.Input[str]]:
+        """The backend's database settings as NAME=value entries (DATABASE_URL is secret)."""
+        return [pulumi.Output.concat("DATABASE_URL=", self.url)]
 
     @property
     def backend_network(self) -> pulumi.Input[str] | None:
@@ -131,6 +140,11 @@ class PostgresMode(DatabaseMode):
     def url(self) -> pulumi.Output[str]:
         """The server's URL, password percent-encoded (secret)."""
         return self.postgres.url
+
+    @property
+    def backend_env(self) -> list[pulumi.Input[str]]:
+        """The URL and a connection pool sized for one backend."""
+        return [*super().backend_env, *POSTGRES_POOL_ENV]
 
     @property
     def backend_network(self) -> pulumi.Input[str]:

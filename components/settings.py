@@ -59,6 +59,10 @@ _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 #: Environment variables the program sets itself; operators may not override them through backendEnv.
 RESERVED_ENV = (
     "DATABASE_URL",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_POOL_PRE_PING",
+    "DB_POOL_RECYCLE",
     "ENCRYPTION_KEY",
     "JWT_SECRET_KEY",
     "LOG_LEVEL",

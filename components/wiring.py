@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 import pulumi
 
@@ -13,10 +14,12 @@ _ANY_ADDRESS = ("0.0.0.0", "::")  # noqa: S104 - names the wildcard addresses, b
 _IPV6 = 6
 
 
-def backend_env(settings: Settings, database_url: pulumi.Input[str], secrets: AppSecrets) -> list[pulumi.Input[str]]:
+def backend_env(
+    settings: Settings, database_env: Sequence[pulumi.Input[str]], secrets: AppSecrets
+) -> list[pulumi.Input[str]]:
     """Return the backend's environment as NAME=value entries (secret ones as Outputs)."""
     env: list[pulumi.Input[str]] = [
-        pulumi.Output.concat("DATABASE_URL=", database_url),
+        *database_env,
         pulumi.Output.concat("ENCRYPTION_KEY=", secrets.encryption_key),
         pulumi.Output.concat("JWT_SECRET_KEY=", secrets.jwt_secret_key),
         f"LOG_LEVEL={settings.log_level}",

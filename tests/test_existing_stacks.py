@@ -20,8 +20,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 # What today's program changes on such a stack, and why: the backend's environment now names the
-# PostgreSQL driver in DATABASE_URL (`postgresql+psycopg://`) and, when `corsOrigins` is unset, the
-# published URLs in CORS_ORIGINS, so the backend container is replaced once. Nothing else.
+# PostgreSQL driver in DATABASE_URL (`postgresql+psycopg://`) with a pool sized for one backend and, when
+# `corsOrigins` is unset, the published URLs in CORS_ORIGINS, so the backend container is replaced once.
+# Nothing else.
 BACKEND_ENV_CHANGED = ["replace backend-container (envs)"]
 
 

@@ -54,3 +54,10 @@ def test_driver_is_named_in_the_url() -> None:
     """`postgresDriver: psycopg2` for an image that carries psycopg2."""
     url = run_program("prod", {"postgresDriver": "psycopg2"}).outputs["databaseUrl"].value
     assert url.startswith("postgresql+psycopg2://")
+
+
+def test_postgres_backend_gets_a_pool_sized_for_one_backend(prod: Deployment, embedded: Deployment) -> None:
+    """PostgreSQL: 5 + 5 connections, checked before use, recycled; SQLite ignores pools (none set)."""
+    env = prod.container("backend").env()
+    assert (env["DB_POOL_SIZE"], env["DB_MAX_OVERFLOW"], env["DB_POOL_PRE_PING"]) == ("5", "5", "true")
+    assert "DB_POOL_SIZE" not in embedded.container("backend").env()
