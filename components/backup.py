@@ -38,6 +38,8 @@ class BackupPlan:
     """Volumes besides the backups volume (the database's own files)."""
     network: pulumi.Input[str] | None = None
     """The network to reach the database on; None means no network at all."""
+    user: str | None = None
+    """User to run as, when the image's own cannot write the backups volume (None: the image's)."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must be ready first (after the backend: the first backup holds its schema)."""
 
@@ -90,6 +92,7 @@ class Backup(pulumi.ComponentResource):
             parent=self,
             depends_on=plan.depends_on,
             image=plan.image_id,
+            user=plan.user,
             entrypoints=list(plan.entrypoints),
             envs=secret_env([*plan.env, f"BACKUP_INTERVAL_HOURS={args.interval_hours}", f"BACKUP_KEEP={args.keep}"]),
             volumes=[

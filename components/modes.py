@@ -34,6 +34,7 @@ PG_SCRIPT = resources.files("components.scripts").joinpath("pg_backup.sh").read_
 SQLITE_SCRIPT = resources.files("components.scripts").joinpath("sqlite_backup.py").read_text()
 SQLITE_FILE = f"{backend.DATA_PATH}/app.db"
 SQLITE_URL = f"sqlite:///{SQLITE_FILE}"
+ROOT_USER = "0"
 # One backend process per stack: a pool of 5 plus 5 overflow stays far below PostgreSQL's 100 connections
 # and leaves room for backups and an operator's psql; connections are checked before use (a restarted
 # server) and recycled every 30 minutes.
@@ -104,6 +105,9 @@ class SqliteMode(DatabaseMode):
             entrypoints=["python", "-c", SQLITE_SCRIPT],
             env=[f"BACKUP_SOURCE={SQLITE_FILE}"],
             volumes=[docker.ContainerVolumeArgs(volume_name=api.volume.name, container_path=backend.DATA_PATH)],
+            # The backups volume is root's (nothing in the backend image owns /backups), and the release's
+            # image runs as uid 1000: as that user the loop could not write a single backup.
+            user=ROOT_USER,
             depends_on=[api.container],
         )
 

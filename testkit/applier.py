@@ -47,7 +47,7 @@ CONTAINER_DEFAULTS: dict[str, Any] = {
 CONTAINER_KEYS = {
     "name", "image", "envs", "entrypoints", "command", "volumes", "networksAdvanced", "networkMode",
     "ports", "healthcheck", "restart", "stopSignal", "stopTimeout", "logDriver", "logOpts", "labels",
-    "wait", "waitTimeout", "destroyGraceSeconds", "rm",
+    "wait", "waitTimeout", "destroyGraceSeconds", "rm", "user",
 }  # fmt: skip
 NESTED_KEYS = {
     "volumes": {"volumeName", "containerPath", "readOnly"},
@@ -314,6 +314,7 @@ class Applier:
             ports=[tuple(key.split("/")) for key in bindings] or None,
             healthcheck=_healthcheck(reg),
             stop_signal=reg.plain("stopSignal") or None,
+            user=reg.plain("user") or None,
             stop_timeout=int(stop_timeout) if stop_timeout is not None else None,
             host_config=host_config,
         )

@@ -80,6 +80,7 @@ SCHEMAS: dict[str, Schema] = {
                 "volumes",
                 "networksAdvanced",
                 "networkMode",
+                "user",
                 "ports",
                 "stopSignal",
                 "stopTimeout",
@@ -89,7 +90,17 @@ SCHEMAS: dict[str, Schema] = {
             }
         ),  # fmt: skip
         computed=frozenset(
-            {"envs", "entrypoints", "command", "stopSignal", "stopTimeout", "logDriver", "labels", "healthcheck"}
+            {
+                "user",
+                "envs",
+                "entrypoints",
+                "command",
+                "stopSignal",
+                "stopTimeout",
+                "logDriver",
+                "labels",
+                "healthcheck",
+            }
         ),  # fmt: skip
         defaults={
             "networkMode": "bridge",
@@ -230,6 +241,8 @@ def container_state_from_engine(inputs: dict[str, Any], inspect: dict[str, Any])
     state["logOpts"] = (host["LogConfig"].get("Config") or {}) if inputs.get("logOpts") else None
     state["networkMode"] = host.get("NetworkMode")
     state["stopSignal"] = config.get("StopSignal")
+    # Read back always; the schema's diff suppression makes an unset `user` no diff (computed here).
+    state["user"] = config.get("User") or None
     state["stopTimeout"] = config.get("StopTimeout")
     running = inspect["State"].get("Running")
     if (running or inputs.get("mustRun", True)) and inputs.get("ports"):

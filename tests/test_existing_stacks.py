@@ -22,15 +22,17 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # What today's program changes on such a stack, and why: the backend's environment now names the
 # PostgreSQL driver in DATABASE_URL (`postgresql+psycopg://`) with a pool sized for one backend and, when
 # `corsOrigins` is unset, the published URLs in CORS_ORIGINS, so the backend container is replaced once.
-# Nothing else.
+# In SQLite mode the backup container now runs as root (the release's image runs as uid 1000, which
+# cannot write the backups volume), so it is replaced once too. Nothing else.
 BACKEND_ENV_CHANGED = ["replace backend-container (envs)"]
+SQLITE_BACKUP_AS_ROOT = [*BACKEND_ENV_CHANGED, "replace backup-container (user)"]
 
 
 @pytest.mark.parametrize(
     ("snapshot", "stack", "overrides", "expected"),
     [
         ("state-prod.json", "prod", {}, BACKEND_ENV_CHANGED),
-        ("state-embedded.json", "embedded", {}, BACKEND_ENV_CHANGED),
+        ("state-embedded.json", "embedded", {}, SQLITE_BACKUP_AS_ROOT),
         (
             "state-dev-postgres-nobackup.json",
             "dev",
