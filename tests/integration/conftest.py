@@ -47,6 +47,9 @@ ENGINE_TIMEOUT_SECONDS = 300
 HTTP_TIMEOUT_SECONDS = 5
 ONEOFF_TIMEOUT_SECONDS = 120
 POLL_SECONDS = 0.5
+#: The stack's DATABASE_URL (`postgresql+<driver>://...`) as libpq takes it, in the shell of a throwaway
+#: container: the README's restore strips the driver the same way.
+LIBPQ_URL = '"${DATABASE_URL%%+*}://${DATABASE_URL#*://}"'
 SKIP_MESSAGE = "no Docker engine answers; integration tests skipped (set REQUIRE_DOCKER=1 to fail instead)"
 #: Result lines (timings) shown in the terminal summary, so a run without -s still reports them.
 RESULTS: list[str] = []

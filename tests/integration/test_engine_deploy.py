@@ -9,7 +9,7 @@ import pytest
 from components.backend import DATA_PATH
 from testkit.provider import duration_ns
 
-from .conftest import BACKEND_IMAGE, FRONTEND_IMAGE, POSTGRES_IMAGE, Stack, wait_for
+from .conftest import BACKEND_IMAGE, FRONTEND_IMAGE, LIBPQ_URL, POSTGRES_IMAGE, Stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ FULL_POSTGRES = {"database": "postgres", "postgresDb": PG_DB, "postgresUser": PG
 # psql over the database network with the URL from the stack outputs; the URL travels in the
 # environment so it never shows up in a command line or an assertion message.
 PSQL_TABLES = (
-    'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -tA -c "SELECT current_database()" '
+    f'psql {LIBPQ_URL} -v ON_ERROR_STOP=1 -tA -c "SELECT current_database()" '  # noqa: S608 - fixed text
     "-c \"SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables "
     "WHERE table_schema = 'public'\" -c \"SELECT count(*) FROM events WHERE note = 'startup'\""
 )

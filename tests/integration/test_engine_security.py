@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import POSTGRES_IMAGE, Stack
+from .conftest import LIBPQ_URL, POSTGRES_IMAGE, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ AUTH_PROBES = (
     'psql -h postgres -U "$PGUSER" -d "$PGDATABASE" -w -tA -c "SELECT 1"; echo "rc-nopassword=$?"; '
     'PGPASSWORD=not-the-password psql -h postgres -U "$PGUSER" -d "$PGDATABASE" -w -tA -c "SELECT 1"; '
     'echo "rc-wrong=$?"; '
-    'psql "$DATABASE_URL" -w -tA -c "SELECT \'right-password-ok\'"; echo "rc-right=$?"'
+    f'psql {LIBPQ_URL} -w -tA -c "SELECT \'right-password-ok\'"; echo "rc-right=$?"'
 )
 PSQL_CONNECTION_FAILED = 2  # psql's exit code when it cannot connect / authenticate
 DEFAULT_ROUTE = ipaddress.ip_network("0.0.0.0/0")
