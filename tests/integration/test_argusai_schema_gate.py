@@ -45,6 +45,11 @@ HEAD = "a1b2c3d4e5f6"
 DATA = "/app/data"
 SQLITE_URL = "sqlite:////app/data/app.db"
 FTS_TABLE = "events_fts"
+#: What a gated SQLite database holds besides the model tables: Alembic's version and 008's FTS5 index.
+GATED_EXTRA_TABLES = {
+    "alembic_version",
+    *(f"{FTS_TABLE}{suffix}" for suffix in ("", "_config", "_data", "_docsize", "_idx")),
+}
 GATE_TIMEOUT_SECONDS = 240
 BACKEND_START_SECONDS = 240
 PG_START_SECONDS = 120
@@ -287,14 +292,7 @@ def test_sqlite_empty_runs_the_chain_and_the_release_starts_on_it(gate_stack: Ga
     assert "fts5" in fts[0][3].lower()
     triggers = sorted(o[1] for o in probe["objects"] if o[0] == "trigger")
     assert triggers == ["events_ad", "events_ai", "events_au"]
-    assert set(probe["tables"]) - set(probe["models"]) == {
-        "alembic_version",
-        "events_fts",
-        "events_fts_config",
-        "events_fts_data",
-        "events_fts_docsize",
-        "events_fts_idx",
-    }
+    assert set(probe["tables"]) - set(probe["models"]) == GATED_EXTRA_TABLES
 
     again_code, again_out, again_err, again_seconds = gate_stack.gate(SQLITE_URL, volume=volume)
     assert again_code == 0, again_err[-4000:]
@@ -334,14 +332,7 @@ def test_sqlite_versionless_is_stamped_and_keeps_every_row(gate_stack: GateStack
     for table, sql in tables_before.items():
         assert tables_after.get(table) == sql, f"table {table} changed"
         assert after["counts"][table] == before["counts"][table], f"rows of {table} changed"
-    assert set(tables_after) - set(tables_before) == {
-        "alembic_version",
-        "events_fts",
-        "events_fts_config",
-        "events_fts_data",
-        "events_fts_docsize",
-        "events_fts_idx",
-    }
+    assert set(tables_after) - set(tables_before) == GATED_EXTRA_TABLES
     probe = gate_stack.probe(SQLITE_URL, volume=volume)
     assert_gated(probe)
     kept = gate_stack.sqlite(volume, query="SELECT value FROM system_settings WHERE key = 'gate_probe'")
