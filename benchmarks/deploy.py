@@ -115,10 +115,18 @@ def compose_run(client: docker.DockerClient, compose: str) -> float:
         return timed(
             client,
             f"{project}_backend_1",
-            lambda: subprocess.run([*base, "up", "-d"], env=env, check=True, capture_output=True),  # noqa: S603
+            lambda: subprocess.run(  # noqa: S603 - the compose binary found on PATH, fixed arguments
+                [*base, "up", "-d"], env=env, check=True, capture_output=True, timeout=TIMEOUT_SECONDS
+            ),
         )
     finally:
-        subprocess.run([*base, "down", "-v", "--remove-orphans"], env=env, check=False, capture_output=True)  # noqa: S603
+        subprocess.run(  # noqa: S603 - the compose binary found on PATH, fixed arguments
+            [*base, "down", "-v", "--remove-orphans"],
+            env=env,
+            check=False,
+            capture_output=True,
+            timeout=TIMEOUT_SECONDS,
+        )
 
 
 def postgres_floor(client: docker.DockerClient) -> float:

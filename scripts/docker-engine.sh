@@ -19,6 +19,8 @@ readonly WAIT_SECONDS=90
 readonly DOCKERD_LOG="${DOCKERD_LOG:-/var/log/argusai-dockerd.log}"
 # dockerd's default pid file.
 readonly DOCKERD_PIDFILE=/var/run/docker.pid
+# apt on a cold machine: lists and a few hundred MB of packages.
+readonly APT_TIMEOUT_SECONDS=1200
 # Tried in this order.
 readonly DRIVERS=(overlay2 vfs)
 
@@ -54,8 +56,9 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends "${missing[@]}"
+    # Bounded: a mirror that stops answering must fail the run, not hang it.
+    timeout "${APT_TIMEOUT_SECONDS}" apt-get update
+    timeout "${APT_TIMEOUT_SECONDS}" apt-get install -y --no-install-recommends "${missing[@]}"
     # The package enables a registry service on every interface where an init system runs; the tests
     # start their own on loopback and need none.
     if command -v systemctl >/dev/null 2>&1; then
