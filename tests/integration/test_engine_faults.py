@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from testkit import plan as planning
+from testkit.applier import ApplyError
+from testkit.harness import Deployment
+
 from .conftest import Stack, record_result, wait_for
 
 pytestmark = pytest.mark.integration
 
 RECOVERY_TIMEOUT = 90
+UNHEALTHY_WAIT_SECONDS = 8
 FAILED_STARTS = 2  # backend starts seen failing before PostgreSQL is started again
 
 
@@ -68,3 +73,43 @@ def test_backend_restarted_while_postgres_down(stack: Stack) -> None:
     postgres.start()
     wait_for("backend /health 200 after PostgreSQL came back", stack.healthy, RECOVERY_TIMEOUT)
     record_result(f"RESULT fault=backend-without-db recovered_seconds={time.monotonic() - started:.1f}")
+
+
+def _unhealthy_postgres(stack: Stack, config: dict[str, object]) -> Deployment:
+    """The program's declarations, with PostgreSQL's healthcheck made to fail and its wait cut short."""
+    deployment = stack.program(config)
+    postgres = deployment.container("postgres")
+    postgres.inputs["healthcheck"] = {**postgres.plain("healthcheck"), "tests": ["CMD", "false"]}
+    postgres.inputs["waitTimeout"] = UNHEALTHY_WAIT_SECONDS
+    return deployment
+
+
+def test_failed_wait_is_not_accepted_on_the_next_up(stack: Stack) -> None:
+    """PostgreSQL never healthy: `up` fails before the backend; the next `up` retries it instead of going on.
+
+    Without `replaceOnChanges: ["*"]` the engine would turn the init error into an empty update on the
+    second run and create the backend against a database that never became healthy.
+    """
+    config: dict[str, object] = {"database": "postgres", "backupEnabled": False}
+    backend = stack.physical("backend")
+    for attempt in (1, 2):
+        deployment = _unhealthy_postgres(stack, config)
+        if attempt == 2:
+            steps = [str(s) for s in planning.plan(stack.state, deployment).changes]
+            assert steps[0] == "replace postgres-container (#initerror)", steps
+        with pytest.raises(ApplyError, match="failed to be in healthy state"):
+            _apply(stack, deployment)
+        assert not stack.client.containers.list(all=True, filters={"name": backend}), f"attempt {attempt}"
+    # Healthy again (the program's own healthcheck): PostgreSQL replaced, then the backend created.
+    stack.up(config)
+    wait_for("backend /health", stack.healthy, RECOVERY_TIMEOUT)
+
+
+def _apply(stack: Stack, deployment: Deployment) -> None:
+    """`pulumi up` of a hand-edited deployment, keeping the state the failure leaves."""
+    try:
+        stack.state = stack.applier.up(deployment, stack.state)
+    except ApplyError as exc:
+        if exc.state is not None:
+            stack.state = exc.state
+        raise
