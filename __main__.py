@@ -29,8 +29,19 @@ secrets = AppSecrets(
 )
 networks = Networks("network", NetworksArgs(naming=naming, database_network=Database.uses_database_network))
 
-# 3. Database: whatever the mode needs (its data volume in every mode).
+# 3. Database: whatever the mode needs (its data volume in every mode); the backups volume, which the
+#    schema gate writes its pre-upgrade backup into.
 database = Database.declare(settings, secrets, networks)
+backups = Backup(
+    "backup",
+    BackupArgs(
+        naming=naming,
+        enabled=settings.backup_enabled,
+        interval_hours=settings.backup_interval_hours,
+        keep=settings.backup_keep,
+        protect_data=settings.protect_data,
+    ),
+)
 
 # 4. Application.
 api = Backend(
@@ -46,6 +57,7 @@ api = Backend(
         protect_data=settings.protect_data,
         follow_registry=settings.registry_digests,
         depends_on=database.backend_depends_on,
+        gate=database.gate(backups.volume) if settings.schema_gate else None,
     ),
 )
 web = None
@@ -65,17 +77,7 @@ if settings.frontend_image:
     )
 
 # 5. Backups, as the database mode takes them (the volume is kept when backups are off).
-backups = Backup(
-    "backup",
-    BackupArgs(
-        naming=naming,
-        enabled=settings.backup_enabled,
-        plan=database.backup_plan(api),
-        interval_hours=settings.backup_interval_hours,
-        keep=settings.backup_keep,
-        protect_data=settings.protect_data,
-    ),
-)
+backups.run(database.backup_plan(api))
 
 # 6. Outputs.
 for key, value in database.exports().items():

@@ -11,7 +11,7 @@ Creates:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -74,6 +74,9 @@ class BackendArgs:
     """The internal database network, in PostgreSQL mode."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must be ready first (the PostgreSQL container)."""
+    gate: Callable[[pulumi.Input[str], docker.Volume], Sequence[pulumi.Resource]] | None = None
+    """Declares what must succeed before this image serves (the schema gate), given the image id and the
+    data volume; the container depends on what it returns."""
 
 
 class Backend(pulumi.ComponentResource):
@@ -91,6 +94,7 @@ class Backend(pulumi.ComponentResource):
             f"{name}-data", naming.physical_name("data"), naming.labels("data"), parent=self, keep=args.protect_data
         )
         self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
+        before_serving = list(args.gate(self.image.image_id, self.volume)) if args.gate else []
         networks = [docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])]
         if args.db_network is not None:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=args.db_network, aliases=[ALIAS]))
@@ -100,7 +104,7 @@ class Backend(pulumi.ComponentResource):
             role="backend",
             grace_seconds=STOP_GRACE_SECONDS,
             parent=self,
-            depends_on=args.depends_on,
+            depends_on=[*args.depends_on, *before_serving],
             image=self.image.image_id,
             envs=secret_env(args.env),
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],

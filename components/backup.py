@@ -3,7 +3,8 @@
 Creates:
 - `<name>-volume`: named volume at /backups, kept whether or not backups run (protected and retained with
   `protectData`), so turning backups off never deletes the backups taken so far.
-- `<name>-container` (when enabled): runs the database mode's backup plan, a small loop that takes a
+- `<name>-container` (when enabled, declared by `run` once the plan is known): runs the database mode's
+  backup plan, a small loop that takes a
   backup whenever the newest is older than the interval (and on SIGHUP), keeps the newest N, and writes
   each under a temporary name renamed when complete. What it runs, in which image, on which network and
   with which volumes is the mode's plan (`components.modes`): this component knows no database.
@@ -52,8 +53,6 @@ class BackupArgs:
     """Physical names and labels."""
     enabled: bool
     """Run the backup container (the volume is declared either way)."""
-    plan: BackupPlan
-    """The database mode's way of taking a backup."""
     interval_hours: int
     """Hours between two backups."""
     keep: int
@@ -63,30 +62,34 @@ class BackupArgs:
 
 
 class Backup(pulumi.ComponentResource):
-    """The backup container and its volume."""
+    """The backups volume (declared first: the schema gate writes its pre-upgrade backup there) and the loop."""
 
     container: docker.Container | None
     volume: docker.Volume
 
     def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        """Declare volume and container."""
+        """Declare the volume; `run` declares the container."""
         super().__init__("argusai:backup:Backup", name, None, opts)
-        naming = args.naming
+        self._name = name
+        self._args = args
         self.volume = data_volume(
             f"{name}-volume",
-            naming.physical_name("backups"),
-            naming.labels("backups"),
+            args.naming.physical_name("backups"),
+            args.naming.labels("backups"),
             parent=self,
             keep=args.protect_data,
         )
         self.container = None
+        self.register_outputs({"volume": self.volume.name})
+
+    def run(self, plan: BackupPlan) -> None:
+        """Declare the backup loop for `plan` (nothing when backups are off)."""
+        args = self._args
         if not args.enabled:
-            self.register_outputs({"volume": self.volume.name})
             return
-        plan = args.plan
         self.container = service_container(
-            f"{name}-container",
-            naming=naming,
+            f"{self._name}-container",
+            naming=args.naming,
             role="backup",
             grace_seconds=STOP_GRACE_SECONDS,
             parent=self,
@@ -103,4 +106,3 @@ class Backup(pulumi.ComponentResource):
             # Nothing to reach: a copy from one volume to another needs no network.
             network_mode=None if plan.network else "none",
         )
-        self.register_outputs({"volume": self.volume.name, "container": self.container.name})

@@ -10,6 +10,11 @@ the backend waits for, how backups are taken, and what the stack exports about i
   network and is created only once PostgreSQL is healthy; backups with `pg_dump` from the PostgreSQL
   image (the server's own major version), with libpq settings from the same values as the URL.
 
+Each mode also owns its schema gate (`gate`): before a backend image serves, a pre-upgrade backup into the
+backups volume (`pre-upgrade-<UTC time>.sqlite3` / `.dump`), then `components/scripts/schema_gate.py` in
+the backend image brings the database to the release's Alembic head; both are one-shot steps
+(`components/step.py`), so a failure stops `pulumi up` with the old backend serving.
+
 In both modes the PostgreSQL data volume stays declared (`Postgres` without a network declares only the
 volume), so leaving PostgreSQL never deletes its data and coming back finds it.
 """
@@ -17,6 +22,7 @@ volume), so leaving PostgreSQL never deletes its data and coming back finds it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from importlib import resources
 
 import pulumi
@@ -24,15 +30,48 @@ import pulumi_docker as docker
 
 from components import backend, database
 from components.backend import Backend
-from components.backup import BackupPlan
+from components.backup import BACKUP_PATH, BackupPlan
 from components.database import Postgres, PostgresArgs
+from components.naming import Naming
 from components.network import Networks
 from components.secrets import AppSecrets
 from components.settings import Settings
+from components.step import Step, StepArgs
 
 PG_SCRIPT = resources.files("components.scripts").joinpath("pg_backup.sh").read_text()
 SQLITE_SCRIPT = resources.files("components.scripts").joinpath("sqlite_backup.py").read_text()
+GATE_SCRIPT = resources.files("components.scripts").joinpath("schema_gate.py").read_text()
 SQLITE_FILE = f"{backend.DATA_PATH}/app.db"
+# The gate's log, on the data volume (the gate runs as the backend image's user, who owns it).
+GATE_LOG_DIR = f"{backend.DATA_PATH}/schema-gate"
+# The pre-upgrade backups' logs, on the backups volume (root's).
+BACKUP_LOG_DIR = f"{BACKUP_PATH}/steps"
+# One consistent copy of the SQLite file before a new release touches it (SQLite's online backup API,
+# read-only on the source); a first deploy has no file yet. Hidden name until complete.
+SQLITE_PRE_UPGRADE = f"""
+import os, sqlite3, time
+src = "{SQLITE_FILE}"
+if not os.path.exists(src):
+    print("pre-upgrade backup: no database yet")
+    raise SystemExit(0)
+stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+final = "{BACKUP_PATH}/pre-upgrade-" + stamp + ".sqlite3"
+tmp = "{BACKUP_PATH}/.pre-upgrade-" + stamp + ".sqlite3.partial"
+source = sqlite3.connect("file:" + src + "?mode=ro", uri=True)
+target = sqlite3.connect(tmp)
+source.backup(target)
+target.close()
+source.close()
+os.replace(tmp, final)
+print("pre-upgrade backup: " + os.path.basename(final))
+"""
+PG_PRE_UPGRADE = (
+    "set -eu; stamp=$(date -u +%Y%m%dT%H%M%SZ); "
+    f'tmp="{BACKUP_PATH}/.pre-upgrade-$stamp.dump.partial"; '
+    'pg_dump --format=custom --no-password --file="$tmp"; '
+    f'mv "$tmp" "{BACKUP_PATH}/pre-upgrade-$stamp.dump"; echo "pre-upgrade backup: pre-upgrade-$stamp.dump"'
+)
+GateFactory = Callable[[pulumi.Input[str], docker.Volume], Sequence[pulumi.Resource]]
 SQLITE_URL = f"sqlite:///{SQLITE_FILE}"
 ROOT_USER = "0"
 # One backend process per stack: a pool of 5 plus 5 overflow stays far below PostgreSQL's 100 connections
@@ -52,9 +91,53 @@ class DatabaseMode(ABC):
     def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks) -> DatabaseMode:
         """Declare what this mode's database needs; return the mode."""
 
-    def __init__(self, postgres: Postgres) -> None:
+    def __init__(self, postgres: Postgres, naming: Naming, secrets: AppSecrets) -> None:
         """Keep the PostgreSQL component (its data volume exists in every mode)."""
         self.postgres = postgres
+        self.naming = naming
+        self.secrets = secrets
+
+    @abstractmethod
+    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
+        """A backup of the database as it is, before the gate touches it."""
+
+    @property
+    def _networks(self) -> list[pulumi.Input[str]]:
+        network = self.backend_network
+        return [network] if network is not None else []
+
+    def gate(self, backups: docker.Volume) -> GateFactory:
+        """The schema gate for a backend image: a backup first, then the database to the release's head.
+
+        Both steps take the backend image id among their inputs, so both run again whenever it changes;
+        the backend container depends on the gate, so a failure leaves the old backend serving.
+        """
+
+        def declare(image_id: pulumi.Input[str], data: docker.Volume) -> list[pulumi.Resource]:
+            backup = self._pre_upgrade_backup(image_id, data, backups)
+            gate = Step(
+                "schema-gate",
+                StepArgs(
+                    naming=self.naming,
+                    role="schema-gate",
+                    image=image_id,
+                    script='python -c "$SCHEMA_GATE"',
+                    # Mounted where the backend mounts it: a first mount copies the image's ownership.
+                    volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH)],
+                    log_dir=GATE_LOG_DIR,
+                    env=[
+                        *self.backend_env,
+                        pulumi.Output.concat("ENCRYPTION_KEY=", self.secrets.encryption_key),
+                        pulumi.Output.concat("JWT_SECRET_KEY=", self.secrets.jwt_secret_key),
+                        f"SCHEMA_GATE={GATE_SCRIPT}",
+                    ],
+                    networks=self._networks,
+                    depends_on=[backup.container, *self.backend_depends_on],
+                ),
+            )
+            return [gate.container]
+
+        return declare
 
     @property
     @abstractmethod
@@ -91,7 +174,26 @@ class SqliteMode(DatabaseMode):
     @classmethod
     def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks) -> SqliteMode:
         """Only the PostgreSQL data volume (kept from, or for, PostgreSQL mode)."""
-        return cls(_postgres(settings, secrets, None))
+        return cls(_postgres(settings, secrets, None), settings.naming, secrets)
+
+    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
+        """SQLite's online backup from the backend image, as root (the backups volume is root's)."""
+        return Step(
+            "schema-backup",
+            StepArgs(
+                naming=self.naming,
+                role="schema-backup",
+                image=image_id,
+                user=ROOT_USER,
+                script='python -c "$PRE_UPGRADE_BACKUP"',
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
+                    docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
+                ],
+                log_dir=BACKUP_LOG_DIR,
+                env=[f"PRE_UPGRADE_BACKUP={SQLITE_PRE_UPGRADE}"],
+            ),
+        )
 
     @property
     def url(self) -> pulumi.Output[str]:
@@ -124,9 +226,26 @@ class PostgresMode(DatabaseMode):
             raise ValueError("PostgreSQL mode needs the database network")
         return cls(_postgres(settings, secrets, networks.db), networks.db, settings, secrets)
 
+    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
+        """`pg_dump` from the server's image; the backend image id in its inputs reruns it per image."""
+        return Step(
+            "schema-backup",
+            StepArgs(
+                naming=self.naming,
+                role="schema-backup",
+                image=self.image.image_id,
+                script=PG_PRE_UPGRADE,
+                volumes=[docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH)],
+                log_dir=BACKUP_LOG_DIR,
+                env=[*self._libpq_env, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
+                networks=self._networks,
+                depends_on=[self.container],
+            ),
+        )
+
     def __init__(self, postgres: Postgres, network: docker.Network, settings: Settings, secrets: AppSecrets) -> None:
         """Wrap the running server; libpq settings come from the same values as its URL."""
-        super().__init__(postgres)
+        super().__init__(postgres, settings.naming, secrets)
         if postgres.container is None or postgres.image is None:
             raise ValueError("PostgresMode needs the PostgreSQL server declared")
         self.container = postgres.container

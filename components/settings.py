@@ -160,6 +160,8 @@ class Settings:
     """How many backups to keep."""
     registry_digests: bool
     """Resolve image tags to the registry's current digest at every run (a new push is deployed)."""
+    schema_gate: bool
+    """Back up and bring the database to the release's Alembic head before a new backend image serves."""
 
     @property
     def postgres(self) -> bool:
@@ -400,4 +402,5 @@ def load_settings(
         backup_interval_hours=reader.integer("backupIntervalHours", 1, BACKUP_INTERVAL_MAX_HOURS),
         backup_keep=reader.integer("backupKeep", 1, BACKUP_KEEP_MAX),
         registry_digests=reader.boolean("registryDigests"),
+        schema_gate=reader.boolean("schemaGate"),
     )

@@ -7,7 +7,7 @@ unchanged job never runs again), so a step is a container built on what the prov
 
 Creates:
 - `<name>-container`: runs `script` with `sh -c` in `image`, its output written to `<log_dir>/<role>.log`
-  on `log_volume`. On success it marks itself done and idles: its healthcheck turns healthy and the
+  on one of its volumes. On success it marks itself done and idles: its healthcheck turns healthy and the
   provider's `wait` returns, so dependants (`depends_on`) proceed. On failure it exits, and being created
   with `rm` it is removed at once: the provider's `wait` fails on its next inspect (instead of polling
   until the timeout), the create becomes an init error and the engine stops before any dependant.
@@ -52,14 +52,14 @@ class StepArgs:
     """Image id to run the script in (it needs `sh` and `test`)."""
     script: str
     """Shell script; exit status 0 is success."""
-    log_volume: pulumi.Input[str]
-    """Volume that keeps the step's log (the container itself is removed when the step fails)."""
-    log_dir: str = "/steps"
-    """Where `log_volume` is mounted."""
+    volumes: Sequence[docker.ContainerVolumeArgs]
+    """Volumes the script works on; one of them keeps the log."""
+    log_dir: str
+    """Directory for the step's log on one of `volumes` (the container itself is removed when it fails)."""
     env: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """Environment as NAME=value entries (the list is marked secret)."""
-    volumes: Sequence[docker.ContainerVolumeArgs] = field(default_factory=tuple)
-    """Other volumes the script works on."""
+    user: str | None = None
+    """User to run as (None: the image's own)."""
     networks: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """Networks to join; none means no network at all."""
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
@@ -89,12 +89,10 @@ class Step(pulumi.ComponentResource):
             restart="no",
             rm=True,
             image=args.image,
+            user=args.user,
             entrypoints=["sh", "-c", WRAPPER, args.role, args.script],
             envs=secret_env([*args.env, f"STEP_LOG={log_file}"]),
-            volumes=[
-                docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=args.log_dir),
-                *args.volumes,
-            ],
+            volumes=list(args.volumes),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=n) for n in args.networks] or None,
             network_mode=None if args.networks else "none",
             healthcheck=HEALTHCHECK.args(),

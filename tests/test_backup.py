@@ -69,7 +69,7 @@ def test_sqlite_backup_declared(embedded: Deployment) -> None:
 def test_backups_can_be_disabled_and_keep_their_volume() -> None:
     """`backupEnabled: false` declares no backup container; the volume (and the backups in it) stays."""
     deployment = run_program("embedded", {"backupEnabled": False})
-    assert not [r for r in deployment.of_type(CONTAINER) if "backup" in r.name]
+    assert not [r for r in deployment.of_type(CONTAINER) if r.name == "backup-container"]
     assert deployment.volume("backups").protect
     assert deployment.outputs["backupVolume"].value == "argusai-embedded-backups"
 

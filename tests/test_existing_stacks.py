@@ -19,12 +19,18 @@ from testkit.harness import run_program
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-# What today's program changes on such a stack, and why: the backend's environment now names the
+# What today's program changes on such a stack, and why: the schema gate runs once (a pre-upgrade backup,
+# then the versionless database the release made is stamped at its revision), the backend's environment
+# now names the
 # PostgreSQL driver in DATABASE_URL (`postgresql+psycopg://`) with a pool sized for one backend and, when
 # `corsOrigins` is unset, the published URLs in CORS_ORIGINS, so the backend container is replaced once.
 # In SQLite mode the backup container now runs as root (the release's image runs as uid 1000, which
 # cannot write the backups volume), so it is replaced once too. Nothing else.
-BACKEND_ENV_CHANGED = ["replace backend-container (envs)"]
+BACKEND_ENV_CHANGED = [
+    "create schema-backup-container",
+    "create schema-gate-container",
+    "replace backend-container (envs)",
+]
 SQLITE_BACKUP_AS_ROOT = [*BACKEND_ENV_CHANGED, "replace backup-container (user)"]
 
 

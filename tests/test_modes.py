@@ -61,3 +61,28 @@ def test_postgres_backend_gets_a_pool_sized_for_one_backend(prod: Deployment, em
     env = prod.container("backend").env()
     assert (env["DB_POOL_SIZE"], env["DB_MAX_OVERFLOW"], env["DB_POOL_PRE_PING"]) == ("5", "5", "true")
     assert "DB_POOL_SIZE" not in embedded.container("backend").env()
+
+
+def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: Deployment) -> None:
+    """A pre-upgrade backup, then the gate, then the backend; both steps rerun with each backend image."""
+    for deployment in (prod, embedded):
+        backend, gate, backup = (deployment.container(r) for r in ("backend", "schema-gate", "schema-backup"))
+        assert gate.urn in backend.dependencies
+        assert backup.urn in gate.dependencies
+        assert gate.plain("image") == backend.plain("image")
+        env = gate.env()
+        assert env["DATABASE_URL"] == backend.env()["DATABASE_URL"]
+        assert "alembic" in env["SCHEMA_GATE"]
+        assert gate.is_secret("envs")
+    # PostgreSQL: pg_dump of the server's image, tied to the backend image so it reruns with it.
+    pg_backup = prod.container("schema-backup")
+    assert pg_backup.plain("image") == prod.container("postgres").plain("image")
+    assert pg_backup.env()["FOR_BACKEND_IMAGE"] == prod.container("backend").plain("image")
+    # SQLite: the backend image as root (the backups volume is root's).
+    assert embedded.container("schema-backup").plain("user") == "0"
+
+
+def test_schema_gate_can_be_turned_off_for_images_without_alembic() -> None:
+    """`schemaGate: false`: no steps, the backend depends on nothing but its database."""
+    deployment = run_program("embedded", {"schemaGate": False})
+    assert not [r for r in deployment.registrations if r.type == "argusai:step:Step"]

@@ -15,7 +15,13 @@ def _declared(deployment: Deployment) -> list[tuple[str, str]]:
 def test_embedded_default_is_sqlite_with_frontend_and_backups(embedded: Deployment) -> None:
     """No stack file: SQLite, backend + frontend + backup, published on every interface like compose."""
     containers = sorted(r.plain("name") for r in embedded.of_type(CONTAINER))
-    assert containers == ["argusai-embedded-backend", "argusai-embedded-backup", "argusai-embedded-frontend"]
+    assert containers == [
+        "argusai-embedded-backend",
+        "argusai-embedded-backup",
+        "argusai-embedded-frontend",
+        "argusai-embedded-schema-backup",
+        "argusai-embedded-schema-gate",
+    ]
     assert sorted(embedded.outputs) == [
         "backendUrl",
         "backupVolume",
@@ -41,7 +47,7 @@ def test_prod_declares_every_piece(prod: Deployment) -> None:
         "argusai-prod-pgdata",
     ]
     assert all(v.retain_on_delete and v.protect for v in volumes)
-    assert len(prod.of_type(CONTAINER)) == 4
+    assert len(prod.of_type(CONTAINER)) == 6  # postgres, backend, frontend, backup, two gate steps
     assert prod.outputs["pgdataVolume"].value == "argusai-prod-pgdata"
 
 
@@ -59,13 +65,19 @@ def test_sqlite_database_url_is_secret_too(embedded: Deployment) -> None:
 
 
 def test_only_postgres_and_backend_on_the_database_network(prod: Deployment) -> None:
-    """The internal network holds postgres, the backend and the backup sidecar; nothing else."""
+    """The internal network holds postgres, the backend, the backup sidecar and the gate steps; nothing else."""
     members = sorted(
         c.plain("name")
         for c in prod.of_type(CONTAINER)
         if "argusai-prod-db" in [n["name"] for n in c.plain("networksAdvanced") or []]
     )
-    assert members == ["argusai-prod-backend", "argusai-prod-backup", "argusai-prod-postgres"]
+    assert members == [
+        "argusai-prod-backend",
+        "argusai-prod-backup",
+        "argusai-prod-postgres",
+        "argusai-prod-schema-backup",
+        "argusai-prod-schema-gate",
+    ]
     assert [n["name"] for n in prod.container("postgres").plain("networksAdvanced")] == ["argusai-prod-db"]
 
 

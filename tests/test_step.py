@@ -7,6 +7,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pulumi_docker as docker
 import pytest
 
 from components.naming import Naming
@@ -23,7 +24,8 @@ def _step(script: str = "echo migrated") -> tuple[Step, object]:
                 role="schema-gate",
                 image="sha256:" + "0" * 64,
                 script=script,
-                log_volume="argusai-unit-backups",
+                volumes=[docker.ContainerVolumeArgs(volume_name="argusai-unit-backups", container_path="/steps")],
+                log_dir="/steps",
             ),
         )
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pulumi
+import pulumi_docker as docker
 import pytest
 
 from components.docker_common import data_volume, service_container
@@ -32,7 +33,10 @@ def _declare(stack: Stack, script: str) -> Deployment:
     def build() -> None:
         root = pulumi.ComponentResource("argusai:test:Steps", "steps")
         log = data_volume("log", naming.physical_name("steplog"), naming.labels("steplog"), parent=root, keep=False)
-        step = Step("gate", StepArgs(naming=naming, role="gate", image=image, script=script, log_volume=log.name))
+        volumes = [docker.ContainerVolumeArgs(volume_name=log.name, container_path="/steps")]
+        step = Step(
+            "gate", StepArgs(naming=naming, role="gate", image=image, script=script, volumes=volumes, log_dir="/steps")
+        )
         service_container(
             "after",
             naming=naming,
