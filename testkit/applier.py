@@ -392,8 +392,24 @@ class Applier:
                 self.api.stop(ref, timeout=int(grace))  # stop signal, then SIGKILL after the grace period
             self.api.remove_container(ref, force=True, v=True)  # without grace: SIGKILL straight away
         except NotFound:
-            return 0.0
+            return time.monotonic() - started
+        except APIError as exc:
+            # As the provider: a container created with `rm` removes itself once stopped.
+            if "already in progress" not in str(exc):
+                raise
+            self._wait_removed(ref)
         return time.monotonic() - started
+
+    def _wait_removed(self, ref: str) -> None:
+        """Wait until a container that is removing itself is gone (the provider waits for `removed`)."""
+        deadline = time.monotonic() + DEFAULT_WAIT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                self.api.inspect_container(ref)
+            except NotFound:
+                return
+            time.sleep(POLL_SECONDS)
+        raise ApplyError(f"container {ref} was not removed within {DEFAULT_WAIT_TIMEOUT}s")
 
     # --- refresh, destroy, direct operations -----------------------------------------------------------
 

@@ -7,12 +7,18 @@ stateful applier as every other deploy.
 
 from __future__ import annotations
 
+import io
 import json
+import secrets
 import subprocess
+import tarfile
 import urllib.request
+from collections.abc import Iterator
 
+import docker
 import pytest
 
+from testkit.applier import ApplyError
 from testkit.images.build import ARGUSAI_BACKEND
 
 from .conftest import Stack, record_result, wait_for
@@ -20,6 +26,35 @@ from .conftest import Stack, record_result, wait_for
 pytestmark = pytest.mark.argusai
 
 HEALTHY_TIMEOUT = 180
+#: The release with the gate on (the test stacks' base turns it off for the stand-in backend).
+RELEASE = {"backendImage": ARGUSAI_BACKEND.tag, "schemaGate": True}
+#: The release's Alembic head (one head, 86 revisions).
+RELEASE_HEAD = "a1b2c3d4e5f6"
+# Read in the backend container: the database's Alembic revision, through the release's own driver.
+VERSION_PROBE = (
+    "import os, sqlalchemy as sa; e = sa.create_engine(os.environ['DATABASE_URL']); "
+    "c = e.connect(); print(c.execute(sa.text('SELECT version_num FROM alembic_version')).scalar()); "
+    "print(sa.inspect(c).has_table('gate_probe'))"
+)
+# A migration after the release's head: what a next release would add.
+UPGRADE_MIGRATION = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{revision}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    {body}
+
+
+def downgrade():
+    pass
+"""
+UPGRADE_REVISION = "c0ffee000001"
 BACKUP_TIMEOUT = 120
 COMMAND_TIMEOUT = 60
 
@@ -39,6 +74,41 @@ def admin_password(stack: Stack) -> str:
     return lines[1].split(": ", 1)[1].strip()
 
 
+def version(stack: Stack) -> tuple[str, bool]:
+    """(Alembic revision, whether the upgrade test's table exists), read inside the backend."""
+    code, out = stack.exec("backend", ["python", "-c", VERSION_PROBE])
+    assert code == 0, out[-2000:]
+    revision, has_probe = out.strip().splitlines()[-2:]
+    return revision, has_probe == "True"
+
+
+def release_with_migration(engine: docker.DockerClient, body: str) -> str:
+    """The release image plus one migration after its head; returns the new image's tag."""
+    text = UPGRADE_MIGRATION.format(revision=UPGRADE_REVISION, down=RELEASE_HEAD, body=body).encode()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("999_gate_probe.py")
+        info.size, info.mode = len(text), 0o644
+        tar.addfile(info, io.BytesIO(text))
+    container = engine.api.create_container(ARGUSAI_BACKEND.tag, labels={"argusai.test.derived": "upgrade"})
+    try:
+        engine.api.put_archive(container["Id"], "/app/alembic/versions", archive.getvalue())
+        tag = f"upgrade-{secrets.token_hex(3)}"
+        engine.api.commit(container["Id"], repository=ARGUSAI_BACKEND.tag.split(":")[0], tag=tag)
+    finally:
+        engine.api.remove_container(container["Id"], force=True)
+    return f"{ARGUSAI_BACKEND.tag.split(':')[0]}:{tag}"
+
+
+@pytest.fixture
+def derived(engine: docker.DockerClient) -> Iterator[list[str]]:
+    """Tags of derived release images a test makes; removed afterwards."""
+    made: list[str] = []
+    yield made
+    for tag in made:
+        engine.images.remove(tag, force=True)
+
+
 def login(stack: Stack, password: str) -> tuple[int, str]:
     """POST the release's login as admin; (status, Set-Cookie header)."""
     request = urllib.request.Request(  # noqa: S310 - fixed http scheme on loopback
@@ -53,9 +123,10 @@ def login(stack: Stack, password: str) -> tuple[int, str]:
 
 def test_sqlite_deploy_of_the_release(stack: Stack) -> None:
     """Healthy on SQLite, the README's admin-password command finds the password, a backup is written."""
-    stack.up({"backendImage": ARGUSAI_BACKEND.tag})
+    stack.up(RELEASE)
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
     assert len(admin_password(stack)) >= 16
+    assert version(stack) == (RELEASE_HEAD, False)  # the gate brought the new database to the head
 
     def backed_up() -> bool:
         code, out = stack.exec("backup", ["sh", "-c", "ls /backups"])
@@ -69,8 +140,9 @@ def test_sqlite_deploy_of_the_release(stack: Stack) -> None:
 
 def test_postgres_deploy_of_the_release(stack: Stack) -> None:
     """PostgreSQL from nothing: healthy, admin login over HTTP (cookie not Secure), survives a replacement."""
-    stack.up({"database": "postgres", "backendImage": ARGUSAI_BACKEND.tag})
+    stack.up({"database": "postgres", **RELEASE})
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    assert version(stack) == (RELEASE_HEAD, False)  # create_all, then stamped: the chain cannot run here
     password = admin_password(stack)
     status, cookie = login(stack, password)
     assert status == 200
@@ -91,3 +163,50 @@ def test_postgres_deploy_of_the_release(stack: Stack) -> None:
 
     wait_for("the first pg_dump of the release's database", dumped, BACKUP_TIMEOUT)
     record_result("RESULT argusai postgres deploy: healthy, admin login, kept across a backend replacement")
+
+
+def test_upgrade_goes_through_the_gate_and_a_failed_one_keeps_the_old_backend(
+    stack: Stack, engine: docker.DockerClient, derived: list[str]
+) -> None:
+    """A release with one more migration: backup, migration, data kept. One whose migration fails: stopped."""
+    stack.up(RELEASE)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    password = admin_password(stack)
+
+    broken = release_with_migration(engine, 'raise RuntimeError("this migration fails on purpose")')
+    derived.append(broken)
+    old_backend = stack.container("backend").id
+    with pytest.raises(ApplyError, match="schema-gate"):
+        stack.up({**RELEASE, "backendImage": broken})
+    # Stopped before the switch: the old backend still serves the same data, at the same revision.
+    assert stack.container("backend").id == old_backend
+    assert stack.healthy()
+    assert login(stack, password)[0] == 200
+    assert version(stack) == (RELEASE_HEAD, False)
+    code, log = stack.exec("backend", ["cat", "/app/data/schema-gate/schema-gate.log"])
+    assert code == 0
+    assert "this migration fails on purpose" in log
+
+    fixed = release_with_migration(
+        engine, 'op.create_table("gate_probe", sa.Column("id", sa.Integer, primary_key=True))'
+    )
+    derived.append(fixed)
+    stack.up({**RELEASE, "backendImage": fixed})
+    wait_for("the upgraded release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    assert version(stack) == (UPGRADE_REVISION, True)
+    assert login(stack, password)[0] == 200  # the data (the admin user) kept
+    code, listing = stack.exec("backup", ["ls", "/backups"])
+    assert code == 0
+    assert "pre-upgrade-" in listing
+    record_result("RESULT argusai upgrade: failed migration stopped with the old backend serving; next one applied")
+
+
+def test_versionless_database_of_an_existing_stack_is_stamped(stack: Stack) -> None:
+    """A stack the release's own create_all made (no gate yet) is stamped at head, not re-created."""
+    stack.up({"backendImage": ARGUSAI_BACKEND.tag, "schemaGate": False})
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    password = admin_password(stack)
+    stack.up(RELEASE)
+    wait_for("the release's /health after the gate", stack.healthy, HEALTHY_TIMEOUT)
+    assert version(stack) == (RELEASE_HEAD, False)
+    assert login(stack, password)[0] == 200  # same admin, same password: nothing was re-created
