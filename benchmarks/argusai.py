@@ -1,0 +1,262 @@
+"""Real-backend benchmark: this program against ArgusAI's own compose file, same engine, one run each.
+
+Measures seconds to the backend's first `GET /health` 200 (PostgreSQL mode, from nothing):
+
+- program: this program's declarations applied by the test kit's applier, schema gate included;
+- compose: `docker-compose --profile postgres up -d` with `$ARGUSAI_SOURCE/docker-compose.yml`, changed
+  only where it cannot run here (printed as `compose change:` lines);
+- the floor, each part measured alone: PostgreSQL from nothing to accepting connections, and a gate-less
+  `docker run` of the real backend on an existing database to its first /health 200 (container creation
+  included).
+
+Prints `speedup vs compose: N.Nx`, `ratio to floor: N.Nx` (program / sum of the two floors) and the gate's
+own cost. Needs the images (`python -m testkit.images.build --only postgres --only frontend --only
+argusai-backend`, ARGUSAI_SOURCE set) and Debian's docker-compose. Run: `python -m benchmarks.argusai`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import yaml
+
+from testkit import plan as planning
+from testkit.applier import Applier
+from testkit.cleanup import remove_stack
+from testkit.harness import run_program
+from testkit.images.build import ARGUSAI_BACKEND, FRONTEND, POSTGRES, ensure_images
+from testkit.net import LOOPBACK, free_port
+
+ENGINE_TIMEOUT_SECONDS = 300
+TIMEOUT_SECONDS = 600
+POLL_SECONDS = 0.1
+HTTP_TIMEOUT_SECONDS = 2
+HTTP_OK = 200
+PG_USER = PG_DB = "argusai"
+
+
+def health_ok(port: int) -> bool:
+    """Whether the backend published on 127.0.0.1:port answers /health with 200."""
+    try:
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/health", timeout=HTTP_TIMEOUT_SECONDS) as r:  # noqa: S310
+            return r.status == HTTP_OK
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def until(check: Any, start: float, what: str) -> float:
+    """Poll `check` until true; seconds since `start`."""
+    while time.monotonic() - start < TIMEOUT_SECONDS:
+        if check():
+            return time.monotonic() - start
+        time.sleep(POLL_SECONDS)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def timed_deploy(deploy: Any, port: int) -> float:
+    """Run `deploy` in a thread; seconds from its start to the first /health 200."""
+    start = time.monotonic()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            deploy()
+        except BaseException as exc:  # reported below, after the wait
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        return until(lambda: health_ok(port) or bool(errors), start, "the backend's /health")
+    finally:
+        thread.join()
+        if errors:
+            raise errors[0]
+
+
+def _started(client: docker.DockerClient, name: str) -> datetime:
+    return datetime.fromisoformat(client.api.inspect_container(name)["State"]["StartedAt"][:26])
+
+
+def _healthy_at(client: docker.DockerClient, name: str) -> datetime:
+    log = client.api.inspect_container(name)["State"]["Health"]["Log"]
+    return datetime.fromisoformat(next(e["End"] for e in log if e["ExitCode"] == 0)[:26])
+
+
+def program_run(client: docker.DockerClient) -> tuple[float, float]:
+    """(seconds to /health 200, the gate's own seconds: backup start to gate done) through this program."""
+    stack = f"bench{secrets.token_hex(3)}"
+    port = free_port()
+    overrides = {
+        "database": "postgres",
+        "backendImage": ARGUSAI_BACKEND.tag,
+        "postgresImage": POSTGRES.tag,
+        "frontendImage": "",
+        "bindAddress": LOOPBACK,
+        "backendPort": port,
+        "protectData": False,
+        "backupEnabled": False,  # the compose file has no backups
+        "registryDigests": False,  # the images exist only on this engine
+    }
+    deployment = run_program(stack, overrides, image_ids=lambda ref: client.images.get(ref).id)
+    try:
+        seconds = timed_deploy(lambda: Applier(client).up(deployment, planning.State()), port)
+        prefix = f"argusai-{stack}"
+        gate = (
+            _healthy_at(client, f"{prefix}-schema-gate") - _started(client, f"{prefix}-schema-backup")
+        ).total_seconds()
+        return seconds, gate
+    finally:
+        remove_stack(client, stack)
+
+
+def compose_file(source: Path, backend_port: int, frontend_port: int) -> tuple[dict[str, Any], list[str]]:
+    """The release's compose file, changed only where it cannot run here; (file, the changes)."""
+    compose = yaml.safe_load((source / "docker-compose.yml").read_text())
+    services = compose["services"]
+    changes = []
+    for name, image, ports in (
+        ("backend", ARGUSAI_BACKEND.tag, [f"{LOOPBACK}:{backend_port}:8000"]),
+        ("frontend", FRONTEND.tag, [f"{LOOPBACK}:{frontend_port}:3000"]),
+        ("postgres", POSTGRES.tag, None),
+    ):
+        service = services[name]
+        service.pop("build", None)
+        service.pop("container_name", None)
+        service["image"] = image
+        changes.append(f"{name}: image {image} (no registry here; built from Debian packages / the release)")
+        changes.append(f"{name}: no build section, no container_name (one compose project per run)")
+        if ports:
+            service["ports"] = ports
+            changes.append(f"{name}: published on {ports[0]} (a free loopback port)")
+    env = services["backend"]["environment"]
+    kept = [e for e in env if not e.startswith(("SSL_CERT_FILE=", "SSL_KEY_FILE="))]
+    if len(kept) != len(env):
+        services["backend"]["environment"] = kept
+        changes.append(
+            "backend: SSL_CERT_FILE and SSL_KEY_FILE removed: their defaults (data/certs/*.pem) do not exist and "
+            "the release refuses to start on a missing certificate path"
+        )
+    changes.append("frontend: the stand-in frontend (no Next.js image can be had here); not on the measured path")
+    return compose, changes
+
+
+def compose_run(client: docker.DockerClient, compose_bin: str, source: Path) -> tuple[float, list[str]]:
+    """Seconds to /health 200 with the release's compose file (postgres profile), and the changes made."""
+    project = f"benchcompose{secrets.token_hex(3)}"
+    port = free_port()
+    compose, changes = compose_file(source, port, free_port())
+    password = secrets.token_hex(12)
+    env = {
+        **os.environ,
+        # The compose file's own instructions: POSTGRES_PASSWORD and DATABASE_URL in .env (here: the
+        # environment), the URL naming a driver the image carries.
+        "POSTGRES_PASSWORD": password,
+        "DATABASE_URL": f"postgresql+psycopg://{PG_USER}:{password}@postgres:5432/{PG_DB}",
+        "ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "JWT_SECRET_KEY": secrets.token_hex(32),
+    }
+    with tempfile.TemporaryDirectory() as workdir:
+        path = Path(workdir) / "docker-compose.yml"
+        path.write_text(yaml.safe_dump(compose))
+        base = [compose_bin, "-p", project, "-f", str(path), "--profile", "postgres"]
+        try:
+            seconds = timed_deploy(
+                lambda: subprocess.run(  # noqa: S603 - the compose binary found on PATH, fixed arguments
+                    [*base, "up", "-d"], env=env, check=True, capture_output=True, timeout=TIMEOUT_SECONDS
+                ),
+                port,
+            )
+        finally:
+            subprocess.run(  # noqa: S603 - the compose binary found on PATH, fixed arguments
+                [*base, "down", "-v", "--remove-orphans"], env=env, check=False, capture_output=True,
+                timeout=TIMEOUT_SECONDS,
+            )  # fmt: skip
+    return seconds, changes
+
+
+def floors(client: docker.DockerClient) -> tuple[float, float]:
+    """(PostgreSQL from nothing to accepting connections, the real backend on an existing database to /health)."""
+    label = {"argusai.stack": f"benchfloor{secrets.token_hex(3)}"}
+    network = client.networks.create(label["argusai.stack"], labels=label)
+    password = secrets.token_hex(12)
+    try:
+        start = time.monotonic()
+        pg = client.containers.run(
+            POSTGRES.tag,
+            detach=True,
+            name=f"{label['argusai.stack']}-postgres",
+            environment={"POSTGRES_USER": PG_USER, "POSTGRES_PASSWORD": password, "POSTGRES_DB": PG_DB},
+            network=network.name,
+            labels=label,
+        )
+        ready = ["pg_isready", "-h", "127.0.0.1", "-U", PG_USER, "-d", PG_DB]
+        pg_seconds = until(lambda: pg.exec_run(ready).exit_code == 0, start, "PostgreSQL")
+        env = {
+            "DATABASE_URL": f"postgresql+psycopg://{PG_USER}:{password}@{pg.name}:5432/{PG_DB}",
+            "ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "JWT_SECRET_KEY": secrets.token_hex(32),
+            "COOKIE_SECURE": "false",
+            "COOKIE_SAMESITE": "lax",
+        }
+
+        def backend_once() -> float:
+            port = free_port()
+            begin = time.monotonic()
+            container = client.containers.run(
+                ARGUSAI_BACKEND.tag,
+                detach=True,
+                environment=env,
+                network=network.name,
+                ports={"8000/tcp": (LOOPBACK, port)},
+                labels=label,
+            )
+            try:
+                return until(lambda: health_ok(port), begin, "the release's /health")
+            finally:
+                container.remove(force=True)
+
+        backend_once()  # the first start creates the schema: the measured one starts on an existing database
+        return pg_seconds, backend_once()
+    finally:
+        remove_stack(client, label["argusai.stack"])
+
+
+def main() -> None:
+    """One run each; print the figures."""
+    compose_bin = shutil.which("docker-compose")
+    source = Path(os.environ.get("ARGUSAI_SOURCE", ""))
+    if compose_bin is None or not (source / "docker-compose.yml").is_file():
+        sys.exit("needs docker-compose (Debian package docker-compose) and ARGUSAI_SOURCE (the release checkout)")
+    client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
+    ensure_images(recipes=(POSTGRES, FRONTEND, ARGUSAI_BACKEND))
+    pg_floor, backend_floor = floors(client)
+    program, gate = program_run(client)
+    compose, changes = compose_run(client, compose_bin, source)
+    for change in changes:
+        print(f"compose change: {change}")
+    print(f"seconds to the first /health 200, this program (gate included): {program:.1f}")
+    print(f"seconds to the first /health 200, the release's compose file:   {compose:.1f}")
+    print(f"floor: PostgreSQL from nothing to accepting connections:      {pg_floor:.1f}")
+    print(f"floor: the release on an existing database to /health 200:   {backend_floor:.1f}")
+    print(f"the schema gate's own cost (pre-upgrade backup + gate):       {gate:.1f}")
+    print(f"speedup vs compose: {compose / program:.1f}x")
+    print(f"ratio to floor: {program / (pg_floor + backend_floor):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
