@@ -88,17 +88,12 @@ def timed_deploy(deploy: Any, port: int) -> float:
             raise errors[0]
 
 
-def _started(client: docker.DockerClient, name: str) -> datetime:
-    return datetime.fromisoformat(client.api.inspect_container(name)["State"]["StartedAt"][:26])
-
-
-def _healthy_at(client: docker.DockerClient, name: str) -> datetime:
-    log = client.api.inspect_container(name)["State"]["Health"]["Log"]
-    return datetime.fromisoformat(next(e["End"] for e in log if e["ExitCode"] == 0)[:26])
+def _created(client: docker.DockerClient, name: str) -> datetime:
+    return datetime.fromisoformat(client.api.inspect_container(name)["Created"][:26])
 
 
 def program_run(client: docker.DockerClient) -> tuple[float, float]:
-    """(seconds to /health 200, the gate's own seconds: backup start to gate done) through this program."""
+    """(seconds to /health 200, the gate's seconds on that path) through this program."""
     stack = f"bench{secrets.token_hex(3)}"
     port = free_port()
     overrides = {
@@ -116,9 +111,8 @@ def program_run(client: docker.DockerClient) -> tuple[float, float]:
     try:
         seconds = timed_deploy(lambda: Applier(client).up(deployment, planning.State()), port)
         prefix = f"argusai-{stack}"
-        gate = (
-            _healthy_at(client, f"{prefix}-schema-gate") - _started(client, f"{prefix}-schema-backup")
-        ).total_seconds()
+        # On the path to the backend: from the pre-upgrade backup's creation to the backend's.
+        gate = (_created(client, f"{prefix}-backend") - _created(client, f"{prefix}-schema-backup")).total_seconds()
         return seconds, gate
     finally:
         remove_stack(client, stack)
@@ -253,7 +247,7 @@ def main() -> None:
     print(f"seconds to the first /health 200, the release's compose file:   {compose:.1f}")
     print(f"floor: PostgreSQL from nothing to accepting connections:      {pg_floor:.1f}")
     print(f"floor: the release on an existing database to /health 200:   {backend_floor:.1f}")
-    print(f"the schema gate's own cost (pre-upgrade backup + gate):       {gate:.1f}")
+    print(f"the schema gate's cost (backup step created to backend created): {gate:.1f}")
     print(f"speedup vs compose: {compose / program:.1f}x")
     print(f"ratio to floor: {program / (pg_floor + backend_floor):.1f}x")
 
