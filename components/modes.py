@@ -101,6 +101,33 @@ class DatabaseMode(ABC):
     def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
         """A backup of the database as it is, before the gate touches it."""
 
+    def _backup_step(
+        self,
+        image_id: pulumi.Input[str],
+        script: str,
+        volumes: Sequence[docker.ContainerVolumeArgs],
+        env: Sequence[pulumi.Input[str]],
+        *,
+        user: str | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> Step:
+        """The pre-upgrade backup step, its log on the backups volume (mounted by `volumes`)."""
+        return Step(
+            "schema-backup",
+            StepArgs(
+                naming=self.naming,
+                role="schema-backup",
+                image=image_id,
+                user=user,
+                script=script,
+                volumes=volumes,
+                log_dir=BACKUP_LOG_DIR,
+                env=env,
+                networks=self._networks,
+                depends_on=depends_on,
+            ),
+        )
+
     @property
     def _networks(self) -> list[pulumi.Input[str]]:
         network = self.backend_network
@@ -178,21 +205,15 @@ class SqliteMode(DatabaseMode):
 
     def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
         """SQLite's online backup from the backend image, as root (the backups volume is root's)."""
-        return Step(
-            "schema-backup",
-            StepArgs(
-                naming=self.naming,
-                role="schema-backup",
-                image=image_id,
-                user=ROOT_USER,
-                script='python -c "$PRE_UPGRADE_BACKUP"',
-                volumes=[
-                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
-                    docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
-                ],
-                log_dir=BACKUP_LOG_DIR,
-                env=[f"PRE_UPGRADE_BACKUP={SQLITE_PRE_UPGRADE}"],
-            ),
+        return self._backup_step(
+            image_id,
+            'python -c "$PRE_UPGRADE_BACKUP"',
+            [
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
+                docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
+            ],
+            [f"PRE_UPGRADE_BACKUP={SQLITE_PRE_UPGRADE}"],
+            user=ROOT_USER,
         )
 
     @property
@@ -228,19 +249,12 @@ class PostgresMode(DatabaseMode):
 
     def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
         """`pg_dump` from the server's image; the backend image id in its inputs reruns it per image."""
-        return Step(
-            "schema-backup",
-            StepArgs(
-                naming=self.naming,
-                role="schema-backup",
-                image=self.image.image_id,
-                script=PG_PRE_UPGRADE,
-                volumes=[docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH)],
-                log_dir=BACKUP_LOG_DIR,
-                env=[*self._libpq_env, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
-                networks=self._networks,
-                depends_on=[self.container],
-            ),
+        return self._backup_step(
+            self.image.image_id,
+            PG_PRE_UPGRADE,
+            [docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH)],
+            [*self._libpq_env, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
+            depends_on=[self.container],
         )
 
     def __init__(self, postgres: Postgres, network: docker.Network, settings: Settings, secrets: AppSecrets) -> None:

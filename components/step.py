@@ -33,7 +33,7 @@ DEFAULT_TIMEOUT_SECONDS = 600
 WRAPPER = (
     'log="$STEP_LOG"; mkdir -p "$(dirname "$log")"; '
     'if sh -c "$1" >"$log.partial" 2>&1; then '
-    f'mv "$log.partial" "$log"; touch {DONE_MARKER}; '
+    f'mv "$log.partial" "$log"; touch "${{STEP_DONE:-{DONE_MARKER}}}"; '
     "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done; "
     'else status=$?; mv "$log.partial" "$log"; cat "$log"; exit "$status"; fi'
 )

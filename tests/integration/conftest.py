@@ -166,18 +166,22 @@ class Stack:
     ) -> Deployment:
         """Run the program and apply what it declared (`pulumi up`), keeping the state even on failure."""
         deployment = self.program(overrides, secrets)
-        try:
-            self.state = self.applier.up(deployment, self.state, refresh=refresh)
-        except ApplyError as exc:
-            if exc.state is not None:
-                self.state = exc.state
-            raise
+        self.apply(deployment, refresh=refresh)
         # The engine's invariant, checked after every deploy: the same config again plans nothing, in the
         # form the provider read back from dockerd (a diff here means every `pulumi up` would change it).
         again = self.plan(overrides, secrets)
         assert again.summary() == [], f"a second `pulumi up` would change: {again.summary()}"
         self.deployment = deployment
         return deployment
+
+    def apply(self, deployment: Deployment, *, refresh: bool = False) -> None:
+        """`pulumi up` of a given (possibly hand-edited) deployment, keeping the state a failure leaves."""
+        try:
+            self.state = self.applier.up(deployment, self.state, refresh=refresh)
+        except ApplyError as exc:
+            if exc.state is not None:
+                self.state = exc.state
+            raise
 
     def down(self) -> None:
         """`pulumi destroy`: refused when anything is protected; retained volumes stay."""

@@ -98,18 +98,8 @@ def test_failed_wait_is_not_accepted_on_the_next_up(stack: Stack) -> None:
             steps = [str(s) for s in planning.plan(stack.state, deployment).changes]
             assert steps[0] == "replace postgres-container (#initerror)", steps
         with pytest.raises(ApplyError, match="failed to be in healthy state"):
-            _apply(stack, deployment)
+            stack.apply(deployment)
         assert not stack.client.containers.list(all=True, filters={"name": backend}), f"attempt {attempt}"
     # Healthy again (the program's own healthcheck): PostgreSQL replaced, then the backend created.
     stack.up(config)
     wait_for("backend /health", stack.healthy, RECOVERY_TIMEOUT)
-
-
-def _apply(stack: Stack, deployment: Deployment) -> None:
-    """`pulumi up` of a hand-edited deployment, keeping the state the failure leaves."""
-    try:
-        stack.state = stack.applier.up(deployment, stack.state)
-    except ApplyError as exc:
-        if exc.state is not None:
-            stack.state = exc.state
-        raise

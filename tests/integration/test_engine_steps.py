@@ -52,15 +52,6 @@ def _declare(stack: Stack, script: str) -> Deployment:
     return deployment
 
 
-def _apply(stack: Stack, deployment: Deployment) -> None:
-    try:
-        stack.state = stack.applier.up(deployment, stack.state)
-    except ApplyError as exc:
-        if exc.state is not None:
-            stack.state = exc.state
-        raise
-
-
 def _log(stack: Stack) -> str:
     code, out = stack.oneoff(BACKEND_IMAGE, ["cat", "/s/gate.log"], volumes={stack.physical("steplog"): {"bind": "/s"}})
     assert code == 0, out
@@ -72,7 +63,7 @@ def test_failed_step_stops_dependants_and_is_retried(stack: Stack) -> None:
     failing = _declare(stack, "echo 'schema check failed' >&2; exit 3")
     started = time.monotonic()
     with pytest.raises(ApplyError, match="gate"):
-        _apply(stack, failing)
+        stack.apply(failing)
     failed_after = time.monotonic() - started
     assert failed_after < FAIL_FAST_SECONDS
     assert not stack.client.containers.list(all=True, filters={"name": stack.physical("after")})
@@ -87,10 +78,10 @@ def test_failed_step_stops_dependants_and_is_retried(stack: Stack) -> None:
         "create after",
     ]
     with pytest.raises(ApplyError):
-        _apply(stack, again)
+        stack.apply(again)
 
     fixed = _declare(stack, "echo migrated")
-    _apply(stack, fixed)
+    stack.apply(fixed)
     assert stack.container("after").status in ("running", "created", "exited")
     assert stack.container("gate").attrs["State"]["Health"]["Status"] == "healthy"
     assert "migrated" in _log(stack)
