@@ -14,6 +14,7 @@ import subprocess
 import tarfile
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import docker
 import pytest
@@ -109,16 +110,34 @@ def derived(engine: docker.DockerClient) -> Iterator[list[str]]:
         engine.images.remove(tag, force=True)
 
 
-def login(stack: Stack, password: str) -> tuple[int, str]:
-    """POST the release's login as admin; (status, Set-Cookie header)."""
+def api(stack: Stack, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any, str]:
+    """Call the release's API on the published port; (status, JSON body, Set-Cookie header)."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     request = urllib.request.Request(  # noqa: S310 - fixed http scheme on loopback
-        f"http://127.0.0.1:{stack.backend_port}/api/v1/auth/login",
-        data=json.dumps({"username": "admin", "password": password}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        f"http://127.0.0.1:{stack.backend_port}/api/v1{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers=headers,
+        method=method,
     )
     with urllib.request.urlopen(request, timeout=COMMAND_TIMEOUT) as response:  # noqa: S310
-        return response.status, response.headers.get("Set-Cookie", "")
+        return response.status, json.loads(response.read() or b"null"), response.headers.get("Set-Cookie", "")
+
+
+def login(stack: Stack, password: str) -> tuple[int, str, str]:
+    """Log in as admin; (status, access token, Set-Cookie header).
+
+    One login per second at most: the release on PostgreSQL answers a second login of the same user
+    within the same second with a 500 (identical JWTs violate the unique index on sessions.token_hash).
+    """
+    status, body, cookie = api(stack, "POST", "/auth/login", {"username": "admin", "password": password})
+    return status, str(body["access_token"]), cookie
+
+
+def records(stack: Stack, token: str) -> tuple[list[str], list[str]]:
+    """(user names, camera names) as the release's API lists them."""
+    users = sorted(u["username"] for u in api(stack, "GET", "/users", token=token)[1])
+    cameras = sorted(c["name"] for c in api(stack, "GET", "/cameras", token=token)[1])
+    return users, cameras
 
 
 def test_sqlite_deploy_of_the_release(stack: Stack) -> None:
@@ -144,7 +163,7 @@ def test_postgres_deploy_of_the_release(stack: Stack) -> None:
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
     assert version(stack) == (RELEASE_HEAD, False)  # create_all, then stamped: the chain cannot run here
     password = admin_password(stack)
-    status, cookie = login(stack, password)
+    status, token, cookie = login(stack, password)
     assert status == 200
     # Served over plain HTTP: the program sets COOKIE_SECURE=false, COOKIE_SAMESITE=lax (the release's
     # defaults, Secure + None, would make browsers drop the session cookie).
@@ -152,10 +171,27 @@ def test_postgres_deploy_of_the_release(stack: Stack) -> None:
     assert "secure" not in attributes
     assert "samesite=lax" in attributes
 
+    # Records through the real API: a user, and a camera whose RTSP password the release encrypts with
+    # the generated ENCRYPTION_KEY (disabled: it connects to nothing).
+    assert api(stack, "POST", "/users", {"username": "operator1", "role": "operator"}, token)[0] == 201
+    camera = {
+        "name": "Porch",
+        "type": "rtsp",
+        "rtsp_url": "rtsp://127.0.0.1:8554/porch",
+        "username": "cam",
+        "password": "cam-secret",
+        "is_enabled": False,
+    }
+    assert api(stack, "POST", "/cameras", camera, token)[0] == 201
+    before = records(stack, token)
+    assert before == (["admin", "operator1"], ["Porch"])
+
     replaced = stack.applier.replace(stack.state, stack.deployment, "backend")
     assert replaced.new_id != replaced.old_id
     wait_for("the release's /health after replacement", stack.healthy, HEALTHY_TIMEOUT)
-    assert login(stack, password)[0] == 200  # the admin user lives in PostgreSQL, not in the container
+    status, token, _ = login(stack, password)  # the admin user lives in PostgreSQL, not in the container
+    assert status == 200
+    assert records(stack, token) == before
 
     def dumped() -> bool:
         code, out = stack.exec("backup", ["sh", "-c", "ls /backups"])
