@@ -6,8 +6,7 @@ Creates:
 - `<name>-image` (PostgreSQL mode): the PostgreSQL image, kept locally.
 - `<name>-container` (PostgreSQL mode): the server, on the internal database network only, alias
   `postgres`, no host port, healthy once `pg_isready` answers over TCP, created with `wait` so dependants
-  start only then, and
-  stopped with a grace period so replacement and destroy shut it down cleanly.
+  start only then, and stopped with a grace period so replacement and destroy shut it down cleanly.
 """
 
 from __future__ import annotations

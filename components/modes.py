@@ -154,8 +154,8 @@ class DatabaseMode(ABC):
                     log_dir=GATE_LOG_DIR,
                     env=[
                         *self.backend_env,
-                        pulumi.Output.concat("ENCRYPTION_KEY=", self.secrets.encryption_key),
-                        pulumi.Output.concat("JWT_SECRET_KEY=", self.secrets.jwt_secret_key),
+                        # The release's settings refuse to load without them (no migration uses them).
+                        *self.secrets.app_env,
                         f"SCHEMA_GATE={GATE_SCRIPT}",
                     ],
                     networks=self._networks,

@@ -82,6 +82,14 @@ class AppSecrets(pulumi.ComponentResource):
     fingerprints: pulumi.Output[dict[str, str]]
     """Fingerprint of each secret in use, for the stack output `secretFingerprints`."""
 
+    @property
+    def app_env(self) -> list[pulumi.Output[str]]:
+        """The release's ENCRYPTION_KEY and JWT_SECRET_KEY as NAME=value entries (secret)."""
+        return [
+            pulumi.Output.concat("ENCRYPTION_KEY=", self.encryption_key),
+            pulumi.Output.concat("JWT_SECRET_KEY=", self.jwt_secret_key),
+        ]
+
     def __init__(self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare the generators and check every value against the stack's last deployment."""
         super().__init__("argusai:secrets:AppSecrets", name, None, opts)

@@ -20,8 +20,7 @@ def backend_env(
     """Return the backend's environment as NAME=value entries (secret ones as Outputs)."""
     env: list[pulumi.Input[str]] = [
         *database_env,
-        pulumi.Output.concat("ENCRYPTION_KEY=", secrets.encryption_key),
-        pulumi.Output.concat("JWT_SECRET_KEY=", secrets.jwt_secret_key),
+        *secrets.app_env,
         f"LOG_LEVEL={settings.log_level}",
         f"COOKIE_SECURE={'true' if settings.cookie_secure else 'false'}",
         f"COOKIE_SAMESITE={settings.cookie_same_site}",
