@@ -8,7 +8,11 @@ unchanged job never runs again), so a step is a container built on what the prov
 Creates:
 - `<name>-container`: runs `script` with `sh -c` in `image`, its output written to `<log_dir>/<role>.log`
   on one of its volumes. On success it marks itself done and idles: its healthcheck turns healthy and the
-  provider's `wait` returns, so dependants (`depends_on`) proceed. On failure it exits, and being created
+  provider's `wait` returns, so dependants (`depends_on`) proceed. The healthcheck's first probe waits
+  for the marker inside one exec, so "healthy" follows "done" within a fraction of a second (dockerd
+  20.10 has no start interval, and starts the next probe one interval after the previous one ended);
+  once it has reported, each probe idles for minutes, so a finished step costs the engine one exec per
+  `PROBE_IDLE_SECONDS` instead of one per interval for as long as it exists. On failure it exits, and being created
   with `rm` it is removed at once: the provider's `wait` fails on its next inspect (instead of polling
   until the timeout), the create becomes an init error and the engine stops before any dependant.
   Every container carries `replaceOnChanges: ["*"]`, so the next `pulumi up` replaces the failed step,
@@ -37,7 +41,28 @@ WRAPPER = (
     "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done; "
     'else status=$?; mv "$log.partial" "$log"; cat "$log"; exit "$status"; fi'
 )
-HEALTHCHECK = Healthcheck(test=("CMD", "test", "-f", DONE_MARKER), interval=2, timeout=5, retries=1, start_period=0)
+# The probe: the first one waits (polling the marker in the container, not through exec) and reports
+# healthy as soon as the step is done; later ones idle before confirming. A probe that saw no marker
+# within PROBE_WAIT_SECONDS fails and the next begins a second later (the provider only stops early
+# on healthy, so a long step just keeps it waiting until its timeout).
+PROBE_IDLE_SECONDS = 300
+PROBE_WAIT_SECONDS = 60
+PROBE_POLL_SECONDS = 0.2
+PROBE_POLLS = round(PROBE_WAIT_SECONDS / PROBE_POLL_SECONDS)
+PROBE = (
+    f'done="${{STEP_DONE:-{DONE_MARKER}}}"; '
+    f'if [ -f "$done.reported" ]; then sleep {PROBE_IDLE_SECONDS}; exit 0; fi; '
+    f'n=0; until [ -f "$done" ]; do n=$((n + 1)); [ "$n" -gt {PROBE_POLLS} ] && exit 1; '
+    f'sleep {PROBE_POLL_SECONDS}; done; touch "$done.reported"'
+)
+HEALTHCHECK = Healthcheck(
+    test=("CMD-SHELL", PROBE),
+    interval=1,
+    # Longer than either kind of probe: a probe past its timeout counts as failed.
+    timeout=PROBE_IDLE_SECONDS + PROBE_WAIT_SECONDS,
+    retries=1,
+    start_period=0,
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +74,7 @@ class StepArgs:
     role: str
     """Role of the step, e.g. `schema-gate`: its container's name and its log file's."""
     image: pulumi.Input[str]
-    """Image id to run the script in (it needs `sh` and `test`)."""
+    """Image id to run the script in (it needs `sh`, `test` and a `sleep` that takes fractions)."""
     script: str
     """Shell script; exit status 0 is success."""
     volumes: Sequence[docker.ContainerVolumeArgs]

@@ -36,6 +36,9 @@ from testkit.harness import Deployment, Registration, labels_of
 from testkit.provider import CONTAINER, IMAGE, NETWORK, VOLUME, container_state_from_engine, duration_ns
 
 POLL_SECONDS = 0.5
+# pulumi-docker's `wait` (the Terraform provider's resourceDockerContainerCreate): inspect, then sleep one
+# second while not healthy; so a container healthy at t is seen at the next whole second after its start.
+WAIT_POLL_SECONDS = 1.0
 LOG_TAIL = 40
 #: A pull on a cold machine can take minutes; a stop waits for the grace period.
 PULL_TIMEOUT_SECONDS = 600
@@ -365,7 +368,7 @@ class Applier:
                     f"{name} failed to be in healthy state within {limit}s (status {health.get('Status')}); "
                     f"last probe: {last.strip()}\n--- logs ---\n{logs}"
                 )
-            time.sleep(POLL_SECONDS)
+            time.sleep(WAIT_POLL_SECONDS)
 
     # --- delete ----------------------------------------------------------------------------------------
 

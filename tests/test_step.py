@@ -12,11 +12,15 @@ import pulumi_docker as docker
 import pytest
 
 from components.naming import Naming
-from components.step import DONE_MARKER, WRAPPER, Step, StepArgs
+from components.step import PROBE, PROBE_IDLE_SECONDS, WRAPPER, Step, StepArgs
 from testkit.harness import CONTAINER, run_components
 
 # Generous: the wrapper is a few shell commands, but a loaded 2-core machine may be slow to run them.
 WRAPPER_TIMEOUT_SECONDS = 30
+# Long enough for sh to start and poll once on a loaded machine; short next to a probe's idle time.
+PROBE_SETTLE_SECONDS = 1.0
+# A finished step should cost the engine far less than one exec per second.
+PROBE_MIN_IDLE_SECONDS = 60
 
 
 def _step(script: str = "echo migrated") -> tuple[Step, object]:
@@ -43,7 +47,10 @@ def test_declares_a_container_that_fails_fast_and_is_retried() -> None:
     assert reg.plain("rm") is True
     assert reg.plain("restart") == "no"
     assert reg.plain("wait") is True
-    assert reg.plain("healthcheck")["tests"] == ["CMD", "test", "-f", DONE_MARKER]
+    assert reg.plain("healthcheck")["tests"] == ["CMD-SHELL", PROBE]
+    assert reg.plain("healthcheck")["interval"] == "1s"
+    # Longer than an idle probe: a probe past its timeout would count as a failure.
+    assert reg.plain("healthcheck")["timeout"] == "6m0s"
     assert reg.replace_on_changes == ["*"]
     assert reg.delete_before_replace
     assert reg.plain("networkMode") == "none"
@@ -82,3 +89,33 @@ def test_wrapper_logs_and_marks_success_only(tmp_path: Path, script: str, code: 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert log.read_text().strip() in ("fine", "broken")
+
+
+def test_probe_reports_done_at_once_and_then_idles(tmp_path: Path) -> None:
+    """The healthcheck, run by a real sh: waits for the marker, reports it at once, later probes idle."""
+    marker = tmp_path / "done"
+    env = {"STEP_DONE": str(marker), "PATH": "/usr/bin:/bin"}
+
+    def probe() -> subprocess.Popen[str]:
+        return subprocess.Popen(["sh", "-c", PROBE], env=env, text=True, process_group=0)  # noqa: S603, S607
+
+    first = probe()
+    try:
+        time.sleep(PROBE_SETTLE_SECONDS)
+        assert first.poll() is None, "the first probe waits for the step to be done"
+        marker.touch()
+        started = time.monotonic()
+        assert first.wait(timeout=WRAPPER_TIMEOUT_SECONDS) == 0
+        assert time.monotonic() - started < PROBE_SETTLE_SECONDS, "healthy follows done within one poll"
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    later = probe()
+    try:
+        time.sleep(PROBE_SETTLE_SECONDS)
+        # Reported once: the next probe idles (PROBE_IDLE_SECONDS) instead of exec-ing every interval.
+        assert later.poll() is None
+        assert PROBE_IDLE_SECONDS >= PROBE_MIN_IDLE_SECONDS
+    finally:
+        os.killpg(later.pid, signal.SIGKILL)
+        later.wait(timeout=WRAPPER_TIMEOUT_SECONDS)
