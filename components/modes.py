@@ -46,31 +46,8 @@ SQLITE_FILE = f"{backend.DATA_PATH}/app.db"
 GATE_LOG_DIR = f"{backend.DATA_PATH}/schema-gate"
 # The pre-upgrade backups' logs, on the backups volume (root's).
 BACKUP_LOG_DIR = f"{BACKUP_PATH}/steps"
-# One consistent copy of the SQLite file before a new release touches it (SQLite's online backup API,
-# read-only on the source); a first deploy has no file yet. Hidden name until complete.
-SQLITE_PRE_UPGRADE = f"""
-import os, sqlite3, time
-src = "{SQLITE_FILE}"
-if not os.path.exists(src):
-    print("pre-upgrade backup: no database yet")
-    raise SystemExit(0)
-stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-final = "{BACKUP_PATH}/pre-upgrade-" + stamp + ".sqlite3"
-tmp = "{BACKUP_PATH}/.pre-upgrade-" + stamp + ".sqlite3.partial"
-source = sqlite3.connect("file:" + src + "?mode=ro", uri=True)
-target = sqlite3.connect(tmp)
-source.backup(target)
-target.close()
-source.close()
-os.replace(tmp, final)
-print("pre-upgrade backup: " + os.path.basename(final))
-"""
-PG_PRE_UPGRADE = (
-    "set -eu; stamp=$(date -u +%Y%m%dT%H%M%SZ); "
-    f'tmp="{BACKUP_PATH}/.pre-upgrade-$stamp.dump.partial"; '
-    'pg_dump --format=custom --no-password --file="$tmp"; '
-    f'mv "$tmp" "{BACKUP_PATH}/pre-upgrade-$stamp.dump"; echo "pre-upgrade backup: pre-upgrade-$stamp.dump"'
-)
+# The backup scripts' one-shot mode: one file named pre-upgrade-<UTC time>, never pruned by backupKeep.
+PRE_UPGRADE_ENV = ("BACKUP_ONCE=1", "BACKUP_PREFIX=pre-upgrade")
 GateFactory = Callable[[pulumi.Input[str], docker.Volume], Sequence[pulumi.Resource]]
 SQLITE_URL = f"sqlite:///{SQLITE_FILE}"
 ROOT_USER = "0"
@@ -207,12 +184,12 @@ class SqliteMode(DatabaseMode):
         """SQLite's online backup from the backend image, as root (the backups volume is root's)."""
         return self._backup_step(
             image_id,
-            'python -c "$PRE_UPGRADE_BACKUP"',
+            'python -c "$BACKUP_SCRIPT"',
             [
                 docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
                 docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
             ],
-            [f"PRE_UPGRADE_BACKUP={SQLITE_PRE_UPGRADE}"],
+            [*PRE_UPGRADE_ENV, f"BACKUP_SOURCE={SQLITE_FILE}", f"BACKUP_SCRIPT={SQLITE_SCRIPT}"],
             user=ROOT_USER,
         )
 
@@ -251,9 +228,9 @@ class PostgresMode(DatabaseMode):
         """`pg_dump` from the server's image; the backend image id in its inputs reruns it per image."""
         return self._backup_step(
             self.image.image_id,
-            PG_PRE_UPGRADE,
+            PG_SCRIPT,
             [docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH)],
-            [*self._libpq_env, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
+            [*self._libpq_env, *PRE_UPGRADE_ENV, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
             depends_on=[self.container],
         )
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -165,12 +166,16 @@ def _run_pg_script(
         if not recent:
             os.utime(old, (LONG_AGO, LONG_AGO))
     (backups / ".argusai-19990101T000000Z.dump.partial").write_bytes(b"stale")
-    script = PG_SCRIPT.replace("dir=/backups", f"dir={backups}")
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "BACKUP_INTERVAL_HOURS": "1", "BACKUP_KEEP": str(keep)}
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "BACKUP_DIR": str(backups),
+        "BACKUP_INTERVAL_HOURS": "1",
+        "BACKUP_KEEP": str(keep),
+    }
     with log.open("w") as sink:
         # Own process group, so the loop's background `sleep` is stopped with it.
         proc = subprocess.Popen(  # noqa: S603 - runs our own script
-            [sh, "-c", script], env=env, stdout=sink, stderr=sink, start_new_session=True
+            [sh, "-c", PG_SCRIPT], env=env, stdout=sink, stderr=sink, start_new_session=True
         )
         _wait_for_line(log, "backup:")
         if hup:
@@ -240,3 +245,78 @@ def test_sqlite_backups_in_one_second_do_not_clash(tmp_path: Path) -> None:
     first, second = script.backup(str(source), str(out), keep=5), script.backup(str(source), str(out), keep=5)
     assert first != second
     assert len(list(out.glob("argusai-*.sqlite3"))) == 2
+
+
+def _fake_pg_dump(tmp_path: Path, body: str) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "pg_dump"
+    fake.write_text("#!/bin/sh\n" + body)
+    fake.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize(("pg_dump_body", "status"), [(FAKE_PG_DUMP, 0), (FAILING_PG_DUMP, 1)])
+def test_pg_pre_upgrade_backup_is_one_named_dump_and_fails_the_step(
+    tmp_path: Path, pg_dump_body: str, status: int
+) -> None:
+    """One-shot mode (the schema gate's backup step): one `pre-upgrade-*` dump, nothing pruned, pg_dump's status."""
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    old = backups / "pre-upgrade-20000101T000000Z.dump"
+    old.write_bytes(b"old")
+    env = {
+        "PATH": f"{_fake_pg_dump(tmp_path, pg_dump_body)}:{os.environ['PATH']}",
+        "BACKUP_DIR": str(backups),
+        "BACKUP_ONCE": "1",
+        "BACKUP_PREFIX": "pre-upgrade",
+        "BACKUP_KEEP": "1",  # the loop's setting, if present, does not prune pre-upgrade dumps
+    }
+    done = subprocess.run(  # noqa: S603 - runs our own script
+        ["sh", "-c", PG_SCRIPT],  # noqa: S607 - sh from PATH
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == status, done.stderr
+    names = sorted(p.name for p in backups.iterdir())
+    if status:
+        assert names == [old.name], "a failed dump leaves nothing that looks like a backup"
+    else:
+        assert len(names) == 2
+        assert names[0] == old.name
+        assert names[1].startswith("pre-upgrade-2")
+
+
+def test_sqlite_pre_upgrade_backup_is_one_named_copy_and_fails_the_step(tmp_path: Path) -> None:
+    """One-shot mode: a `pre-upgrade-*` copy with every row; no database yet is fine; a broken one fails."""
+    source, out = _empty_database(tmp_path)
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+        db.execute("INSERT INTO users VALUES ('admin')")
+    env = {"BACKUP_ONCE": "1", "BACKUP_PREFIX": "pre-upgrade", "BACKUP_DIR": str(out), "PATH": os.environ["PATH"]}
+
+    def run(db_path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - runs our own script
+            [sys.executable, str(SCRIPTS / "sqlite_backup.py")],
+            env={**env, "BACKUP_SOURCE": str(db_path)},
+            capture_output=True,
+            text=True,
+            timeout=WAIT_SECONDS,
+            check=False,
+        )
+
+    assert run(source).returncode == 0
+    (copy,) = out.iterdir()
+    assert copy.name.startswith("pre-upgrade-")
+    with sqlite3.connect(copy) as db:
+        assert db.execute("SELECT name FROM users").fetchall() == [("admin",)]
+    assert run(tmp_path / "absent.db").returncode == 0  # a first deploy: nothing to copy yet
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"not a database" * 100)
+    failed = run(broken)
+    assert failed.returncode == 1
+    assert "backup: failed" in failed.stderr
+    assert [p.name for p in out.iterdir() if not p.name.startswith("pre-upgrade-")] == []

@@ -19,31 +19,36 @@ from testkit.harness import run_program
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-# What today's program changes on such a stack, and why: the schema gate runs once (a pre-upgrade backup,
-# then the versionless database the release made is stamped at its revision), the backend's environment
-# now names the
-# PostgreSQL driver in DATABASE_URL (`postgresql+psycopg://`) with a pool sized for one backend and, when
-# `corsOrigins` is unset, the published URLs in CORS_ORIGINS, so the backend container is replaced once.
-# In SQLite mode the backup container now runs as root (the release's image runs as uid 1000, which
-# cannot write the backups volume), so it is replaced once too. Nothing else.
-BACKEND_ENV_CHANGED = [
+# What today's program changes on such a stack, and why:
+# - the schema gate runs once (a pre-upgrade backup, then the versionless database the release made is
+#   stamped at its revision);
+# - the backend's environment now names the PostgreSQL driver in DATABASE_URL (`postgresql+psycopg://`)
+#   with a pool sized for one backend and, when `corsOrigins` is unset, the published URLs in
+#   CORS_ORIGINS, so the backend container is replaced once;
+# - the backup container's script gained the one-shot mode the gate's backup step uses (and removes a
+#   failed copy), so it is replaced once; it takes no backup at restart when a recent one exists;
+# - in SQLite mode the backup container also runs as root (the release's image runs as uid 1000, which
+#   cannot write the backups volume).
+# Nothing else.
+GATE_AND_ENV = [
     "create schema-backup-container",
     "create schema-gate-container",
     "replace backend-container (envs)",
 ]
-SQLITE_BACKUP_AS_ROOT = [*BACKEND_ENV_CHANGED, "replace backup-container (user)"]
+POSTGRES_CHANGES = [*GATE_AND_ENV, "replace backup-container (entrypoints)"]
+SQLITE_CHANGES = [*GATE_AND_ENV, "replace backup-container (entrypoints, user)"]
 
 
 @pytest.mark.parametrize(
     ("snapshot", "stack", "overrides", "expected"),
     [
-        ("state-prod.json", "prod", {}, BACKEND_ENV_CHANGED),
-        ("state-embedded.json", "embedded", {}, SQLITE_BACKUP_AS_ROOT),
+        ("state-prod.json", "prod", {}, POSTGRES_CHANGES),
+        ("state-embedded.json", "embedded", {}, SQLITE_CHANGES),
         (
             "state-dev-postgres-nobackup.json",
             "dev",
             {"database": "postgres", "backupEnabled": False},
-            BACKEND_ENV_CHANGED,
+            GATE_AND_ENV,
         ),
     ],
 )

@@ -3,32 +3,43 @@
 # BACKUP_KEEP. A backup is taken whenever the newest complete one is older than the interval (so a
 # restart, or a redeploy after data loss, does not push good backups out with a dump of an empty
 # database), and at once on SIGHUP (`docker kill --signal HUP <container>`).
+# With BACKUP_ONCE=1: one dump named $BACKUP_PREFIX-<UTC time>.dump (e.g. `pre-upgrade`), nothing pruned,
+# exit status that of pg_dump.
 set -u
-dir=/backups
+dir="${BACKUP_DIR:-/backups}"
+prefix="${BACKUP_PREFIX:-argusai}"
 check_seconds=60
 due=0
 sleeper=
 trap 'exit 0' TERM INT
 trap 'due=1; [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null' HUP
-rm -f "$dir"/.argusai-*.partial
 backup() {
     # One-second names: never reuse the newest backup's name.
-    while [ -e "$dir/argusai-$(date -u +%Y%m%dT%H%M%SZ).dump" ]; do sleep 1; done
+    while [ -e "$dir/$prefix-$(date -u +%Y%m%dT%H%M%SZ).dump" ]; do sleep 1; done
     stamp=$(date -u +%Y%m%dT%H%M%SZ)
-    tmp="$dir/.argusai-$stamp.dump.partial"
+    tmp="$dir/.$prefix-$stamp.dump.partial"
     # Written under a hidden temporary name and renamed only when pg_dump succeeded, so a half-written
     # dump is never mistaken for a good one.
     if pg_dump --format=custom --no-password --file="$tmp"; then
-        mv "$tmp" "$dir/argusai-$stamp.dump"
-        ls -1 "$dir"/argusai-*.dump 2>/dev/null | sort -r | tail -n "+$((BACKUP_KEEP + 1))" | xargs -r rm -f --
-        echo "backup: wrote argusai-$stamp.dump"
+        mv "$tmp" "$dir/$prefix-$stamp.dump"
+        if [ -n "${BACKUP_KEEP:-}" ]; then
+            ls -1 "$dir/$prefix"-*.dump 2>/dev/null | sort -r | tail -n "+$((BACKUP_KEEP + 1))" | xargs -r rm -f --
+        fi
+        echo "backup: wrote $prefix-$stamp.dump"
     else
         rm -f "$tmp"
         echo "backup: pg_dump failed" >&2
+        return 1
     fi
 }
+if [ "${BACKUP_ONCE:-0}" = 1 ]; then
+    BACKUP_KEEP=  # one-shot dumps are never pruned
+    backup
+    exit
+fi
+rm -f "$dir/.$prefix"-*.partial
 recent() {
-    [ -n "$(find "$dir" -maxdepth 1 -name 'argusai-*.dump' -mmin "-$((BACKUP_INTERVAL_HOURS * 60))")" ]
+    [ -n "$(find "$dir" -maxdepth 1 -name "$prefix-*.dump" -mmin "-$((BACKUP_INTERVAL_HOURS * 60))")" ]
 }
 if recent; then
     echo "backup: a backup from the last ${BACKUP_INTERVAL_HOURS}h exists; next one when it is due"

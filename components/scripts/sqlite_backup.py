@@ -6,6 +6,9 @@ for long. Each copy is written under a hidden temporary name and renamed when co
 taken whenever the newest complete one is older than BACKUP_INTERVAL_HOURS (so a restart, or a redeploy
 after data loss, does not push good backups out with a copy of an empty database), and at once on
 SIGHUP (`docker kill --signal HUP <container>`); the newest BACKUP_KEEP are kept.
+
+With BACKUP_ONCE=1 it takes one backup named BACKUP_PREFIX-<UTC time>.sqlite3 (e.g. `pre-upgrade`),
+prunes nothing and exits: 0 when written (or when there is no database yet), 1 when the copy failed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ STEP_PAUSE_SECONDS = 0.01
 SECONDS_PER_HOUR = 3600
 CHECK_SECONDS = 60
 NAME_RETRY_SECONDS = 0.1
-PATTERN = "argusai-*.sqlite3"
+PREFIX = "argusai"
 
 
 def _stamp() -> str:
@@ -31,34 +34,43 @@ def _stamp() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")  # noqa: UP017
 
 
+def _pattern(prefix: str) -> str:
+    return f"{prefix}-*.sqlite3"
+
+
 def is_due(directory: str, interval_seconds: float, now: float | None = None) -> bool:
     """Whether no complete backup in `directory` is younger than the interval."""
     now = time.time() if now is None else now
-    ages = [now - os.path.getmtime(path) for path in glob.glob(os.path.join(directory, PATTERN))]
+    ages = [now - os.path.getmtime(path) for path in glob.glob(os.path.join(directory, _pattern(PREFIX)))]
     return not ages or min(ages) >= interval_seconds
 
 
-def backup(source: str, directory: str, keep: int) -> str | None:
-    """Copy `source` into `directory`, prune old copies, and return the new file's path."""
+def backup(source: str, directory: str, keep: int | None, prefix: str = PREFIX) -> str | None:
+    """Copy `source` into `directory`, keep the newest `keep` (None: prune nothing); return the new path."""
     if not os.path.exists(source):
         print(f"backup: {source} does not exist yet; skipped", flush=True)
         return None
     # One-second names: never reuse the newest backup's name.
-    while os.path.exists(os.path.join(directory, f"argusai-{_stamp()}.sqlite3")):
+    while os.path.exists(os.path.join(directory, f"{prefix}-{_stamp()}.sqlite3")):
         time.sleep(NAME_RETRY_SECONDS)
     stamp = _stamp()
-    final = os.path.join(directory, f"argusai-{stamp}.sqlite3")
-    tmp = os.path.join(directory, f".argusai-{stamp}.sqlite3.partial")
+    final = os.path.join(directory, f"{prefix}-{stamp}.sqlite3")
+    tmp = os.path.join(directory, f".{prefix}-{stamp}.sqlite3.partial")
     src = sqlite3.connect(source, timeout=30)
     dst = sqlite3.connect(tmp)
     try:
         src.backup(dst, pages=PAGES_PER_STEP, sleep=STEP_PAUSE_SECONDS)
+    except sqlite3.Error:
+        dst.close()
+        os.remove(tmp)  # nothing half-written stays behind
+        raise
     finally:
         dst.close()
         src.close()
     os.replace(tmp, final)
-    for old in sorted(glob.glob(os.path.join(directory, PATTERN)), reverse=True)[keep:]:
-        os.remove(old)
+    if keep is not None:
+        for old in sorted(glob.glob(os.path.join(directory, _pattern(prefix))), reverse=True)[keep:]:
+            os.remove(old)
     print(f"backup: wrote {os.path.basename(final)}", flush=True)
     return final
 
@@ -71,9 +83,16 @@ def main() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     source = os.environ.get("BACKUP_SOURCE", "/app/data/app.db")
     directory = os.environ.get("BACKUP_DIR", "/backups")
+    if os.environ.get("BACKUP_ONCE") == "1":
+        try:
+            backup(source, directory, None, os.environ.get("BACKUP_PREFIX", PREFIX))
+        except sqlite3.Error as exc:
+            print(f"backup: failed: {exc}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        return
     keep = int(os.environ["BACKUP_KEEP"])
     interval = int(os.environ["BACKUP_INTERVAL_HOURS"]) * SECONDS_PER_HOUR
-    for stale in glob.glob(os.path.join(directory, ".argusai-*.partial")):
+    for stale in glob.glob(os.path.join(directory, f".{PREFIX}-*.partial")):
         os.remove(stale)
     if not is_due(directory, interval):
         print("backup: a backup from the last interval exists; next one when it is due", flush=True)

@@ -24,6 +24,7 @@ import pytest
 
 from testkit.applier import ApplyError
 
+from . import test_argusai_deploy
 from .conftest import Stack, record_result, wait_for
 from .test_argusai_deploy import (
     HEALTHY_TIMEOUT,
@@ -40,6 +41,9 @@ from .test_argusai_deploy import (
 from .test_engine_backups import SQLITE_RESTORE, run_procedure, take_backup
 
 pytestmark = pytest.mark.argusai
+
+#: The deploy tests' fixture of derived release images (removed after the test), shared by name.
+derived = test_argusai_deploy.derived
 
 #: A camera the release accepts without connecting to anything (disabled); its RTSP password is encrypted.
 CAMERA = {
