@@ -33,7 +33,15 @@ from docker.types import LogConfig
 
 from testkit import plan as planning
 from testkit.harness import Deployment, Registration, labels_of
-from testkit.provider import CONTAINER, IMAGE, NETWORK, VOLUME, container_state_from_engine, duration_ns
+from testkit.provider import (
+    CONTAINER,
+    IMAGE,
+    NETWORK,
+    VOLUME,
+    container_state_from_engine,
+    duration_ns,
+    is_empty,
+)
 
 POLL_SECONDS = 0.5
 # pulumi-docker's `wait` (the Terraform provider's resourceDockerContainerCreate): inspect, then sleep one
@@ -85,21 +93,17 @@ class Replacement:
     """Time the old container took to stop and be removed."""
 
 
-def _is_empty(value: Any) -> bool:
-    return value is None or value == [] or value == {} or value == ""
-
-
 def _check_keys(reg: Registration, known: set[str], defaults: dict[str, Any] | None = None) -> None:
     """Refuse any input this applier would otherwise silently drop."""
     for key in reg.inputs:
         value = reg.plain(key)
-        if key in known or _is_empty(value) or (defaults and defaults.get(key, object()) == value):
+        if key in known or is_empty(value) or (defaults and defaults.get(key, object()) == value):
             continue
         raise ApplyError(f"{reg.name}: input '{key}' is not supported by the applier")
     for key, allowed in NESTED_KEYS.items() if reg.type == CONTAINER else ():
         value = reg.plain(key)
         for item in [value] if isinstance(value, dict) else value or []:
-            extra = {k for k, v in item.items() if k not in allowed and not _is_empty(v)}
+            extra = {k for k, v in item.items() if k not in allowed and not is_empty(v)}
             if extra:
                 raise ApplyError(f"{reg.name}: input '{key}.{sorted(extra)[0]}' is not supported by the applier")
 

@@ -163,15 +163,16 @@ SCHEMAS: dict[str, Schema] = {
 HEALTHCHECK_DEFAULTS = {"interval": "0s", "timeout": "0s", "startPeriod": "0s", "startInterval": "0s", "retries": 0}
 
 
-def _empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """Whether the provider treats a value as unset (Terraform's zero values: null, "", [] and {})."""
     return value is None or value == [] or value == {} or value == ""
 
 
 def _canonical(value: Any, is_set: bool) -> Any:
-    if _empty(value):
+    if is_empty(value):
         return None
     if isinstance(value, dict):
-        return {k: _canonical(v, False) for k, v in value.items() if not _empty(v)}
+        return {k: _canonical(v, False) for k, v in value.items() if not is_empty(v)}
     if isinstance(value, list):
         items = [_canonical(v, False) for v in value]
         if is_set:
@@ -183,15 +184,15 @@ def _canonical(value: Any, is_set: bool) -> Any:
 
 
 def _healthcheck_state(value: Any) -> Any:
-    if _empty(value):
+    if is_empty(value):
         return None
-    return {**HEALTHCHECK_DEFAULTS, **{k: v for k, v in value.items() if not _empty(v)}}
+    return {**HEALTHCHECK_DEFAULTS, **{k: v for k, v in value.items() if not is_empty(v)}}
 
 
 def _ports_state(value: Any) -> Any:
-    if _empty(value):
+    if is_empty(value):
         return None
-    return [{"ip": "0.0.0.0", "protocol": "tcp", **{k: v for k, v in p.items() if not _empty(v)}} for p in value]  # noqa: S104
+    return [{"ip": "0.0.0.0", "protocol": "tcp", **{k: v for k, v in p.items() if not is_empty(v)}} for p in value]  # noqa: S104
 
 
 @dataclass

@@ -29,6 +29,7 @@ from testkit.cleanup import remove_stack
 from testkit.harness import Deployment, run_program
 from testkit.images.build import BACKEND, FRONTEND, POSTGRES, ensure_images
 from testkit.net import free_port
+from testkit.oneoff import run_once
 from testkit.registry import LoopbackRegistry, registry_binary
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +46,6 @@ SESSION_STACKS: set[str] = set()
 #: and a create the client gave up on still makes its container.
 ENGINE_TIMEOUT_SECONDS = 300
 HTTP_TIMEOUT_SECONDS = 5
-ONEOFF_TIMEOUT_SECONDS = 120
 POLL_SECONDS = 0.5
 #: The stack's DATABASE_URL (`postgresql+<driver>://...`) as libpq takes it, in the shell of a throwaway
 #: container: the README's restore strips the driver the same way.
@@ -249,21 +249,16 @@ class Stack:
 
         It joins only `network` (or none at all), so it can reach nothing else.
         """
-        container = self.client.containers.run(
+        finished = run_once(
+            self.client,
             image,
-            command,
-            detach=True,
+            command=command,
             network=network,
-            network_mode=None if network else "none",
-            volumes=volumes or {},
-            environment=environment or {},
+            volumes=volumes,
+            environment=environment,
             labels={LABEL_STACK: self.name, LABEL_ROLE: "oneoff"},
         )
-        try:
-            code = container.wait(timeout=ONEOFF_TIMEOUT_SECONDS)["StatusCode"]
-            return int(code), container.logs().decode(errors="replace")
-        finally:
-            container.remove(force=True)
+        return finished.code, finished.output
 
     def exec(self, role: str, command: list[str]) -> tuple[int, str]:
         """Run a command in a running container of this stack; return (exit code, output)."""

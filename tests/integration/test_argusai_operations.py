@@ -245,9 +245,13 @@ def test_event_search_needs_the_sqlite_fts5_index(make_stack: Callable[[], Stack
 
 
 def test_a_release_that_fails_after_its_migration_is_restored_by_up(
-    stack: Stack, engine: docker.DockerClient, derived: list[str]
+    derived: list[str], stack: Stack, engine: docker.DockerClient
 ) -> None:
-    """The gate migrates, then the new backend never starts: data intact, the next `up` restores service."""
+    """The gate migrates, then the new backend never starts: data intact, the next `up` restores service.
+
+    `derived` comes first so it is torn down last, after the stack's containers that use its images are
+    gone (removing an image a container still uses only untags it, leaving it dangling).
+    """
     stack.up(RELEASE)
     password, token = admin_session(stack)
     create_user(stack, token, "operator1")

@@ -32,6 +32,7 @@ from docker.errors import NotFound
 from components.naming import LABEL_STACK
 from testkit.cleanup import remove_stack
 from testkit.images.build import ARGUSAI_BACKEND
+from testkit.oneoff import run_once
 
 from .conftest import POSTGRES_IMAGE, record_result, wait_for
 
@@ -50,7 +51,6 @@ GATED_EXTRA_TABLES = {
     "alembic_version",
     *(f"{FTS_TABLE}{suffix}" for suffix in ("", "_config", "_data", "_docsize", "_idx")),
 }
-GATE_TIMEOUT_SECONDS = 240
 BACKEND_START_SECONDS = 240
 PG_START_SECONDS = 120
 
@@ -149,26 +149,17 @@ class GateStack:
         image: str = RELEASE_IMAGE,
     ) -> tuple[int, str, str, float]:
         """Run a one-off container to completion; (exit code, stdout, stderr, seconds from create to exit)."""
-        start = time.monotonic()
-        container = self.client.containers.run(
+        finished = run_once(
+            self.client,
             image,
             entrypoint=entrypoint,
             working_dir="/app",
             environment=env,
             volumes={volume: {"bind": DATA, "mode": "rw"}} if volume else {},
             network=network,
-            network_mode=None if network else "none",
             labels=self.labels,
-            detach=True,
         )
-        try:
-            code = int(container.wait(timeout=GATE_TIMEOUT_SECONDS)["StatusCode"])
-            seconds = time.monotonic() - start
-            out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
-            return code, out, err, seconds
-        finally:
-            container.remove(force=True)
+        return finished.code, finished.stdout, finished.stderr, finished.seconds
 
     def gate(self, url: str, **where: Any) -> tuple[int, str, str, float]:
         """Run the gate script exactly as the program feeds it: `python -c <file text>`."""
