@@ -23,6 +23,7 @@ from components.docker_common import (
     local_image,
     secret_env,
     service_container,
+    waiting_probe,
 )
 from components.naming import Naming
 
@@ -34,14 +35,26 @@ DATA_PATH = "/var/lib/postgresql/data"
 STOP_SIGNAL = "SIGINT"
 STOP_GRACE_SECONDS = 30
 WAIT_TIMEOUT_SECONDS = 120
+FIRST_PROBE_WAIT_SECONDS = 60
+READY_MARKER = "/tmp/argusai-ready.reported"  # noqa: S108 - inside the PostgreSQL container
 
 
-def healthcheck(user: str, db: str) -> Healthcheck:
-    """Probe over TCP: on the unix socket the entrypoint's temporary init server already answers."""
+def healthcheck() -> Healthcheck:
+    """`pg_isready` over TCP: on the unix socket the entrypoint's temporary init server already answers.
+
+    User and database come from the container's own POSTGRES_USER/POSTGRES_DB (no quoting of config
+    values into a shell). The first probe waits for the server inside the container, so the container
+    turns healthy within a fraction of a second of PostgreSQL accepting connections; later probes are one
+    `pg_isready` each interval, as before.
+    """
+    check = f'pg_isready -h 127.0.0.1 -p {PORT} -U "$POSTGRES_USER" -d "$POSTGRES_DB"'
     return Healthcheck(
-        test=("CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-U", user, "-d", db),
+        test=waiting_probe(
+            f"{check} >/dev/null", marker=READY_MARKER, wait_seconds=FIRST_PROBE_WAIT_SECONDS, later=check, first=check
+        ),
         interval=2,
-        timeout=5,
+        # Above the first probe's own wait, so a slow first start is not cut off as a failed probe.
+        timeout=FIRST_PROBE_WAIT_SECONDS + 5,
         retries=5,
         start_period=60,
     )
@@ -124,7 +137,7 @@ class Postgres(pulumi.ComponentResource):
             ),
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[ALIAS])],
-            healthcheck=healthcheck(args.user, args.db).args(),
+            healthcheck=healthcheck().args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
             stop_signal=STOP_SIGNAL,

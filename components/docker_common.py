@@ -26,6 +26,8 @@ LOG_DRIVER = "local"
 # "*", the engine turns a failed wait into an empty update on the next run and starts the dependants.
 REPLACE_ON_ANY_CHANGE = ("*",)
 _SECONDS_PER_MINUTE = 60
+# How often a waiting first probe checks readiness inside the container (no exec per check).
+PROBE_POLL_SECONDS = 0.2
 _SECONDS_PER_HOUR = 3600
 # `name:tag` or `name` (no digest): the part before the tag, and the tag.
 _TAG = re.compile(r"^(?P<repository>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
@@ -66,6 +68,24 @@ class Healthcheck:
             retries=self.retries,
             start_period=go_duration(self.start_period),
         )
+
+
+def waiting_probe(ready: str, *, marker: str, wait_seconds: int, later: str, first: str = "true") -> tuple[str, str]:
+    """A `CMD-SHELL` healthcheck whose first probe waits for `ready` inside the container.
+
+    dockerd 20.10 has no start interval: the first probe runs one `interval` after start, and each next
+    one an interval after the previous ended, every probe an exec. Polling `ready` inside the first probe
+    (every PROBE_POLL_SECONDS, at most `wait_seconds`) reports healthy as soon as the service is, without
+    a short interval for the container's whole life. Once it has, `marker` exists and every later probe
+    runs `later` instead (the steady check, or an idle wait). `first` runs after the first success.
+    """
+    polls = round(wait_seconds / PROBE_POLL_SECONDS)
+    return (
+        "CMD-SHELL",
+        f"if [ -f {marker} ]; then {later}; exit; fi; "
+        f'n=0; until {ready}; do n=$((n + 1)); [ "$n" -gt {polls} ] && exit 1; sleep {PROBE_POLL_SECONDS}; done; '
+        f"touch {marker}; {first}",
+    )
 
 
 def published_ports(internal: int, external: int, bind_address: str) -> list[docker.ContainerPortArgs]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_common import Healthcheck, secret_env, service_container
+from components.docker_common import Healthcheck, secret_env, service_container, waiting_probe
 from components.naming import Naming
 
 DONE_MARKER = "/tmp/argusai-step.done"  # noqa: S108 - inside the step's own container
@@ -41,22 +41,21 @@ WRAPPER = (
     "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done; "
     'else status=$?; mv "$log.partial" "$log"; cat "$log"; exit "$status"; fi'
 )
-# The probe: the first one waits (polling the marker in the container, not through exec) and reports
-# healthy as soon as the step is done; later ones idle before confirming. A probe that saw no marker
-# within PROBE_WAIT_SECONDS fails and the next begins a second later (the provider only stops early
-# on healthy, so a long step just keeps it waiting until its timeout).
+# The first probe reports healthy as soon as the step is done; later ones idle for minutes before
+# confirming (a finished step has nothing left to check). One that saw no marker within
+# PROBE_WAIT_SECONDS fails and the next begins a second later: the provider only stops early on healthy,
+# so a long step just keeps it waiting until the step's timeout.
 PROBE_IDLE_SECONDS = 300
 PROBE_WAIT_SECONDS = 60
-PROBE_POLL_SECONDS = 0.2
-PROBE_POLLS = round(PROBE_WAIT_SECONDS / PROBE_POLL_SECONDS)
-PROBE = (
-    f'done="${{STEP_DONE:-{DONE_MARKER}}}"; '
-    f'if [ -f "$done.reported" ]; then sleep {PROBE_IDLE_SECONDS}; exit 0; fi; '
-    f'n=0; until [ -f "$done" ]; do n=$((n + 1)); [ "$n" -gt {PROBE_POLLS} ] && exit 1; '
-    f'sleep {PROBE_POLL_SECONDS}; done; touch "$done.reported"'
+_MARKER = f'"${{STEP_DONE:-{DONE_MARKER}}}"'
+PROBE = waiting_probe(
+    f"[ -f {_MARKER} ]",
+    marker=_MARKER[:-1] + '.reported"',
+    wait_seconds=PROBE_WAIT_SECONDS,
+    later=f"sleep {PROBE_IDLE_SECONDS}",
 )
 HEALTHCHECK = Healthcheck(
-    test=("CMD-SHELL", PROBE),
+    test=PROBE,
     interval=1,
     # Longer than either kind of probe: a probe past its timeout counts as failed.
     timeout=PROBE_IDLE_SECONDS + PROBE_WAIT_SECONDS,

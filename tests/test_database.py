@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pulumi
 import pytest
 
-from components.database import DATA_PATH, Postgres, PostgresArgs, database_url
+from components.database import DATA_PATH, READY_MARKER, Postgres, PostgresArgs, database_url, healthcheck
 from components.naming import Naming
 from testkit.harness import IMAGE, Deployment, resolve, run_components, run_program
 
 HOSTILE = "p@ss:w/rd%?#"
+PROBE_TIMEOUT_SECONDS = 30
+# A stand-in pg_isready: "accepting connections" once the file `up` exists, exit 2 (no response) before.
+FAKE_PG_ISREADY = '#!/bin/sh\nif [ -f "$UP" ]; then echo "accepting connections"; exit 0; fi; exit 2\n'
 
 
 def _postgres(protect: bool = True) -> tuple[Postgres, Deployment]:
@@ -70,18 +77,8 @@ def test_container_contract() -> None:
     assert c.plain("name") == "argusai-unit-postgres"
     assert c.plain("envs") == ["POSTGRES_USER=argusai", "POSTGRES_PASSWORD=s3cret-pass", "POSTGRES_DB=events"]
     assert c.is_secret("envs")
-    assert c.plain("healthcheck")["tests"] == [
-        "CMD",
-        "pg_isready",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        "5432",
-        "-U",
-        "argusai",
-        "-d",
-        "events",
-    ]
+    assert c.plain("healthcheck")["tests"] == list(healthcheck().test)
+    assert 'pg_isready -h 127.0.0.1 -p 5432 -U "$POSTGRES_USER" -d "$POSTGRES_DB"' in healthcheck().test[1]
     assert c.plain("wait") is True
     assert c.plain("waitTimeout") > 0
     assert c.plain("networksAdvanced") == [{"name": "argusai-unit-db", "aliases": ["postgres"]}]
@@ -117,3 +114,33 @@ def test_program_round_trips_operator_password(password: str) -> None:
     assert f"POSTGRES_PASSWORD={password}" in deployment.container("postgres").plain("envs")
     assert deployment.outputs["databaseUrl"].secret
     assert deployment.outputs["databaseUrl"].value == url
+
+
+def test_first_probe_waits_for_the_server_and_later_probes_check_once(tmp_path: Path) -> None:
+    """The healthcheck, run by a real sh with a stand-in pg_isready: healthy the moment the server is."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "pg_isready"
+    fake.write_text(FAKE_PG_ISREADY)
+    fake.chmod(0o755)
+    up = tmp_path / "up"
+    marker = tmp_path / "ready"
+    # The probe's marker moved out of the host's /tmp; everything else as declared.
+    probe = healthcheck().test[1].replace(READY_MARKER, str(marker))
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "UP": str(up), "POSTGRES_USER": "u", "POSTGRES_DB": "d"}
+
+    def run() -> subprocess.Popen[str]:
+        return subprocess.Popen(["sh", "-c", probe], env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603, S607
+
+    first = run()
+    time.sleep(1)
+    assert first.poll() is None, "the first probe waits while the server is starting"
+    up.touch()
+    out, _ = first.communicate(timeout=PROBE_TIMEOUT_SECONDS)
+    assert first.returncode == 0
+    assert "accepting connections" in out
+    assert marker.exists()
+    up.unlink()  # the server goes away: a later probe fails at once instead of waiting
+    later = run()
+    later.communicate(timeout=PROBE_TIMEOUT_SECONDS)
+    assert later.returncode == 2

@@ -27,6 +27,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #   CORS_ORIGINS, so the backend container is replaced once;
 # - the backup container's script gained the one-shot mode the gate's backup step uses (and removes a
 #   failed copy), so it is replaced once; it takes no backup at restart when a recent one exists;
+# - PostgreSQL's healthcheck now waits for the server inside its first probe (healthy within 0.2 s of
+#   accepting connections instead of up to one interval later), so its container is replaced once, in
+#   the same `up` as the backend; its data volume is untouched;
 # - in SQLite mode the backup container also runs as root (the release's image runs as uid 1000, which
 #   cannot write the backups volume).
 # Nothing else.
@@ -35,7 +38,9 @@ GATE_AND_ENV = [
     "create schema-gate-container",
     "replace backend-container (envs)",
 ]
-POSTGRES_CHANGES = [*GATE_AND_ENV, "replace backup-container (entrypoints)"]
+POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
+POSTGRES_CHANGES = [POSTGRES_HEALTHCHECK, *GATE_AND_ENV, "replace backup-container (entrypoints)"]
+POSTGRES_NO_BACKUPS = [POSTGRES_HEALTHCHECK, *GATE_AND_ENV]
 SQLITE_CHANGES = [*GATE_AND_ENV, "replace backup-container (entrypoints, user)"]
 
 
@@ -48,7 +53,7 @@ SQLITE_CHANGES = [*GATE_AND_ENV, "replace backup-container (entrypoints, user)"]
             "state-dev-postgres-nobackup.json",
             "dev",
             {"database": "postgres", "backupEnabled": False},
-            GATE_AND_ENV,
+            POSTGRES_NO_BACKUPS,
         ),
     ],
 )
