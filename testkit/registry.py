@@ -43,8 +43,6 @@ from testkit.net import free_port
 
 #: The Distribution registry binary of Debian's ``docker-registry`` package.
 REGISTRY_BINARY = "docker-registry"
-#: Label (key) of every image :func:`derive_image` makes; its value is the caller's label.
-DERIVED_LABEL = "argusai.test.derived"
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 10
 HTTP_TIMEOUT_SECONDS = 5
@@ -324,18 +322,3 @@ class LoopbackRegistry:
                 if isinstance(aux, dict) and aux.get("Digest"):
                     pushed = str(aux["Digest"])
         return pushed or self.digest(f"{repository}:{tag}")
-
-
-def derive_image(client: docker.DockerClient, base: str, label: str) -> str:
-    """A new image (id) with the content of ``base`` plus the label ``argusai.test.derived=<label>``.
-
-    Made by committing an unstarted container, so it differs from ``base`` in id and digest but runs the
-    same. ``base`` must declare a command or an entry point (every test image does). The caller owns the
-    image: remove it by id (``client.images.remove(id, force=True)``); all such images carry the label.
-    """
-    container = client.api.create_container(base, labels={DERIVED_LABEL: label})
-    try:
-        committed = client.api.commit(container["Id"], changes=[f"LABEL {DERIVED_LABEL}={json.dumps(label)}"])
-    finally:
-        client.api.remove_container(container["Id"], force=True)
-    return str(committed["Id"])

@@ -182,6 +182,11 @@ class Recipe:
         """Short name, e.g. ``postgres``, for logs and cache files."""
         return self.tag.split("/")[-1].split(":")[0]
 
+    @property
+    def repository(self) -> str:
+        """The tag without its version, e.g. ``argusai-test/postgres``."""
+        return self.tag.rsplit(":", 1)[0]
+
     def digest(self) -> str:
         """SHA-256 over the recipe, its stand-in files and, for a release, its pins and source."""
         sha = hashlib.sha256()

@@ -28,6 +28,7 @@ from testkit.applier import Applier, ApplyError
 from testkit.cleanup import remove_stack
 from testkit.harness import Deployment, run_program
 from testkit.images.build import BACKEND, FRONTEND, POSTGRES, ensure_images
+from testkit.images.derive import remove_derived
 from testkit.net import free_port
 from testkit.oneoff import run_once
 from testkit.registry import LoopbackRegistry, registry_binary
@@ -324,6 +325,14 @@ def make_stack(engine: docker.DockerClient, images: dict[str, str]) -> Iterator[
     yield make
     for stack in created:
         stack.cleanup()
+
+
+@pytest.fixture
+def derived(engine: docker.DockerClient) -> Iterator[list[str]]:
+    """References of images a test derives (testkit.images.derive); removed afterwards with their containers."""
+    made: list[str] = []
+    yield made
+    remove_derived(engine, reversed(made))
 
 
 @pytest.fixture

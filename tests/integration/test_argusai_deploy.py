@@ -7,13 +7,9 @@ stateful applier as every other deploy.
 
 from __future__ import annotations
 
-import io
 import json
-import secrets
 import subprocess
-import tarfile
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -21,6 +17,7 @@ import pytest
 
 from testkit.applier import ApplyError
 from testkit.images.build import ARGUSAI_BACKEND
+from testkit.images.derive import derive_image
 
 from .conftest import Stack, record_result, wait_for
 
@@ -56,6 +53,7 @@ def downgrade():
     pass
 """
 UPGRADE_REVISION = "c0ffee000001"
+MIGRATIONS_DIR = "/app/alembic/versions"
 BACKUP_TIMEOUT = 120
 COMMAND_TIMEOUT = 60
 
@@ -83,31 +81,16 @@ def version(stack: Stack) -> tuple[str, bool]:
     return revision, has_probe == "True"
 
 
-def release_with_migration(engine: docker.DockerClient, body: str) -> str:
+def release_with_migration(engine: docker.DockerClient, body: str, label: str = "upgrade") -> str:
     """The release image plus one migration after its head; returns the new image's tag."""
     text = UPGRADE_MIGRATION.format(revision=UPGRADE_REVISION, down=RELEASE_HEAD, body=body).encode()
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo("999_gate_probe.py")
-        info.size, info.mode = len(text), 0o644
-        tar.addfile(info, io.BytesIO(text))
-    container = engine.api.create_container(ARGUSAI_BACKEND.tag, labels={"argusai.test.derived": "upgrade"})
-    try:
-        engine.api.put_archive(container["Id"], "/app/alembic/versions", archive.getvalue())
-        tag = f"upgrade-{secrets.token_hex(3)}"
-        engine.api.commit(container["Id"], repository=ARGUSAI_BACKEND.tag.split(":")[0], tag=tag)
-    finally:
-        engine.api.remove_container(container["Id"], force=True)
-    return f"{ARGUSAI_BACKEND.tag.split(':')[0]}:{tag}"
-
-
-@pytest.fixture
-def derived(engine: docker.DockerClient) -> Iterator[list[str]]:
-    """Tags of derived release images a test makes; removed afterwards."""
-    made: list[str] = []
-    yield made
-    for tag in made:
-        engine.images.remove(tag, force=True)
+    return derive_image(
+        engine,
+        ARGUSAI_BACKEND.tag,
+        label,
+        files=(MIGRATIONS_DIR, {"999_gate_probe.py": text}),
+        repository=ARGUSAI_BACKEND.repository,
+    )
 
 
 def api(stack: Stack, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any, str]:

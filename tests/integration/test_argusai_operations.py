@@ -1,12 +1,12 @@
-"""Operating the real ArgusAI release: restore from a backup, event search per database, a failed start.
+"""Operating the real ArgusAI release: restore from a backup, SQLite-only features on PostgreSQL, a failed start.
 
 Runs the release image built from its source (`argusai-test/argusai-backend:c5efc85`) with the schema gate
 on, as an operator would meet it:
 
 - the README's SQLite restore procedure, run verbatim through the `docker` CLI on a release database
   (Alembic version, FTS5 index and triggers, file ownership all come back usable);
-- the release's event list and its full-text search on SQLite and on PostgreSQL (the search reads the
-  SQLite-only FTS5 table `events_fts`);
+- what the release's SQLite-only SQL does on PostgreSQL: full-text search (the FTS5 table `events_fts`),
+  the database size (`PRAGMA page_count`) and hourly AI cost trends (`strftime`);
 - a release whose migration passes the gate but whose backend then never starts ("after the switch"):
   the data is intact and the next `pulumi up` with a working image restores service.
 """
@@ -23,8 +23,9 @@ import docker
 import pytest
 
 from testkit.applier import ApplyError
+from testkit.images.build import ARGUSAI_BACKEND
+from testkit.images.derive import derive_image
 
-from . import test_argusai_deploy
 from .conftest import Stack, record_result, wait_for
 from .test_argusai_deploy import (
     HEALTHY_TIMEOUT,
@@ -41,9 +42,6 @@ from .test_argusai_deploy import (
 from .test_engine_backups import SQLITE_RESTORE, run_procedure, take_backup
 
 pytestmark = pytest.mark.argusai
-
-#: The deploy tests' fixture of derived release images (removed after the test), shared by name.
-derived = test_argusai_deploy.derived
 
 #: A camera the release accepts without connecting to anything (disabled); its RTSP password is encrypted.
 CAMERA = {
@@ -176,8 +174,8 @@ def test_sqlite_backup_and_restore_of_the_release_schema(stack: Stack) -> None:
     record_result(f"RESULT argusai sqlite restore: {backup} restored in {restore_seconds:.2f}s, at head, FTS5 kept")
 
 
-def search_on(stack: Stack, config: dict[str, Any]) -> dict[str, Any]:
-    """Deploy `config`, add a camera and two events, then call the event list with and without a search.
+def sqlite_only_calls(stack: Stack, config: dict[str, Any]) -> dict[str, Any]:
+    """Deploy `config`, add a camera and two events, then call what runs SQLite-only SQL, and the event list.
 
     Returns what each call answered: status and (for 200) the event descriptions, else the body.
     """
@@ -206,11 +204,16 @@ def search_on(stack: Stack, config: dict[str, Any]) -> dict[str, Any]:
         "search": listed(f"/events?search={SEARCH_WORD}"),
         "search_query": listed(f"/events?search_query={SEARCH_WORD}"),
         "after": [listed("/events") for _ in range(AFTER_FAILURE_CALLS)],
+        # The release's other SQLite-only SQL: `PRAGMA page_count` (database size) and `strftime` (hourly
+        # AI cost buckets).
+        "storage": answer(stack, "/system/storage", token),
+        "cost_trends_hour": answer(stack, "/system/ai-cost-trends?bucket=hour", token),
+        "cost_trends_day": answer(stack, "/system/ai-cost-trends?bucket=day", token),
     }
 
 
-def test_event_search_needs_the_sqlite_fts5_index(make_stack: Callable[[], Stack]) -> None:
-    """The release's full-text search answers on SQLite and fails on PostgreSQL; the plain list answers on both.
+def test_sqlite_only_features_of_the_release(make_stack: Callable[[], Stack]) -> None:
+    """Full-text search and hourly cost trends fail on PostgreSQL, the database size reads 0; lists answer.
 
     The release's parameter is `search_query`: `search=` is not a parameter of `GET /events` and is ignored
     (every event is listed). `search_query` reads the FTS5 table `events_fts`, which exists only in SQLite.
@@ -219,15 +222,18 @@ def test_event_search_needs_the_sqlite_fts5_index(make_stack: Callable[[], Stack
     porch = [e for e in EVENTS if SEARCH_WORD in e]
 
     sqlite = make_stack()
-    on_sqlite = search_on(sqlite, RELEASE)
+    on_sqlite = sqlite_only_calls(sqlite, RELEASE)
     record_result(f"RESULT argusai search on sqlite: {on_sqlite}")
     assert on_sqlite["search"] == (200, everything)  # not a filter: ignored
     assert on_sqlite["search_query"] == (200, porch)  # the FTS5 index, filled by the trigger events_ai
     assert on_sqlite["after"] == [(200, everything)] * AFTER_FAILURE_CALLS
+    assert on_sqlite["storage"][0] == 200
+    assert on_sqlite["storage"][1]["database_mb"] > 0
+    assert on_sqlite["cost_trends_hour"][0] == on_sqlite["cost_trends_day"][0] == 200
     sqlite.cleanup()
 
     postgres = make_stack()
-    on_postgres = search_on(postgres, {"database": "postgres", **RELEASE})
+    on_postgres = sqlite_only_calls(postgres, {"database": "postgres", **RELEASE})
     errors = backend_errors(postgres, "Failed to list events")
     record_result(f"RESULT argusai search on postgres: {on_postgres}")
     for line in errors:
@@ -236,6 +242,12 @@ def test_event_search_needs_the_sqlite_fts5_index(make_stack: Callable[[], Stack
     assert on_postgres["search_query"] == (500, {"detail": "Failed to list events"})
     # The failed query does not poison the pool: the session is closed (rolled back) after the request.
     assert on_postgres["after"] == [(200, everything)] * AFTER_FAILURE_CALLS
+    # The database size is read with SQLite's PRAGMA page_count: on PostgreSQL the release reports 0 MB.
+    assert on_postgres["storage"][0] == 200
+    assert on_postgres["storage"][1]["database_mb"] == 0
+    # Hourly AI cost buckets use SQLite's strftime(): a 500 on PostgreSQL; daily ones (date()) work.
+    assert on_postgres["cost_trends_hour"][0] == 500
+    assert on_postgres["cost_trends_day"][0] == 200
     # PostgreSQL rejects FTS5's MATCH operator before it even looks for the table.
     assert len(errors) == 1, errors
     assert errors[0].startswith(
@@ -245,13 +257,9 @@ def test_event_search_needs_the_sqlite_fts5_index(make_stack: Callable[[], Stack
 
 
 def test_a_release_that_fails_after_its_migration_is_restored_by_up(
-    derived: list[str], stack: Stack, engine: docker.DockerClient
+    stack: Stack, engine: docker.DockerClient, derived: list[str]
 ) -> None:
-    """The gate migrates, then the new backend never starts: data intact, the next `up` restores service.
-
-    `derived` comes first so it is torn down last, after the stack's containers that use its images are
-    gone (removing an image a container still uses only untags it, leaving it dangling).
-    """
+    """The gate migrates, then the new backend never starts: data intact, the next `up` restores service."""
     stack.up(RELEASE)
     password, token = admin_session(stack)
     create_user(stack, token, "operator1")
@@ -260,14 +268,10 @@ def test_a_release_that_fails_after_its_migration_is_restored_by_up(
         engine, 'op.create_table("gate_probe", sa.Column("id", sa.Integer, primary_key=True))'
     )
     derived.append(working)
-    container = engine.api.create_container(working, labels={"argusai.test.derived": "fails-to-start"})
-    try:
-        repository, tag = working.rsplit(":", 1)
-        engine.api.commit(container["Id"], repository=repository, tag=f"{tag}-fails", changes=[FAILING_CMD])
-    finally:
-        engine.api.remove_container(container["Id"], force=True)
-    failing = f"{working}-fails"
-    derived.insert(0, failing)  # removed before the image it was made from
+    failing = derive_image(
+        engine, working, "fails-to-start", changes=[FAILING_CMD], repository=ARGUSAI_BACKEND.repository
+    )
+    derived.append(failing)
 
     deployment = stack.program({**RELEASE, "backendImage": failing})
     deployment.container("backend").inputs["waitTimeout"] = FAILING_WAIT_SECONDS

@@ -11,7 +11,8 @@ from __future__ import annotations
 import docker
 
 from testkit import plan as planning
-from testkit.registry import LoopbackRegistry, derive_image
+from testkit.images.derive import derive_image
+from testkit.registry import LoopbackRegistry
 
 from .conftest import BACKEND_IMAGE, Stack, wait_for
 

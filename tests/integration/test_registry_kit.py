@@ -7,7 +7,8 @@ import time
 import docker
 import pytest
 
-from testkit.registry import DERIVED_LABEL, LoopbackRegistry, derive_image
+from testkit.images.derive import DERIVED_LABEL, derive_image
+from testkit.registry import LoopbackRegistry
 
 from .conftest import BACKEND_IMAGE, record_result
 
