@@ -36,6 +36,8 @@ STOP_SIGNAL = "SIGINT"
 STOP_GRACE_SECONDS = 30
 WAIT_TIMEOUT_SECONDS = 120
 FIRST_PROBE_WAIT_SECONDS = 60
+PROBE_INTERVAL_SECONDS = 0.5
+STEADY_PROBE_SECONDS = 2
 READY_MARKER = "/tmp/argusai-ready.reported"  # noqa: S108 - inside the PostgreSQL container
 
 
@@ -43,16 +45,21 @@ def healthcheck() -> Healthcheck:
     """`pg_isready` over TCP: on the unix socket the entrypoint's temporary init server already answers.
 
     User and database come from the container's own POSTGRES_USER/POSTGRES_DB (no quoting of config
-    values into a shell). The first probe waits for the server inside the container, so the container
-    turns healthy within a fraction of a second of PostgreSQL accepting connections; later probes are one
-    `pg_isready` each interval, as before.
+    values into a shell). The first probe starts half a second after the container and waits for the
+    server inside the container, so it turns healthy within a fraction of a second of PostgreSQL
+    accepting connections; each later probe sleeps first, keeping the steady rate at one `pg_isready`
+    every STEADY_PROBE_SECONDS.
     """
     check = f'pg_isready -h 127.0.0.1 -p {PORT} -U "$POSTGRES_USER" -d "$POSTGRES_DB"'
     return Healthcheck(
         test=waiting_probe(
-            f"{check} >/dev/null", marker=READY_MARKER, wait_seconds=FIRST_PROBE_WAIT_SECONDS, later=check, first=check
+            f"{check} >/dev/null",
+            marker=READY_MARKER,
+            wait_seconds=FIRST_PROBE_WAIT_SECONDS,
+            later=f"sleep {STEADY_PROBE_SECONDS - PROBE_INTERVAL_SECONDS}; {check}",
+            first=check,
         ),
-        interval=2,
+        interval=PROBE_INTERVAL_SECONDS,
         # Above the first probe's own wait, so a slow first start is not cut off as a failed probe.
         timeout=FIRST_PROBE_WAIT_SECONDS + 5,
         retries=5,

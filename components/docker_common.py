@@ -26,6 +26,7 @@ LOG_DRIVER = "local"
 # "*", the engine turns a failed wait into an empty update on the next run and starts the dependants.
 REPLACE_ON_ANY_CHANGE = ("*",)
 _SECONDS_PER_MINUTE = 60
+_MILLIS_PER_SECOND = 1000
 # How often a waiting first probe checks readiness inside the container (no exec per check).
 PROBE_POLL_SECONDS = 0.2
 _SECONDS_PER_HOUR = 3600
@@ -33,26 +34,35 @@ _SECONDS_PER_HOUR = 3600
 _TAG = re.compile(r"^(?P<repository>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
 
 
-def go_duration(seconds: int) -> str:
-    """Render whole seconds as Go's `time.Duration.String()` does (`60` -> `1m0s`), the provider's read-back."""
-    hours, rest = divmod(seconds, _SECONDS_PER_HOUR)
-    minutes, secs = divmod(rest, _SECONDS_PER_MINUTE)
+def go_duration(seconds: float) -> str:
+    """Render seconds as Go's `time.Duration.String()` does, the provider's read-back.
+
+    `60` -> `1m0s`, `0.5` -> `500ms`, `1.5` -> `1.5s`; whole milliseconds only.
+    """
+    millis = round(seconds * _MILLIS_PER_SECOND)
+    if 0 < millis < _MILLIS_PER_SECOND:
+        return f"{millis}ms"
+    hours, rest = divmod(millis, _SECONDS_PER_HOUR * _MILLIS_PER_SECOND)
+    minutes, rest = divmod(rest, _SECONDS_PER_MINUTE * _MILLIS_PER_SECOND)
+    whole, fraction = divmod(rest, _MILLIS_PER_SECOND)
+    secs = f"{whole}.{fraction:03d}".rstrip("0") + "s" if fraction else f"{whole}s"
     if hours:
-        return f"{hours}h{minutes}m{secs}s"
+        return f"{hours}h{minutes}m{secs}"
     if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
+        return f"{minutes}m{secs}"
+    return secs
 
 
 @dataclass(frozen=True)
 class Healthcheck:
-    """A Docker healthcheck; durations in whole seconds."""
+    """A Docker healthcheck; durations in seconds (whole milliseconds)."""
 
     test: tuple[str, ...]
     """The command, starting with `CMD` or `CMD-SHELL`."""
-    interval: int
-    """Seconds between two probes (dockerd 20.10 has no faster start interval)."""
-    timeout: int
+    interval: float
+    """Seconds from the end of one probe to the start of the next, and before the first (dockerd 20.10 has
+    no start interval)."""
+    timeout: float
     """Seconds after which one probe counts as failed."""
     retries: int
     """Consecutive failures before the container is unhealthy."""

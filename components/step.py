@@ -12,9 +12,10 @@ Creates:
   for the marker inside one exec, so "healthy" follows "done" within a fraction of a second (dockerd
   20.10 has no start interval, and starts the next probe one interval after the previous one ended);
   once it has reported, each probe idles for minutes, so a finished step costs the engine one exec per
-  `PROBE_IDLE_SECONDS` instead of one per interval for as long as it exists. On failure it exits, and being created
-  with `rm` it is removed at once: the provider's `wait` fails on its next inspect (instead of polling
-  until the timeout), the create becomes an init error and the engine stops before any dependant.
+  `PROBE_IDLE_SECONDS` instead of one per interval for as long as it exists. On failure it exits, and
+  being created with `rm` it is removed at once: the provider's `wait` fails on its next inspect
+  (instead of polling until the timeout), the create becomes an init error and the engine stops before
+  any dependant.
   Every container carries `replaceOnChanges: ["*"]`, so the next `pulumi up` replaces the failed step,
   which runs it again; a step whose inputs (image id, script, environment) change also runs again.
 """
@@ -56,7 +57,9 @@ PROBE = waiting_probe(
 )
 HEALTHCHECK = Healthcheck(
     test=PROBE,
-    interval=1,
+    # The first probe starts half a second after the step (and then waits for it): a step done in under a
+    # second is reported before the provider's second inspect, one second after the start.
+    interval=0.5,
     # Longer than either kind of probe: a probe past its timeout counts as failed.
     timeout=PROBE_IDLE_SECONDS + PROBE_WAIT_SECONDS,
     retries=1,

@@ -15,7 +15,7 @@ import pytest
 from components.docker_common import go_duration
 from testkit import plan as planning
 from testkit.harness import commit, run_program
-from testkit.provider import CONTAINER, DaemonModel, diff
+from testkit.provider import CONTAINER, DaemonModel, diff, duration_ns, go_duration_string
 
 FERNET_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
 PROD_LIKE = {"database": "postgres", "protectData": True}
@@ -75,6 +75,11 @@ def test_durations_are_declared_as_go_prints_them() -> None:
     assert go_duration(60) == "1m0s"
     assert go_duration(3600 + 90) == "1h1m30s"
     assert go_duration(2) == "2s"
+    assert go_duration(0.5) == "500ms"
+    assert go_duration(90.25) == "1m30.25s"
+    for seconds in (0.5, 1.5, 2, 60, 65, 90.25, 3690):
+        # What dockerd stores (nanoseconds) as the provider prints it back.
+        assert go_duration(seconds) == go_duration_string(duration_ns(go_duration(seconds)))
     deployment = run_program("prod")
     for c in deployment.of_type(CONTAINER):
         hc = c.plain("healthcheck")

@@ -48,7 +48,7 @@ def test_declares_a_container_that_fails_fast_and_is_retried() -> None:
     assert reg.plain("restart") == "no"
     assert reg.plain("wait") is True
     assert reg.plain("healthcheck")["tests"] == list(PROBE)
-    assert reg.plain("healthcheck")["interval"] == "1s"
+    assert reg.plain("healthcheck")["interval"] == "500ms"
     # Longer than an idle probe: a probe past its timeout would count as a failure.
     assert reg.plain("healthcheck")["timeout"] == "6m0s"
     assert reg.replace_on_changes == ["*"]
