@@ -1,4 +1,4 @@
-"""Real-backend benchmark: this program against ArgusAI's own compose file, same engine, one run each.
+"""Real-backend benchmark: this program against ArgusAI's own compose file, same engine, one run each by default.
 
 Measures seconds to the backend's first `GET /health` 200 (PostgreSQL mode, from nothing):
 
@@ -9,9 +9,11 @@ Measures seconds to the backend's first `GET /health` 200 (PostgreSQL mode, from
   `docker run` of the real backend on an existing database to its first /health 200 (container creation
   included).
 
-Prints `speedup vs compose: N.Nx`, `ratio to floor: N.Nx` (program / sum of the two floors) and the gate's
-own cost. Needs the images (`python -m testkit.images.build --only postgres --only frontend --only
-argusai-backend`, ARGUSAI_SOURCE set) and Debian's docker-compose. Run: `python -m benchmarks.argusai`.
+Prints `speedup vs compose: N.Nx`, `ratio to floor: N.Nx` (program / sum of the two floors), the gate's
+own cost and the program's phases (from one container's creation to the next's on the path to the
+backend). `BENCH_RUNS` (default 1) repeats everything and reports medians. Needs the images
+(`python -m testkit.images.build --only postgres --only frontend --only argusai-backend`, ARGUSAI_SOURCE
+set) and Debian's docker-compose. Run: `python -m benchmarks.argusai`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import base64
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +91,18 @@ def timed_deploy(deploy: Any, port: int) -> float:
             raise errors[0]
 
 
-def _created(client: docker.DockerClient, name: str) -> datetime:
-    return datetime.fromisoformat(client.api.inspect_container(name)["Created"][:26])
+def _created(client: docker.DockerClient, name: str) -> float:
+    """A container's creation time (Unix seconds), as the engine recorded it."""
+    created = datetime.fromisoformat(client.api.inspect_container(name)["Created"][:26])
+    return created.replace(tzinfo=UTC).timestamp()  # the engine writes UTC
 
 
-def program_run(client: docker.DockerClient) -> tuple[float, float]:
-    """(seconds to /health 200, the gate's seconds on that path) through this program."""
+#: The containers on the path to the backend, in order; each phase runs from one's creation to the next's.
+PATH_ROLES = ("postgres", "schema-backup", "schema-gate", "backend")
+
+
+def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
+    """(seconds to /health 200, seconds per phase on that path) through this program."""
     stack = f"bench{secrets.token_hex(3)}"
     port = free_port()
     overrides = {
@@ -109,11 +118,13 @@ def program_run(client: docker.DockerClient) -> tuple[float, float]:
     }
     deployment = run_program(stack, overrides, image_ids=lambda ref: client.images.get(ref).id)
     try:
+        started = time.time()
         seconds = timed_deploy(lambda: Applier(client).up(deployment, planning.State()), port)
-        prefix = f"argusai-{stack}"
-        # On the path to the backend: from the pre-upgrade backup's creation to the backend's.
-        gate = (_created(client, f"{prefix}-backend") - _created(client, f"{prefix}-schema-backup")).total_seconds()
-        return seconds, gate
+        created = [_created(client, f"argusai-{stack}-{role}") for role in PATH_ROLES]
+        marks = [started, *created, started + seconds]
+        names = ("program until postgres created", *(f"{role} created to next" for role in PATH_ROLES))
+        names = (*names[:-1], "backend created to /health 200")
+        return seconds, {name: end - begin for name, begin, end in zip(names, marks[:-1], marks[1:], strict=True)}
     finally:
         remove_stack(client, stack)
 
@@ -231,25 +242,47 @@ def floors(client: docker.DockerClient) -> tuple[float, float]:
 
 
 def main() -> None:
-    """One run each; print the figures."""
+    """BENCH_RUNS runs (default 1) of each; print every run and the medians."""
     compose_bin = shutil.which("docker-compose")
     source = Path(os.environ.get("ARGUSAI_SOURCE", ""))
     if compose_bin is None or not (source / "docker-compose.yml").is_file():
         sys.exit("needs docker-compose (Debian package docker-compose) and ARGUSAI_SOURCE (the release checkout)")
+    runs = int(os.environ.get("BENCH_RUNS", "1"))
     client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
     ensure_images(recipes=(POSTGRES, FRONTEND, ARGUSAI_BACKEND))
-    pg_floor, backend_floor = floors(client)
-    program, gate = program_run(client)
-    compose, changes = compose_run(client, compose_bin, source)
+    figures: dict[str, list[float]] = {}
+    changes: list[str] = []
+    for run in range(1, runs + 1):
+        pg_floor, backend_floor = floors(client)
+        program, phases = program_run(client)
+        compose, changes = compose_run(client, compose_bin, source)
+        print(
+            f"run {run}/{runs}: program {program:.1f}s, compose {compose:.1f}s, floors {pg_floor:.1f}s + "
+            f"{backend_floor:.1f}s; " + ", ".join(f"{name} {value:.1f}s" for name, value in phases.items()),
+            flush=True,
+        )
+        for key, value in (
+            ("program", program),
+            ("compose", compose),
+            ("pg_floor", pg_floor),
+            ("backend_floor", backend_floor),
+            ("gate", phases["schema-backup created to next"] + phases["schema-gate created to next"]),
+            *phases.items(),
+        ):
+            figures.setdefault(key, []).append(value)
+    median = {key: statistics.median(values) for key, values in figures.items()}
     for change in changes:
         print(f"compose change: {change}")
-    print(f"seconds to the first /health 200, this program (gate included): {program:.1f}")
-    print(f"seconds to the first /health 200, the release's compose file:   {compose:.1f}")
-    print(f"floor: PostgreSQL from nothing to accepting connections:      {pg_floor:.1f}")
-    print(f"floor: the release on an existing database to /health 200:   {backend_floor:.1f}")
-    print(f"the schema gate's cost (backup step created to backend created): {gate:.1f}")
-    print(f"speedup vs compose: {compose / program:.1f}x")
-    print(f"ratio to floor: {program / (pg_floor + backend_floor):.1f}x")
+    print(f"seconds to the first /health 200, this program (gate included): {median['program']:.1f}")
+    print(f"seconds to the first /health 200, the release's compose file:   {median['compose']:.1f}")
+    print(f"floor: PostgreSQL from nothing to accepting connections:      {median['pg_floor']:.1f}")
+    print(f"floor: the release on an existing database to /health 200:   {median['backend_floor']:.1f}")
+    print(f"the schema gate's cost (backup step created to backend created): {median['gate']:.1f}")
+    for name in figures:
+        if " " in name:  # the program's phases
+            print(f"  program phase, {name}: {median[name]:.1f}")
+    print(f"speedup vs compose: {median['compose'] / median['program']:.1f}x")
+    print(f"ratio to floor: {median['program'] / (median['pg_floor'] + median['backend_floor']):.1f}x")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,15 @@ def downgrade():
 """
 UPGRADE_REVISION = "c0ffee000001"
 MIGRATIONS_DIR = "/app/alembic/versions"
+#: A camera the release accepts without connecting to anything (disabled); its RTSP password is encrypted.
+CAMERA = {
+    "name": "Porch",
+    "type": "rtsp",
+    "rtsp_url": "rtsp://127.0.0.1:8554/porch",
+    "username": "cam",
+    "password": "cam-secret",
+    "is_enabled": False,
+}
 BACKUP_TIMEOUT = 120
 COMMAND_TIMEOUT = 60
 
@@ -157,15 +166,7 @@ def test_postgres_deploy_of_the_release(stack: Stack) -> None:
     # Records through the real API: a user, and a camera whose RTSP password the release encrypts with
     # the generated ENCRYPTION_KEY (disabled: it connects to nothing).
     assert api(stack, "POST", "/users", {"username": "operator1", "role": "operator"}, token)[0] == 201
-    camera = {
-        "name": "Porch",
-        "type": "rtsp",
-        "rtsp_url": "rtsp://127.0.0.1:8554/porch",
-        "username": "cam",
-        "password": "cam-secret",
-        "is_enabled": False,
-    }
-    assert api(stack, "POST", "/cameras", camera, token)[0] == 201
+    assert api(stack, "POST", "/cameras", CAMERA, token)[0] == 201
     before = records(stack, token)
     assert before == (["admin", "operator1"], ["Porch"])
 

@@ -28,6 +28,7 @@ from testkit.images.derive import derive_image
 
 from .conftest import Stack, record_result, wait_for
 from .test_argusai_deploy import (
+    CAMERA,
     HEALTHY_TIMEOUT,
     RELEASE,
     RELEASE_HEAD,
@@ -39,19 +40,10 @@ from .test_argusai_deploy import (
     release_with_migration,
     version,
 )
-from .test_engine_backups import SQLITE_RESTORE, run_procedure, take_backup
+from .test_engine_backups import restore_sqlite, take_backup
 
 pytestmark = pytest.mark.argusai
 
-#: A camera the release accepts without connecting to anything (disabled); its RTSP password is encrypted.
-CAMERA = {
-    "name": "Porch",
-    "type": "rtsp",
-    "rtsp_url": "rtsp://127.0.0.1:8554/porch",
-    "username": "cam",
-    "password": "cam-secret",
-    "is_enabled": False,
-}
 #: Migration 008's FTS5 index over events.description and the triggers that keep it in step.
 FTS_OBJECTS = {("table", "events_fts"), ("trigger", "events_ai"), ("trigger", "events_au"), ("trigger", "events_ad")}
 #: Read in the backend container: the SQLite file's owner and its FTS5 objects (plain sqlite3, read-only).
@@ -150,15 +142,7 @@ def test_sqlite_backup_and_restore_of_the_release_schema(stack: Stack) -> None:
     create_user(stack, token, "operator2")  # after the backup: the restore must take it away
     assert records(stack, token) == (["admin", "operator1", "operator2"], ["Porch"])
 
-    restore_seconds = run_procedure(
-        SQLITE_RESTORE,
-        backend=stack.physical("backend"),
-        backup=stack.physical("backup"),
-        data=stack.physical("data"),
-        backups=stack.physical("backups"),
-        backend_image=RELEASE["backendImage"],
-        file=backup,
-    )
+    restore_seconds = restore_sqlite(stack, RELEASE["backendImage"], backup)
     wait_for("the release's /health after the restore", stack.healthy, HEALTHY_TIMEOUT)
     token = login_again(stack, password)  # the admin of the backup, same password
     assert records(stack, token) == at_backup

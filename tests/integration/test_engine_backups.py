@@ -109,6 +109,19 @@ def run_procedure(commands: tuple[str, ...], env: dict[str, str] | None = None, 
     return timed
 
 
+def restore_sqlite(stack: Stack, backend_image: str, file: str) -> float:
+    """The README's SQLite restore of `file` on this stack; the seconds the restore step took."""
+    return run_procedure(
+        SQLITE_RESTORE,
+        backend=stack.physical("backend"),
+        backup=stack.physical("backup"),
+        data=stack.physical("data"),
+        backups=stack.physical("backups"),
+        backend_image=backend_image,
+        file=file,
+    )
+
+
 def test_postgres_backup_and_restore(stack: Stack) -> None:
     """pg_dump backup, data volume lost, redeploy, pg_restore from the backup volume: every row back."""
     stack.up({"database": "postgres"})
@@ -157,15 +170,7 @@ def test_sqlite_backup_and_restore(stack: Stack) -> None:
     settled(stack)
     assert complete_backups(stack, "sqlite") == sorted(before_loss), "no backup of the empty database"
 
-    restore_seconds = run_procedure(
-        SQLITE_RESTORE,
-        backend=stack.physical("backend"),
-        backup=stack.physical("backup"),
-        data=stack.physical("data"),
-        backups=stack.physical("backups"),
-        backend_image=BACKEND_IMAGE,
-        file=backup,
-    )
+    restore_seconds = restore_sqlite(stack, BACKEND_IMAGE, backup)
     wait_for("backend /health after the restore", stack.healthy, HEALTHY_TIMEOUT)
     assert stack.notes() == [*expected, "startup"]
     record_result(
