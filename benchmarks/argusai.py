@@ -101,11 +101,9 @@ def _created(client: docker.DockerClient, name: str) -> float:
 PATH_ROLES = ("postgres", "schema-backup", "schema-gate", "backend")
 
 
-def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
-    """(seconds to /health 200, seconds per phase on that path) through this program."""
-    stack = f"bench{secrets.token_hex(3)}"
-    port = free_port()
-    overrides = {
+def program_overrides(port: int) -> dict[str, Any]:
+    """The stack's config: PostgreSQL mode with the release image, the gate on (the default)."""
+    return {
         "database": "postgres",
         "backendImage": ARGUSAI_BACKEND.tag,
         "postgresImage": POSTGRES.tag,
@@ -116,6 +114,13 @@ def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
         "backupEnabled": False,  # the compose file has no backups
         "registryDigests": False,  # the images exist only on this engine
     }
+
+
+def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
+    """(seconds to /health 200, seconds per phase on that path) through this program."""
+    stack = f"bench{secrets.token_hex(3)}"
+    port = free_port()
+    overrides = program_overrides(port)
     deployment = run_program(stack, overrides, image_ids=lambda ref: client.images.get(ref).id)
     try:
         started = time.time()

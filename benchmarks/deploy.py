@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -72,10 +73,9 @@ def timed(client: docker.DockerClient, backend_name: str, deploy: Callable[[], o
     return done[backend_name]
 
 
-def program_run(client: docker.DockerClient, applier: Applier, images: dict[str, str]) -> float:
-    """Deploy through this program's declarations; return seconds to backend healthy."""
-    stack = f"bench{uuid.uuid4().hex[:6]}"
-    overrides = {
+def program_overrides() -> dict[str, Any]:
+    """The stack's config: PostgreSQL mode with the stand-in images, on free loopback ports."""
+    return {
         "database": "postgres",
         "backendImage": BACKEND_IMAGE,
         "frontendImage": FRONTEND_IMAGE,
@@ -86,7 +86,14 @@ def program_run(client: docker.DockerClient, applier: Applier, images: dict[str,
         "protectData": False,
         "backupEnabled": False,  # the compose file has no backups
         "registryDigests": False,  # the test images exist only on this engine
+        "schemaGate": False,  # the stand-in backend has no Alembic; benchmarks.argusai runs the gate
     }
+
+
+def program_run(client: docker.DockerClient, applier: Applier, images: dict[str, str]) -> float:
+    """Deploy through this program's declarations; return seconds to backend healthy."""
+    stack = f"bench{uuid.uuid4().hex[:6]}"
+    overrides = program_overrides()
     deployment = run_program(stack, overrides, image_ids=lambda ref: images.get(ref) or client.images.get(ref).id)
     try:
         return timed(client, f"argusai-{stack}-backend", lambda: applier.up(deployment, planning.State()))

@@ -1,0 +1,26 @@
+"""The benchmarks' stacks: each one declares what it claims to measure (they run outside the test suite)."""
+
+from __future__ import annotations
+
+from benchmarks import argusai, deploy
+from benchmarks.argusai import PATH_ROLES
+from testkit.harness import CONTAINER, run_program
+
+
+def _roles(overrides: dict[str, object]) -> set[str]:
+    deployment = run_program("bench", overrides)
+    return {reg.plain("name").removeprefix("argusai-bench-") for reg in deployment.of_type(CONTAINER)}
+
+
+def test_stand_in_benchmark_runs_no_gate() -> None:
+    """The stand-in backend has no Alembic: a gate would fail, so its stack declares none."""
+    roles = _roles(deploy.program_overrides())
+    assert {"postgres", "backend", "frontend"} <= roles
+    assert not roles & {"schema-backup", "schema-gate"}
+
+
+def test_release_benchmark_measures_the_gate_on_its_path() -> None:
+    """The real-release stack declares every container the benchmark times, the gate's steps included."""
+    roles = _roles(argusai.program_overrides(8000))
+    assert set(PATH_ROLES) <= roles
+    assert "backup" not in roles  # as the compose file: no backup loop
