@@ -44,14 +44,13 @@ WRAPPER = (
 )
 # The first probe reports healthy as soon as the step is done; later ones idle for minutes before
 # confirming (a finished step has nothing left to check). One that saw no marker within
-# PROBE_WAIT_SECONDS fails and the next begins a second later: the provider only stops early on healthy,
-# so a long step just keeps it waiting until the step's timeout.
+# PROBE_WAIT_SECONDS fails and the next begins half a second later: the provider only stops early on
+# healthy, so a long step just keeps it waiting until the step's timeout.
 PROBE_IDLE_SECONDS = 300
 PROBE_WAIT_SECONDS = 60
-_MARKER = f'"${{STEP_DONE:-{DONE_MARKER}}}"'
 PROBE = waiting_probe(
-    f"[ -f {_MARKER} ]",
-    marker=_MARKER[:-1] + '.reported"',
+    f'[ -f "${{STEP_DONE:-{DONE_MARKER}}}" ]',
+    marker=f'"${{STEP_DONE:-{DONE_MARKER}}}.reported"',
     wait_seconds=PROBE_WAIT_SECONDS,
     later=f"sleep {PROBE_IDLE_SECONDS}",
 )
