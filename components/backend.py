@@ -18,12 +18,14 @@ import pulumi
 import pulumi_docker as docker
 
 from components.docker_common import (
+    PROBE_POLL_SECONDS,
     Healthcheck,
     data_volume,
     local_image,
     published_ports,
     secret_env,
     service_container,
+    waiting_probe,
 )
 from components.naming import Naming
 
@@ -34,17 +36,43 @@ DATA_PATH = "/app/data"
 STOP_GRACE_SECONDS = 15
 # Migrations run before the server answers; allow for a slow first start.
 WAIT_TIMEOUT_SECONDS = 180
-# The backend image is Python: probe with it rather than assume curl is installed.
+# The backend image is Python: probe with it rather than assume curl is installed. One Python process
+# per probe, the code inlined in the shell (a healthcheck has no environment of its own): single quotes
+# only, no `$`, so the shell's double quotes pass it unchanged.
+_HEALTHY = (
+    "import time, urllib.request\n"
+    "def healthy():\n"
+    "    try:\n"
+    f"        return urllib.request.urlopen('http://127.0.0.1:{PORT}/health', timeout=4).status == 200\n"
+    "    except OSError:\n"
+    "        return False\n"
+)
+PROBE_CHECK = _HEALTHY + "raise SystemExit(0 if healthy() else 1)\n"
+FIRST_PROBE_WAIT_SECONDS = 60
+PROBE_WAIT = (
+    _HEALTHY
+    + f"end = time.monotonic() + {FIRST_PROBE_WAIT_SECONDS}\n"
+    + "while not healthy():\n"
+    + "    if time.monotonic() > end:\n"
+    + "        raise SystemExit(1)\n"
+    + f"    time.sleep({PROBE_POLL_SECONDS})\n"
+)
+READY_MARKER = "/tmp/argusai-healthy.reported"  # noqa: S108 - inside the backend's container
+PROBE_INTERVAL_SECONDS = 0.5
+# The steady rate: each probe starts a Python process (plus the engine's exec), so not every few seconds.
+STEADY_PROBE_SECONDS = 15
+# The first probe, half a second after start, polls /health in one Python process until it answers (the
+# release takes 15-20 s to import): healthy within 0.2 s of serving. Later probes sleep first, one check
+# every STEADY_PROBE_SECONDS; three failures in a row (45 s) make it unhealthy.
 HEALTHCHECK = Healthcheck(
-    test=(
-        "CMD",
-        "python",
-        "-c",
-        "import sys, urllib.request; "
-        f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{PORT}/health', timeout=4).status == 200 else 1)",
+    test=waiting_probe(
+        f'python -c "{PROBE_WAIT}"',
+        marker=READY_MARKER,
+        later=f'sleep {STEADY_PROBE_SECONDS - PROBE_INTERVAL_SECONDS}; python -c "{PROBE_CHECK}"',
     ),
-    interval=3,
-    timeout=5,
+    interval=PROBE_INTERVAL_SECONDS,
+    # Above the first probe's own wait, so a slow first start is not cut off as a failed probe.
+    timeout=FIRST_PROBE_WAIT_SECONDS + STEADY_PROBE_SECONDS,
     retries=3,
     start_period=60,
 )

@@ -23,6 +23,7 @@ from components.docker_common import (
     local_image,
     secret_env,
     service_container,
+    shell_poll,
     waiting_probe,
 )
 from components.naming import Naming
@@ -53,9 +54,8 @@ def healthcheck() -> Healthcheck:
     check = f'pg_isready -h 127.0.0.1 -p {PORT} -U "$POSTGRES_USER" -d "$POSTGRES_DB"'
     return Healthcheck(
         test=waiting_probe(
-            f"{check} >/dev/null",
+            shell_poll(f"{check} >/dev/null", FIRST_PROBE_WAIT_SECONDS),
             marker=READY_MARKER,
-            wait_seconds=FIRST_PROBE_WAIT_SECONDS,
             later=f"sleep {STEADY_PROBE_SECONDS - PROBE_INTERVAL_SECONDS}; {check}",
             first=check,
         ),

@@ -80,22 +80,23 @@ class Healthcheck:
         )
 
 
-def waiting_probe(ready: str, *, marker: str, wait_seconds: int, later: str, first: str = "true") -> tuple[str, str]:
-    """A `CMD-SHELL` healthcheck whose first probe waits for `ready` inside the container.
+def shell_poll(ready: str, wait_seconds: float) -> str:
+    """Shell that runs `ready` every PROBE_POLL_SECONDS until it succeeds, failing after `wait_seconds`."""
+    polls = round(wait_seconds / PROBE_POLL_SECONDS)
+    return f'n=0; until {ready}; do n=$((n + 1)); [ "$n" -gt {polls} ] && exit 1; sleep {PROBE_POLL_SECONDS}; done'
+
+
+def waiting_probe(wait: str, *, marker: str, later: str, first: str = "true") -> tuple[str, str]:
+    """A `CMD-SHELL` healthcheck whose first probe waits inside the container until the service is ready.
 
     dockerd 20.10 has no start interval: the first probe runs one `interval` after start, and each next
-    one an interval after the previous ended, every probe an exec. Polling `ready` inside the first probe
-    (every PROBE_POLL_SECONDS, at most `wait_seconds`) reports healthy as soon as the service is, without
-    a short interval for the container's whole life. Once it has, `marker` exists and every later probe
-    runs `later` instead (the steady check, or an idle wait). `first` runs after the first success.
+    one an interval after the previous ended, every probe an exec (65 ms of engine CPU each, see
+    `benchmarks/probes.py`). A first probe that waits (`wait`: a command that returns once the service is
+    ready, non-zero when it gives up, e.g. `shell_poll`) reports healthy as soon as the service is,
+    without a short interval for the container's whole life. Once it has, `marker` exists and every later
+    probe runs `later` instead (a sleep, then the steady check). `first` runs after the first success.
     """
-    polls = round(wait_seconds / PROBE_POLL_SECONDS)
-    return (
-        "CMD-SHELL",
-        f"if [ -f {marker} ]; then {later}; exit; fi; "
-        f'n=0; until {ready}; do n=$((n + 1)); [ "$n" -gt {polls} ] && exit 1; sleep {PROBE_POLL_SECONDS}; done; '
-        f"touch {marker}; {first}",
-    )
+    return ("CMD-SHELL", f"if [ -f {marker} ]; then {later}; exit; fi; {wait} || exit 1; touch {marker}; {first}")
 
 
 def published_ports(internal: int, external: int, bind_address: str) -> list[docker.ContainerPortArgs]:

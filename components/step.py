@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_common import Healthcheck, secret_env, service_container, waiting_probe
+from components.docker_common import Healthcheck, secret_env, service_container, shell_poll, waiting_probe
 from components.naming import Naming
 
 DONE_MARKER = "/tmp/argusai-step.done"  # noqa: S108 - inside the step's own container
@@ -49,9 +49,8 @@ WRAPPER = (
 PROBE_IDLE_SECONDS = 300
 PROBE_WAIT_SECONDS = 60
 PROBE = waiting_probe(
-    f'[ -f "${{STEP_DONE:-{DONE_MARKER}}}" ]',
+    shell_poll(f'[ -f "${{STEP_DONE:-{DONE_MARKER}}}" ]', PROBE_WAIT_SECONDS),
     marker=f'"${{STEP_DONE:-{DONE_MARKER}}}.reported"',
-    wait_seconds=PROBE_WAIT_SECONDS,
     later=f"sleep {PROBE_IDLE_SECONDS}",
 )
 HEALTHCHECK = Healthcheck(

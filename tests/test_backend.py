@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 from cryptography.fernet import Fernet
 
-from components.backend import DATA_PATH, Backend, BackendArgs
+from components.backend import (
+    DATA_PATH,
+    HEALTHCHECK,
+    PORT,
+    PROBE_INTERVAL_SECONDS,
+    READY_MARKER,
+    STEADY_PROBE_SECONDS,
+    Backend,
+    BackendArgs,
+)
 from components.modes import SQLITE_URL
 from components.naming import Naming
 from testkit.harness import Deployment, run_components, run_program
+from testkit.net import LOOPBACK, free_port
+
+PROBE_TIMEOUT_SECONDS = 30
+# Long enough for sh and Python to start and poll a few times on a loaded machine.
+PROBE_SETTLE_SECONDS = 2.0
 
 
 def test_component_with_args_passed_in() -> None:
@@ -98,3 +123,65 @@ def test_cors_origins_default_to_the_published_urls() -> None:
     assert env["CORS_ORIGINS"] == "http://localhost:3300,http://localhost:8300"
     env = run_program("it", {"corsOrigins": "https://argus.example.lan"}).container("backend").env()
     assert env["CORS_ORIGINS"] == "https://argus.example.lan"
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the handler's API
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextmanager
+def _serving(port: int) -> Iterator[None]:
+    server = http.server.HTTPServer((LOOPBACK, port), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_healthcheck_waits_for_health_then_checks_at_a_steady_rate(tmp_path: Path) -> None:
+    """The probe, run by a real sh and Python: the first waits for /health 200, later ones check once."""
+    if shutil.which("sh") is None:
+        pytest.skip("no sh on this machine")
+    port = free_port()
+    marker = tmp_path / "reported"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)  # the image's `python`
+    probe = (
+        HEALTHCHECK.test[1]
+        .replace(f"127.0.0.1:{PORT}", f"{LOOPBACK}:{port}")
+        .replace(READY_MARKER, str(marker))
+        # The steady probe's sleep, cut short so the check after it can be seen.
+        .replace(f"sleep {STEADY_PROBE_SECONDS - PROBE_INTERVAL_SECONDS}", "sleep 0")
+    )
+    assert probe != HEALTHCHECK.test[1]
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+    def run() -> subprocess.Popen[str]:
+        return subprocess.Popen(["sh", "-c", probe], env=env, text=True)  # noqa: S603, S607
+
+    first = run()
+    try:
+        time.sleep(PROBE_SETTLE_SECONDS)
+        assert first.poll() is None, "the first probe waits while the backend starts"
+        with _serving(port):
+            assert first.wait(timeout=PROBE_TIMEOUT_SECONDS) == 0
+            assert marker.exists()
+            later = run()
+            assert later.wait(timeout=PROBE_TIMEOUT_SECONDS) == 0
+        # Reported once: a later probe checks once and fails at once when /health does not answer.
+        started = time.monotonic()
+        down = run()
+        assert down.wait(timeout=PROBE_TIMEOUT_SECONDS) == 1
+        assert time.monotonic() - started < PROBE_TIMEOUT_SECONDS / 2
+    finally:
+        if first.poll() is None:
+            first.kill()

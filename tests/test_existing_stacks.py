@@ -24,7 +24,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #   stamped at its revision);
 # - the backend's environment now names the PostgreSQL driver in DATABASE_URL (`postgresql+psycopg://`)
 #   with a pool sized for one backend and, when `corsOrigins` is unset, the published URLs in
-#   CORS_ORIGINS, so the backend container is replaced once;
+#   CORS_ORIGINS, and its healthcheck waits for /health in its first probe and then checks every 15 s,
+#   so the backend container is replaced once;
 # - the backup container's script gained the one-shot mode the gate's backup step uses (and removes a
 #   failed copy), so it is replaced once; it takes no backup at restart when a recent one exists;
 # - PostgreSQL's healthcheck now waits for the server inside its first probe (healthy within 0.2 s of
@@ -36,7 +37,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GATE_AND_ENV = [
     "create schema-backup-container",
     "create schema-gate-container",
-    "replace backend-container (envs)",
+    "replace backend-container (envs, healthcheck)",
 ]
 POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
 POSTGRES_CHANGES = [POSTGRES_HEALTHCHECK, *GATE_AND_ENV, "replace backup-container (entrypoints)"]
