@@ -19,16 +19,17 @@ import pulumi_docker as docker
 
 from components.docker_common import (
     PROBE_POLL_SECONDS,
-    Healthcheck,
     data_volume,
     local_image,
     published_ports,
     secret_env,
     service_container,
-    waiting_probe,
+    waiting_healthcheck,
 )
 from components.naming import Naming
 
+#: Declares what must succeed before a backend image serves, given its image id and the data volume.
+GateFactory = Callable[[pulumi.Input[str], docker.Volume], Sequence[pulumi.Resource]]
 ALIAS = "backend"
 PORT = 8000
 DATA_PATH = "/app/data"
@@ -58,19 +59,16 @@ PROBE_WAIT = (
     + f"    time.sleep({PROBE_POLL_SECONDS})\n"
 )
 READY_MARKER = "/tmp/argusai-healthy.reported"  # noqa: S108 - inside the backend's container
-PROBE_INTERVAL_SECONDS = 0.5
 # The steady rate: each probe starts a Python process (plus the engine's exec), so not every few seconds.
 STEADY_PROBE_SECONDS = 15
 # The first probe, half a second after start, polls /health in one Python process until it answers (the
 # release takes 15-20 s to import): healthy within 0.2 s of serving. Later probes sleep first, one check
 # every STEADY_PROBE_SECONDS; three failures in a row (45 s) make it unhealthy.
-HEALTHCHECK = Healthcheck(
-    test=waiting_probe(
-        f'python -c "{PROBE_WAIT}"',
-        marker=READY_MARKER,
-        later=f'sleep {STEADY_PROBE_SECONDS - PROBE_INTERVAL_SECONDS}; python -c "{PROBE_CHECK}"',
-    ),
-    interval=PROBE_INTERVAL_SECONDS,
+HEALTHCHECK = waiting_healthcheck(
+    f'python -c "{PROBE_WAIT}"',
+    marker=READY_MARKER,
+    check=f'python -c "{PROBE_CHECK}"',
+    steady_seconds=STEADY_PROBE_SECONDS,
     # Above the first probe's own wait, so a slow first start is not cut off as a failed probe.
     timeout=FIRST_PROBE_WAIT_SECONDS + STEADY_PROBE_SECONDS,
     retries=3,
@@ -102,7 +100,7 @@ class BackendArgs:
     """The internal database network, in PostgreSQL mode."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must be ready first (the PostgreSQL container)."""
-    gate: Callable[[pulumi.Input[str], docker.Volume], Sequence[pulumi.Resource]] | None = None
+    gate: GateFactory | None = None
     """Declares what must succeed before this image serves (the schema gate), given the image id and the
     data volume; the container depends on what it returns."""
 

@@ -24,7 +24,7 @@ from components.docker_common import (
     secret_env,
     service_container,
     shell_poll,
-    waiting_probe,
+    waiting_healthcheck,
 )
 from components.naming import Naming
 
@@ -37,7 +37,6 @@ STOP_SIGNAL = "SIGINT"
 STOP_GRACE_SECONDS = 30
 WAIT_TIMEOUT_SECONDS = 120
 FIRST_PROBE_WAIT_SECONDS = 60
-PROBE_INTERVAL_SECONDS = 0.5
 STEADY_PROBE_SECONDS = 2
 READY_MARKER = "/tmp/argusai-ready.reported"  # noqa: S108 - inside the PostgreSQL container
 
@@ -52,14 +51,12 @@ def healthcheck() -> Healthcheck:
     every STEADY_PROBE_SECONDS.
     """
     check = f'pg_isready -h 127.0.0.1 -p {PORT} -U "$POSTGRES_USER" -d "$POSTGRES_DB"'
-    return Healthcheck(
-        test=waiting_probe(
-            shell_poll(f"{check} >/dev/null", FIRST_PROBE_WAIT_SECONDS),
-            marker=READY_MARKER,
-            later=f"sleep {STEADY_PROBE_SECONDS - PROBE_INTERVAL_SECONDS}; {check}",
-            first=check,
-        ),
-        interval=PROBE_INTERVAL_SECONDS,
+    return waiting_healthcheck(
+        shell_poll(f"{check} >/dev/null", FIRST_PROBE_WAIT_SECONDS),
+        marker=READY_MARKER,
+        check=check,
+        first=check,
+        steady_seconds=STEADY_PROBE_SECONDS,
         # Above the first probe's own wait, so a slow first start is not cut off as a failed probe.
         timeout=FIRST_PROBE_WAIT_SECONDS + 5,
         retries=5,

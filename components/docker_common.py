@@ -29,6 +29,9 @@ _SECONDS_PER_MINUTE = 60
 _MILLIS_PER_SECOND = 1000
 # How often a waiting first probe checks readiness inside the container (no exec per check).
 PROBE_POLL_SECONDS = 0.2
+# When a waiting healthcheck's first probe starts: a service ready within a second is reported before the
+# provider's second inspect of `wait`, one second after the start.
+FIRST_PROBE_DELAY_SECONDS = 0.5
 _SECONDS_PER_HOUR = 3600
 # `name:tag` or `name` (no digest): the part before the tag, and the tag.
 _TAG = re.compile(r"^(?P<repository>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
@@ -86,17 +89,36 @@ def shell_poll(ready: str, wait_seconds: float) -> str:
     return f'n=0; until {ready}; do n=$((n + 1)); [ "$n" -gt {polls} ] && exit 1; sleep {PROBE_POLL_SECONDS}; done'
 
 
-def waiting_probe(wait: str, *, marker: str, later: str, first: str = "true") -> tuple[str, str]:
+def waiting_healthcheck(
+    wait: str,
+    *,
+    marker: str,
+    check: str,
+    steady_seconds: float,
+    timeout: float,
+    retries: int,
+    start_period: float,
+    first: str = "true",
+) -> Healthcheck:
     """A `CMD-SHELL` healthcheck whose first probe waits inside the container until the service is ready.
 
     dockerd 20.10 has no start interval: the first probe runs one `interval` after start, and each next
     one an interval after the previous ended, every probe an exec (65 ms of engine CPU each, see
-    `benchmarks/probes.py`). A first probe that waits (`wait`: a command that returns once the service is
-    ready, non-zero when it gives up, e.g. `shell_poll`) reports healthy as soon as the service is,
-    without a short interval for the container's whole life. Once it has, `marker` exists and every later
-    probe runs `later` instead (a sleep, then the steady check). `first` runs after the first success.
+    `benchmarks/probes.py`). Here the first probe starts FIRST_PROBE_DELAY_SECONDS after the container and
+    runs `wait` (a command that returns once the service is ready, non-zero when it gives up, e.g.
+    `shell_poll`), so it reports healthy as soon as the service is, without a short interval for the
+    container's whole life; then `first` runs. Once it has, `marker` exists and every later probe sleeps
+    first and then runs `check`: one check every `steady_seconds`. `timeout` must exceed both the wait
+    and a later probe's sleep plus check (a probe past its timeout counts as failed).
     """
-    return ("CMD-SHELL", f"if [ -f {marker} ]; then {later}; exit; fi; {wait} || exit 1; touch {marker}; {first}")
+    later = f"sleep {steady_seconds - FIRST_PROBE_DELAY_SECONDS:g}; {check}"
+    return Healthcheck(
+        test=("CMD-SHELL", f"if [ -f {marker} ]; then {later}; exit; fi; {wait} || exit 1; touch {marker}; {first}"),
+        interval=FIRST_PROBE_DELAY_SECONDS,
+        timeout=timeout,
+        retries=retries,
+        start_period=start_period,
+    )
 
 
 def published_ports(internal: int, external: int, bind_address: str) -> list[docker.ContainerPortArgs]:

@@ -22,14 +22,14 @@ volume), so leaving PostgreSQL never deletes its data and coming back finds it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 
 import pulumi
 import pulumi_docker as docker
 
 from components import backend, database
-from components.backend import Backend
+from components.backend import Backend, GateFactory
 from components.backup import BACKUP_PATH, BackupPlan
 from components.database import Postgres, PostgresArgs
 from components.naming import Naming
@@ -48,7 +48,6 @@ GATE_LOG_DIR = f"{backend.DATA_PATH}/schema-gate"
 BACKUP_LOG_DIR = f"{BACKUP_PATH}/steps"
 # The backup scripts' one-shot mode: one file named pre-upgrade-<UTC time>, never pruned by backupKeep.
 PRE_UPGRADE_ENV = ("BACKUP_ONCE=1", "BACKUP_PREFIX=pre-upgrade")
-GateFactory = Callable[[pulumi.Input[str], docker.Volume], Sequence[pulumi.Resource]]
 SQLITE_URL = f"sqlite:///{SQLITE_FILE}"
 ROOT_USER = "0"
 # One backend process per stack: a pool of 5 plus 5 overflow stays far below PostgreSQL's 100 connections

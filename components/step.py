@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_common import Healthcheck, secret_env, service_container, shell_poll, waiting_probe
+from components.docker_common import (
+    FIRST_PROBE_DELAY_SECONDS,
+    secret_env,
+    service_container,
+    shell_poll,
+    waiting_healthcheck,
+)
 from components.naming import Naming
 
 DONE_MARKER = "/tmp/argusai-step.done"  # noqa: S108 - inside the step's own container
@@ -48,17 +54,13 @@ WRAPPER = (
 # healthy, so a long step just keeps it waiting until the step's timeout.
 PROBE_IDLE_SECONDS = 300
 PROBE_WAIT_SECONDS = 60
-PROBE = waiting_probe(
+HEALTHCHECK = waiting_healthcheck(
     shell_poll(f'[ -f "${{STEP_DONE:-{DONE_MARKER}}}" ]', PROBE_WAIT_SECONDS),
     marker=f'"${{STEP_DONE:-{DONE_MARKER}}}.reported"',
-    later=f"sleep {PROBE_IDLE_SECONDS}",
-)
-HEALTHCHECK = Healthcheck(
-    test=PROBE,
-    # The first probe starts half a second after the step (and then waits for it): a step done in under a
-    # second is reported before the provider's second inspect, one second after the start.
-    interval=0.5,
-    # Longer than either kind of probe: a probe past its timeout counts as failed.
+    check="true",
+    # Each later probe idles PROBE_IDLE_SECONDS (after the half-second interval) before confirming.
+    steady_seconds=PROBE_IDLE_SECONDS + FIRST_PROBE_DELAY_SECONDS,
+    # Longer than either kind of probe.
     timeout=PROBE_IDLE_SECONDS + PROBE_WAIT_SECONDS,
     retries=1,
     start_period=0,

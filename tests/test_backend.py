@@ -19,12 +19,12 @@ from components.backend import (
     DATA_PATH,
     HEALTHCHECK,
     PORT,
-    PROBE_INTERVAL_SECONDS,
     READY_MARKER,
     STEADY_PROBE_SECONDS,
     Backend,
     BackendArgs,
 )
+from components.docker_common import FIRST_PROBE_DELAY_SECONDS
 from components.modes import SQLITE_URL
 from components.naming import Naming
 from testkit.harness import Deployment, run_components, run_program
@@ -160,7 +160,7 @@ def test_healthcheck_waits_for_health_then_checks_at_a_steady_rate(tmp_path: Pat
         .replace(f"127.0.0.1:{PORT}", f"{LOOPBACK}:{port}")
         .replace(READY_MARKER, str(marker))
         # The steady probe's sleep, cut short so the check after it can be seen.
-        .replace(f"sleep {STEADY_PROBE_SECONDS - PROBE_INTERVAL_SECONDS}", "sleep 0")
+        .replace(f"sleep {STEADY_PROBE_SECONDS - FIRST_PROBE_DELAY_SECONDS:g}", "sleep 0")
     )
     assert probe != HEALTHCHECK.test[1]
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}

@@ -12,7 +12,7 @@ import pulumi_docker as docker
 import pytest
 
 from components.naming import Naming
-from components.step import PROBE, PROBE_IDLE_SECONDS, WRAPPER, Step, StepArgs
+from components.step import HEALTHCHECK, PROBE_IDLE_SECONDS, WRAPPER, Step, StepArgs
 from testkit.harness import CONTAINER, run_components
 
 # Generous: the wrapper is a few shell commands, but a loaded 2-core machine may be slow to run them.
@@ -47,7 +47,7 @@ def test_declares_a_container_that_fails_fast_and_is_retried() -> None:
     assert reg.plain("rm") is True
     assert reg.plain("restart") == "no"
     assert reg.plain("wait") is True
-    assert reg.plain("healthcheck")["tests"] == list(PROBE)
+    assert reg.plain("healthcheck")["tests"] == list(HEALTHCHECK.test)
     assert reg.plain("healthcheck")["interval"] == "500ms"
     # Longer than an idle probe: a probe past its timeout would count as a failure.
     assert reg.plain("healthcheck")["timeout"] == "6m0s"
@@ -97,7 +97,7 @@ def test_probe_reports_done_at_once_and_then_idles(tmp_path: Path) -> None:
     env = {"STEP_DONE": str(marker), "PATH": "/usr/bin:/bin"}
 
     def probe() -> subprocess.Popen[str]:
-        return subprocess.Popen(["sh", "-c", PROBE[1]], env=env, text=True, process_group=0)  # noqa: S603, S607
+        return subprocess.Popen(["sh", "-c", HEALTHCHECK.test[1]], env=env, text=True, process_group=0)  # noqa: S603, S607
 
     first = probe()
     try:
