@@ -175,12 +175,14 @@ class Applier:
             # Resources of other providers (the secret generators) exist only in the state: their outputs
             # are what the (mock) provider answered.
             for reg in deployment.registrations:
-                if reg.urn in step_of and not reg.type.startswith("docker:") and step_of[reg.urn].op != "same":
-                    record = self._record(reg, deployment.generations.get((reg.type, reg.name), 0))
-                    record.outputs = dict(reg.outputs)
-                    new.resources[reg.urn] = record
-                elif reg.urn in step_of and not reg.type.startswith("docker:"):
+                if reg.urn not in step_of or reg.type.startswith("docker:"):
+                    continue
+                if step_of[reg.urn].op == "same":
                     new.resources[reg.urn].copy_options(reg)
+                    continue
+                record = self._record(reg, deployment.generations.get((reg.type, reg.name), 0))
+                record.outputs = dict(reg.outputs)
+                new.resources[reg.urn] = record
             for reg in order:
                 self._step(step_of[reg.urn], reg, new)
             for step in steps.ops("delete", "forget"):
