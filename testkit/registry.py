@@ -39,6 +39,7 @@ from typing import IO, Any
 import docker
 import docker.errors
 
+from testkit.images.derive import remove_derived
 from testkit.net import free_port
 
 #: The Distribution registry binary of Debian's ``docker-registry`` package.
@@ -253,11 +254,7 @@ class LoopbackRegistry:
     def forget(self, client: docker.DockerClient, *derived: str) -> None:
         """Untag every reference to this registry (never a test image by id), then delete derived images."""
         self.remove_local_references(client)
-        for image in filter(None, derived):
-            try:
-                client.images.remove(image, force=True)
-            except docker.errors.ImageNotFound:
-                pass
+        remove_derived(client, [image for image in derived if image])
 
     def _split(self, reference: str) -> tuple[str, str]:
         """``(repository, tag or digest)`` of a reference to this registry, with or without its host."""
