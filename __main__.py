@@ -29,9 +29,8 @@ secrets = AppSecrets(
 )
 networks = Networks("network", NetworksArgs(naming=naming, database_network=Database.uses_database_network))
 
-# 3. Database: whatever the mode needs (its data volume in every mode); the backups volume, which the
-#    schema gate writes its pre-upgrade backup into.
-database = Database.declare(settings, secrets, networks)
+# 3. Backups volume (steps write their logs and pre-upgrade backups there), then the database: whatever the
+#    mode needs (the PostgreSQL data volume in every mode).
 backups = Backup(
     "backup",
     BackupArgs(
@@ -42,6 +41,7 @@ backups = Backup(
         protect_data=settings.protect_data,
     ),
 )
+database = Database.declare(settings, secrets, networks, backups.volume)
 
 # 4. Application.
 api = Backend(
@@ -57,6 +57,7 @@ api = Backend(
         protect_data=settings.protect_data,
         follow_registry=settings.registry_digests,
         depends_on=database.backend_depends_on,
+        files=database.files,
         gate=database.gate(backups.volume) if settings.schema_gate else None,
     ),
 )

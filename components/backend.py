@@ -100,6 +100,8 @@ class BackendArgs:
     """The internal database network, in PostgreSQL mode."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must be ready first (the PostgreSQL container)."""
+    files: Sequence[docker.ContainerUploadArgs] = field(default_factory=tuple)
+    """Files uploaded into the container before it starts (a database server's CA certificate)."""
     gate: GateFactory | None = None
     """Declares what must succeed before this image serves (the schema gate), given the image id and the
     data volume; the container depends on what it returns."""
@@ -136,6 +138,7 @@ class Backend(pulumi.ComponentResource):
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
             networks_advanced=networks,
             ports=published_ports(PORT, args.host_port, args.bind_address),
+            uploads=list(args.files) or None,
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,

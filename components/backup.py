@@ -43,6 +43,8 @@ class BackupPlan:
     """User to run as, when the image's own cannot write the backups volume (None: the image's)."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must be ready first (after the backend: the first backup holds its schema)."""
+    files: Sequence[docker.ContainerUploadArgs] = field(default_factory=tuple)
+    """Files uploaded into the container before it starts (a database server's CA certificate)."""
 
 
 @dataclass(frozen=True)
@@ -105,4 +107,5 @@ class Backup(pulumi.ComponentResource):
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=plan.network)] if plan.network else None,
             # Nothing to reach: a copy from one volume to another needs no network.
             network_mode=None if plan.network else "none",
+            uploads=list(plan.files) or None,
         )

@@ -9,14 +9,21 @@ the backend waits for, how backups are taken, and what the stack exports about i
 - `PostgresMode`: the PostgreSQL container on the internal database network; the backend joins that
   network and is created only once PostgreSQL is healthy; backups with `pg_dump` from the PostgreSQL
   image (the server's own major version), with libpq settings from the same values as the URL.
+- `ExternalMode`: a PostgreSQL server kept elsewhere (`databaseUrl`, TLS with `databaseCaCert`), reached
+  through the app network after a version check (`components/external.py`); backups with `pg_dump` from
+  `postgresImage`, which the check requires to be at least the server's major version.
+
+Both server modes share `ServerMode`, which also owns the data move from SQLite (`data-move` step).
 
 Each mode also owns its schema gate (`gate`): before a backend image serves, a pre-upgrade backup into the
 backups volume (`pre-upgrade-<UTC time>.sqlite3` / `.dump`), then `components/scripts/schema_gate.py` in
-the backend image brings the database to the release's Alembic head; both are one-shot steps
-(`components/step.py`), so a failure stops `pulumi up` with the old backend serving.
+the backend image brings the database to the release's Alembic head; then, for a server, the data move
+copies a SQLite file's rows into it once. All are one-shot steps (`components/step.py`), so a failure
+stops `pulumi up` with the old backend serving.
 
-In both modes the PostgreSQL data volume stays declared (`Postgres` without a network declares only the
-volume), so leaving PostgreSQL never deletes its data and coming back finds it.
+In every mode the PostgreSQL data volume stays declared (`Postgres` without a network declares only the
+volume), so leaving PostgreSQL never deletes its data and coming back finds it; the SQLite file stays in
+the data volume, untouched by the move.
 """
 
 from __future__ import annotations
@@ -32,15 +39,17 @@ from components import backend, database
 from components.backend import Backend, GateFactory
 from components.backup import BACKUP_PATH, BackupPlan
 from components.database import Postgres, PostgresArgs
+from components.external import ExternalPostgres, ExternalPostgresArgs
 from components.naming import Naming
 from components.network import Networks
 from components.secrets import AppSecrets
 from components.settings import Settings
-from components.step import Step, StepArgs
+from components.step import DONE_MARKER, Step, StepArgs
 
 PG_SCRIPT = resources.files("components.scripts").joinpath("pg_backup.sh").read_text()
 SQLITE_SCRIPT = resources.files("components.scripts").joinpath("sqlite_backup.py").read_text()
 GATE_SCRIPT = resources.files("components.scripts").joinpath("schema_gate.py").read_text()
+MOVE_SCRIPT = resources.files("components.scripts").joinpath("data_move.py").read_text()
 SQLITE_FILE = f"{backend.DATA_PATH}/app.db"
 # The gate's log, on the data volume (the gate runs as the backend image's user, who owns it).
 GATE_LOG_DIR = f"{backend.DATA_PATH}/schema-gate"
@@ -49,6 +58,10 @@ BACKUP_LOG_DIR = f"{BACKUP_PATH}/steps"
 # The backup scripts' one-shot mode: one file named pre-upgrade-<UTC time>, never pruned by backupKeep.
 PRE_UPGRADE_ENV = ("BACKUP_ONCE=1", "BACKUP_PREFIX=pre-upgrade")
 SQLITE_URL = f"sqlite:///{SQLITE_FILE}"
+# The data move's report, beside the steps' logs (the step's own log stays `.partial` while it holds the lock).
+MOVE_REPORT = f"{BACKUP_LOG_DIR}/data-move.report"
+# A large SQLite database moves at thousands of rows a second; an hour is far past any real one.
+MOVE_TIMEOUT_SECONDS = 3600
 ROOT_USER = "0"
 # One backend process per stack: a pool of 5 plus 5 overflow stays far below PostgreSQL's 100 connections
 # and leaves room for backups and an operator's psql; connections are checked before use (a restarted
@@ -64,8 +77,10 @@ class DatabaseMode(ABC):
 
     @classmethod
     @abstractmethod
-    def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks) -> DatabaseMode:
-        """Declare what this mode's database needs; return the mode."""
+    def declare(
+        cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume
+    ) -> DatabaseMode:
+        """Declare what this mode's database needs (logs may go to `backups`); return the mode."""
 
     def __init__(self, postgres: Postgres, naming: Naming, secrets: AppSecrets) -> None:
         """Keep the PostgreSQL component (its data volume exists in every mode)."""
@@ -100,14 +115,26 @@ class DatabaseMode(ABC):
                 log_dir=BACKUP_LOG_DIR,
                 env=env,
                 networks=self._networks,
+                files=self.files,
                 depends_on=depends_on,
             ),
         )
 
     @property
     def _networks(self) -> list[pulumi.Input[str]]:
-        network = self.backend_network
-        return [network] if network is not None else []
+        """The networks the steps that connect to the database join (none for a file)."""
+        return []
+
+    @property
+    def files(self) -> list[docker.ContainerUploadArgs]:
+        """Files every container that connects to the database needs (none for a file)."""
+        return []
+
+    def _after_gate(
+        self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume, gate: Step
+    ) -> list[pulumi.Resource]:
+        """What else must succeed after the gate before the backend serves; the backend depends on it."""
+        return [gate.container]
 
     def gate(self, backups: docker.Volume) -> GateFactory:
         """The schema gate for a backend image: a backup first, then the database to the release's head.
@@ -135,10 +162,11 @@ class DatabaseMode(ABC):
                         f"SCHEMA_GATE={GATE_SCRIPT}",
                     ],
                     networks=self._networks,
+                    files=self.files,
                     depends_on=[backup.container, *self.backend_depends_on],
                 ),
             )
-            return [gate.container]
+            return self._after_gate(image_id, data, backups, gate)
 
         return declare
 
@@ -175,7 +203,7 @@ class SqliteMode(DatabaseMode):
     """SQLite: a file in the backend's data volume."""
 
     @classmethod
-    def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks) -> SqliteMode:
+    def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume) -> SqliteMode:
         """Only the PostgreSQL data volume (kept from, or for, PostgreSQL mode)."""
         return cls(_postgres(settings, secrets, None), settings.naming, secrets)
 
@@ -211,48 +239,43 @@ class SqliteMode(DatabaseMode):
         )
 
 
-class PostgresMode(DatabaseMode):
-    """PostgreSQL: a server container on the internal database network."""
+class ServerMode(DatabaseMode):
+    """A PostgreSQL server, the stack's own or one kept elsewhere: what both answer alike.
 
-    uses_database_network = True
+    `pg_dump` backups from an image of the server's tools with libpq settings from the same values as the
+    URL; a pool sized for one backend; and the data move: on the way from SQLite, after the schema gate
+    made the server's schema, `components/scripts/data_move.py` copies the SQLite file's rows before the
+    backend starts on the server (nothing to copy on a stack that never had SQLite data).
+    """
 
-    @classmethod
-    def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks) -> PostgresMode:
-        """The server, on the database network."""
-        if networks.db is None:
-            raise ValueError("PostgreSQL mode needs the database network")
-        return cls(_postgres(settings, secrets, networks.db), networks.db, settings, secrets)
-
-    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
-        """`pg_dump` from the server's image; the backend image id in its inputs reruns it per image."""
-        return self._backup_step(
-            self.image.image_id,
-            PG_SCRIPT,
-            [docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH)],
-            [*self._libpq_env, *PRE_UPGRADE_ENV, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
-            depends_on=[self.container],
-        )
-
-    def __init__(self, postgres: Postgres, network: docker.Network, settings: Settings, secrets: AppSecrets) -> None:
-        """Wrap the running server; libpq settings come from the same values as its URL."""
+    def __init__(
+        self,
+        postgres: Postgres,
+        settings: Settings,
+        secrets: AppSecrets,
+        *,
+        tools_image_id: pulumi.Input[str],
+        libpq_env: Sequence[pulumi.Input[str]],
+        network: pulumi.Input[str],
+        ready: Sequence[pulumi.Resource],
+        files: Sequence[docker.ContainerUploadArgs] = (),
+    ) -> None:
+        """Keep how the server is reached: `ready` must succeed before anything connects to it."""
         super().__init__(postgres, settings.naming, secrets)
-        if postgres.container is None or postgres.image is None:
-            raise ValueError("PostgresMode needs the PostgreSQL server declared")
-        self.container = postgres.container
-        self.image = postgres.image
-        self.network = network
-        self._libpq_env: list[pulumi.Input[str]] = [
-            f"PGHOST={database.ALIAS}",
-            f"PGPORT={database.PORT}",
-            f"PGUSER={settings.postgres_user}",
-            f"PGDATABASE={settings.postgres_db}",
-            pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),
-        ]
+        self._tools_image_id = tools_image_id
+        self._libpq_env = list(libpq_env)
+        self._network = network
+        self._ready = list(ready)
+        self._files = list(files)
 
     @property
-    def url(self) -> pulumi.Output[str]:
-        """The server's URL, password percent-encoded (secret)."""
-        return self.postgres.url
+    def _networks(self) -> list[pulumi.Input[str]]:
+        return [self._network]
+
+    @property
+    def files(self) -> list[docker.ContainerUploadArgs]:
+        """Files every container that connects needs (the server's CA certificate, if any)."""
+        return self._files
 
     @property
     def backend_env(self) -> list[pulumi.Input[str]]:
@@ -260,24 +283,168 @@ class PostgresMode(DatabaseMode):
         return [*super().backend_env, *POSTGRES_POOL_ENV]
 
     @property
+    def backend_depends_on(self) -> list[pulumi.Resource]:
+        """What shows the server answers (the backend starts only then)."""
+        return self._ready
+
+    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
+        """`pg_dump` from the tools image; the backend image id in its inputs reruns it per image."""
+        return self._backup_step(
+            self._tools_image_id,
+            PG_SCRIPT,
+            [docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH)],
+            [*self._libpq_env, *PRE_UPGRADE_ENV, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
+            depends_on=self._ready,
+        )
+
+    def _after_gate(
+        self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume, gate: Step
+    ) -> list[pulumi.Resource]:
+        """The data move from the SQLite file, between the gate and the backend (see the module docstring)."""
+        move = Step(
+            "data-move",
+            StepArgs(
+                naming=self.naming,
+                role="data-move",
+                image=image_id,
+                # Root: the backups volume (its pre-move copy) is root's; the SQLite file is only read.
+                user=ROOT_USER,
+                script='python -c "$DATA_MOVE"',
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
+                    docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
+                ],
+                log_dir=BACKUP_LOG_DIR,
+                env=[
+                    *self.backend_env,
+                    *self.secrets.app_env,
+                    f"MOVE_SOURCE_URL={SQLITE_URL}",
+                    f"MOVE_BACKUP_DIR={BACKUP_PATH}",
+                    f"MOVE_REPORT={MOVE_REPORT}",
+                    # Done once copied, then the SQLite write lock is held for as long as the step exists,
+                    # so the old backend's writes fail instead of landing after the copy until it stops.
+                    f"STEP_DONE={DONE_MARKER}",
+                    "MOVE_HOLD=1",
+                    f"DATA_MOVE={MOVE_SCRIPT}",
+                ],
+                networks=self._networks,
+                files=self._files,
+                timeout_seconds=MOVE_TIMEOUT_SECONDS,
+                depends_on=[gate.container],
+            ),
+        )
+        return [move.container]
+
+    def backup_plan(self, api: Backend) -> BackupPlan:
+        """`pg_dump` from the tools image on the server's network, after the backend made the schema."""
+        return BackupPlan(
+            image_id=self._tools_image_id,
+            entrypoints=["sh", "-c", PG_SCRIPT],
+            env=self._libpq_env,
+            network=self._network,
+            files=self._files,
+            depends_on=[*self._ready, api.container],
+        )
+
+
+class PostgresMode(ServerMode):
+    """PostgreSQL: a server container on the internal database network."""
+
+    uses_database_network = True
+
+    @classmethod
+    def declare(
+        cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume
+    ) -> PostgresMode:
+        """The server, on the database network."""
+        if networks.db is None:
+            raise ValueError("PostgreSQL mode needs the database network")
+        return cls(_postgres(settings, secrets, networks.db), networks.db, settings, secrets)
+
+    def __init__(self, postgres: Postgres, network: docker.Network, settings: Settings, secrets: AppSecrets) -> None:
+        """Wrap the running server; libpq settings come from the same values as its URL."""
+        if postgres.container is None or postgres.image is None:
+            raise ValueError("PostgresMode needs the PostgreSQL server declared")
+        super().__init__(
+            postgres,
+            settings,
+            secrets,
+            # The server's own image: its pg_dump always matches the server.
+            tools_image_id=postgres.image.image_id,
+            libpq_env=[
+                f"PGHOST={database.ALIAS}",
+                f"PGPORT={database.PORT}",
+                f"PGUSER={settings.postgres_user}",
+                f"PGDATABASE={settings.postgres_db}",
+                pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),
+            ],
+            network=network.name,
+            # Created with `wait`: ready once it answers.
+            ready=[postgres.container],
+        )
+        self.network = network
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        """The server's URL, password percent-encoded (secret)."""
+        return self.postgres.url
+
+    @property
     def backend_network(self) -> pulumi.Input[str]:
         """The internal database network."""
         return self.network.name
 
-    @property
-    def backend_depends_on(self) -> list[pulumi.Resource]:
-        """The server, created with `wait`: the backend starts only once it answers."""
-        return [self.container]
 
-    def backup_plan(self, api: Backend) -> BackupPlan:
-        """`pg_dump` from the PostgreSQL image on the database network, after the backend made the schema."""
-        return BackupPlan(
-            image_id=self.image.image_id,
-            entrypoints=["sh", "-c", PG_SCRIPT],
-            env=self._libpq_env,
-            network=self.network.name,
-            depends_on=[self.container, api.container],
+class ExternalMode(ServerMode):
+    """A PostgreSQL server kept elsewhere (`databaseUrl`), reached through the app network."""
+
+    @classmethod
+    def declare(
+        cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume
+    ) -> ExternalMode:
+        """The client image and version check; of the stack's own PostgreSQL only its data volume (kept)."""
+        server = settings.external_database
+        if server is None:
+            raise ValueError("external mode needs argusai:databaseUrl")
+        client = ExternalPostgres(
+            "external",
+            ExternalPostgresArgs(
+                naming=settings.naming,
+                server=server,
+                driver=settings.postgres_driver,
+                client_image=settings.postgres_image,
+                network_name=networks.app.name,
+                backups_volume=backups.name,
+                follow_registry=settings.registry_digests,
+            ),
         )
+        return cls(_postgres(settings, secrets, None), client, settings, secrets, networks.app)
+
+    def __init__(
+        self,
+        postgres: Postgres,
+        client: ExternalPostgres,
+        settings: Settings,
+        secrets: AppSecrets,
+        app_network: docker.Network,
+    ) -> None:
+        """Reach the server through the app network, after the version check."""
+        super().__init__(
+            postgres,
+            settings,
+            secrets,
+            tools_image_id=client.image.image_id,
+            libpq_env=client.libpq_env,
+            network=app_network.name,
+            ready=[client.check],
+            files=client.files,
+        )
+        self.client = client
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        """The server's URL with the driver named and the CA by path (secret)."""
+        return self.client.url
 
 
 def _postgres(settings: Settings, secrets: AppSecrets, network: docker.Network | None) -> Postgres:
@@ -298,6 +465,9 @@ def _postgres(settings: Settings, secrets: AppSecrets, network: docker.Network |
     )
 
 
+MODES: dict[str, type[DatabaseMode]] = {"sqlite": SqliteMode, "postgres": PostgresMode, "external": ExternalMode}
+
+
 def database_mode(settings: Settings) -> type[DatabaseMode]:
     """The one place the database mode is decided."""
-    return PostgresMode if settings.postgres else SqliteMode
+    return MODES[settings.database]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import pulumi
 import yaml
@@ -26,7 +27,16 @@ from components.naming import Naming
 
 NAMESPACE = "argusai"
 
-DATABASES = ("sqlite", "postgres")
+DATABASES = ("sqlite", "postgres", "external")
+#: The database modes whose data lives in a PostgreSQL server (the stack's own, or one kept elsewhere).
+SERVER_DATABASES = ("postgres", "external")
+#: libpq's sslmode values.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+#: sslmode values that check the server's certificate against databaseCaCert.
+VERIFYING_SSL_MODES = ("verify-ca", "verify-full")
+#: libpq URL parameters an external databaseUrl may carry (sslrootcert comes from databaseCaCert).
+URL_PARAMETERS = ("sslmode", "connect_timeout", "application_name")
+URL_SCHEMES = ("postgresql", "postgres")
 POSTGRES_DRIVERS = ("psycopg", "psycopg2")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SAME_SITE = ("lax", "strict", "none")
@@ -101,6 +111,31 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ExternalDatabase:
+    """A PostgreSQL server kept elsewhere, parsed from `databaseUrl` (the password stays an Output)."""
+
+    host: str
+    """Host name or address (IPv6 without brackets)."""
+    port: int
+    """TCP port."""
+    user: str
+    """Role to connect as."""
+    db: str
+    """Database name."""
+    password: pulumi.Output[str]
+    """The role's password (secret)."""
+    parameters: tuple[tuple[str, str], ...]
+    """libpq URL parameters (sslmode, connect_timeout, application_name), in the order given."""
+    ca_cert: str | None
+    """PEM of the CA that signed the server's certificate (`databaseCaCert`), or None."""
+
+    @property
+    def sslmode(self) -> str | None:
+        """The URL's sslmode, None when libpq's default (prefer) applies."""
+        return dict(self.parameters).get("sslmode")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated, typed view of one stack's configuration."""
 
@@ -110,8 +145,9 @@ class Settings:
     """Pulumi stack name."""
     naming: Naming
     """Physical-name helper built from `namePrefix` and the stack."""
-    database: Literal["sqlite", "postgres"]
-    """`sqlite` (data volume only) or `postgres` (adds a PostgreSQL container)."""
+    database: Literal["sqlite", "postgres", "external"]
+    """`sqlite` (data volume only), `postgres` (adds a PostgreSQL container) or `external` (a server kept
+    elsewhere, named by `databaseUrl`)."""
     backend_image: str
     """Backend image reference."""
     backend_port: int
@@ -162,11 +198,8 @@ class Settings:
     """Resolve image tags to the registry's current digest at every run (a new push is deployed)."""
     schema_gate: bool
     """Back up and bring the database to the release's Alembic head before a new backend image serves."""
-
-    @property
-    def postgres(self) -> bool:
-        """Whether this stack runs PostgreSQL."""
-        return self.database == "postgres"
+    external_database: ExternalDatabase | None
+    """The server of `database: external` (None in the other modes)."""
 
 
 class _Reader:
@@ -314,6 +347,114 @@ def _origins(reader: _Reader) -> str:
     return value
 
 
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")
+_DER_SEQUENCE = 0x30
+_DEFAULT_PG_PORT = 5432
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password replaced by `***`, for messages (a value that does not parse: `<unparsable>`)."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+    except ValueError:
+        return "<unparsable>"
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def _ca_certificate(reader: _Reader) -> str | None:
+    """`databaseCaCert`: one or more PEM certificates (the CA chain), nothing else; None when unset."""
+    value = (reader.raw("databaseCaCert") or "").strip()
+    if not value:
+        return None
+    if "PRIVATE KEY" in value:
+        raise ConfigError("databaseCaCert", "holds a private key; give only the CA's certificate (PEM)")
+    blocks = _PEM_CERTIFICATE.findall(value)
+    rest = _PEM_CERTIFICATE.sub("", value).strip()
+    _check("databaseCaCert", bool(blocks) and not rest, "must be PEM certificates (-----BEGIN CERTIFICATE-----)")
+    for block in blocks:
+        try:
+            der = base64.b64decode("".join(block.split()), validate=True)
+        except (binascii.Error, ValueError):
+            der = b""
+        _check("databaseCaCert", der[:1] == bytes([_DER_SEQUENCE]), "holds a PEM block that is not a certificate")
+    return value + "\n"
+
+
+def _external_database(reader: _Reader, database: str) -> ExternalDatabase | None:
+    """`databaseUrl` (+ `databaseCaCert`) for `database: external`; both must be unset in the other modes.
+
+    Every message names the key and shows the URL with its password masked, never the password.
+    """
+    key = "databaseUrl"
+    url = reader.raw(key) or ""
+    ca_cert = _ca_certificate(reader)
+    if database != "external":
+        _check(key, not url, "is used only with argusai:database external; unset it")
+        _check("databaseCaCert", ca_cert is None, "is used only with argusai:database external; unset it")
+        return None
+    _check(key, bool(url.strip()), "must be set with argusai:database external: postgresql://user:password@host:port/db")
+    shown = masked_url(url)
+    _check(
+        key,
+        runtime_config.is_config_secret(f"{NAMESPACE}:{key}"),
+        "holds a password: set it with `pulumi config set --secret argusai:databaseUrl ...`",
+    )
+    form = f"must look like postgresql://user:password@host:port/db[?sslmode=...]; got '{shown}'"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or _DEFAULT_PG_PORT
+        host = parts.hostname
+    except ValueError:
+        raise ConfigError(key, form) from None
+    _check(key, parts.scheme in URL_SCHEMES, f"must be a PostgreSQL URL (postgresql://); got '{shown}'")
+    _check(key, bool(host), f"names no host; {form}")
+    _check(key, bool(parts.username), f"names no user; {form}")
+    _check(key, bool(parts.password), f"has no password; {form}")
+    _check(key, PORT_MIN <= port <= PORT_MAX, f"port must be from {PORT_MIN} to {PORT_MAX}; got '{shown}'")
+    db = unquote(parts.path.lstrip("/"))
+    _check(key, bool(db) and "/" not in db, f"names no database; {form}")
+    _check(key, not parts.fragment, f"must not have a #fragment; got '{shown}'")
+    parameters = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        _check(
+            key,
+            name in URL_PARAMETERS,
+            f"parameter '{name}' is not allowed (allowed: {', '.join(URL_PARAMETERS)}; the CA comes from "
+            "argusai:databaseCaCert)",
+        )
+        parameters.append((name, value))
+    sslmode = dict(parameters).get("sslmode")
+    _check(
+        key,
+        sslmode is None or sslmode in SSL_MODES,
+        f"sslmode must be one of {', '.join(SSL_MODES)}; got '{sslmode}'",
+    )
+    _check(
+        "databaseCaCert",
+        sslmode not in VERIFYING_SSL_MODES or ca_cert is not None,
+        f"must be set for sslmode={sslmode}: the CA certificate (PEM) that signed the server's certificate",
+    )
+    _check(
+        "databaseCaCert",
+        ca_cert is None or sslmode in ("require", *VERIFYING_SSL_MODES),
+        "is used only with sslmode require, verify-ca or verify-full in argusai:databaseUrl",
+    )
+    return ExternalDatabase(
+        host=host or "",
+        port=port,
+        user=unquote(parts.username or ""),
+        db=db,
+        password=pulumi.Output.secret(unquote(parts.password or "")),
+        parameters=tuple(parameters),
+        ca_cert=ca_cert,
+    )
+
+
 def _reject_unknown_keys(known: tuple[str, ...]) -> None:
     """A typo (`argusai:databse`) must fail loudly instead of being silently ignored."""
     present: set[str] = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
@@ -403,4 +544,5 @@ def load_settings(
         backup_keep=reader.integer("backupKeep", 1, BACKUP_KEEP_MAX),
         registry_digests=reader.boolean("registryDigests"),
         schema_gate=reader.boolean("schemaGate"),
+        external_database=_external_database(reader, database),
     )

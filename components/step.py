@@ -93,6 +93,8 @@ class StepArgs:
     """How long the script may take."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must be ready first."""
+    files: Sequence[docker.ContainerUploadArgs] = field(default_factory=tuple)
+    """Files uploaded into the container before it starts (e.g. a database server's CA certificate)."""
 
 
 class Step(pulumi.ComponentResource):
@@ -122,6 +124,7 @@ class Step(pulumi.ComponentResource):
             volumes=list(args.volumes),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=n) for n in args.networks] or None,
             network_mode=None if args.networks else "none",
+            uploads=list(args.files) or None,
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=args.timeout_seconds,

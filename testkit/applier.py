@@ -23,6 +23,8 @@ Inputs it does not know fail loudly instead of being dropped.
 from __future__ import annotations
 
 import copy
+import io
+import tarfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,14 +60,18 @@ CONTAINER_DEFAULTS: dict[str, Any] = {
 CONTAINER_KEYS = {
     "name", "image", "envs", "entrypoints", "command", "volumes", "networksAdvanced", "networkMode",
     "ports", "healthcheck", "restart", "stopSignal", "stopTimeout", "logDriver", "logOpts", "labels",
-    "wait", "waitTimeout", "destroyGraceSeconds", "rm", "user",
+    "wait", "waitTimeout", "destroyGraceSeconds", "rm", "user", "uploads",
 }  # fmt: skip
 NESTED_KEYS = {
     "volumes": {"volumeName", "containerPath", "readOnly"},
     "networksAdvanced": {"name", "aliases"},
     "ports": {"internal", "external", "ip", "protocol"},
     "healthcheck": {"tests", "interval", "timeout", "retries", "startPeriod"},
+    "uploads": {"file", "content", "executable"},
 }
+# The provider's upload modes (resourceDockerContainerCreate): 0644, or 0744 when `executable`.
+UPLOAD_MODE = 0o644
+UPLOAD_MODE_EXECUTABLE = 0o744
 KNOWN_KEYS = {
     NETWORK: {"name", "driver", "internal", "labels"},
     VOLUME: {"name", "labels"},
@@ -127,6 +133,20 @@ def _port_bindings(reg: Registration) -> dict[str, list[tuple[str, int]]]:
         key = f"{int(port['internal'])}/{port.get('protocol') or 'tcp'}"
         bindings.setdefault(key, []).append((port.get("ip") or "0.0.0.0", int(port["external"])))  # noqa: S104
     return bindings
+
+
+def _upload_tar(uploads: list[dict[str, Any]]) -> bytes:
+    """The archive the provider copies into a container: one entry per upload, named by its path, root's."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for upload in uploads:
+            content = str(upload.get("content") or "").encode()
+            info = tarfile.TarInfo(str(upload["file"]))
+            info.size = len(content)
+            info.mode = UPLOAD_MODE_EXECUTABLE if upload.get("executable") else UPLOAD_MODE
+            info.mtime = int(time.time())
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def ordered_containers(deployment: Deployment) -> list[Registration]:
@@ -328,6 +348,10 @@ class Applier:
             host_config=host_config,
         )
         cid = created["Id"]
+        uploads = reg.plain("uploads") or []
+        if uploads:
+            # As the provider: after create, before start, each file in a tar extracted at `/`.
+            self.api.put_archive(cid, "/", _upload_tar(uploads))
         if networks:
             try:
                 self.api.disconnect_container_from_network(cid, "bridge")

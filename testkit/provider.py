@@ -87,6 +87,7 @@ SCHEMAS: dict[str, Schema] = {
                 "logDriver",
                 "logOpts",
                 "labels",
+                "uploads",
             }
         ),  # fmt: skip
         computed=frozenset(
@@ -114,7 +115,8 @@ SCHEMAS: dict[str, Schema] = {
             "logs": False,
             "removeVolumes": True,
         },  # fmt: skip
-        sets=frozenset({"envs", "volumes", "networksAdvanced", "labels"}),
+        # `upload` is a set in the schema; Read never touches it (the state keeps what was declared).
+        sets=frozenset({"envs", "volumes", "networksAdvanced", "labels", "uploads"}),
         outputs=frozenset({"exitCode", "networkData", "bridge", "containerLogs"}),
     ),
     VOLUME: Schema(

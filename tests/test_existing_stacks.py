@@ -32,17 +32,17 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #   accepting connections instead of up to one interval later), so its container is replaced once, in
 #   the same `up` as the backend; its data volume is untouched;
 # - in SQLite mode the backup container also runs as root (the release's image runs as uid 1000, which
-#   cannot write the backups volume).
+#   cannot write the backups volume);
+# - in PostgreSQL mode the data move runs once after the gate (a stack that never had SQLite data has
+#   nothing to move; one whose SQLite file has rows while PostgreSQL has data too is refused, untouched).
 # Nothing else.
-GATE_AND_ENV = [
-    "create schema-backup-container",
-    "create schema-gate-container",
-    "replace backend-container (envs, healthcheck)",
-]
+GATE = ["create schema-backup-container", "create schema-gate-container"]
+BACKEND = "replace backend-container (envs, healthcheck)"
 POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
-POSTGRES_CHANGES = [POSTGRES_HEALTHCHECK, *GATE_AND_ENV, "replace backup-container (entrypoints)"]
-POSTGRES_NO_BACKUPS = [POSTGRES_HEALTHCHECK, *GATE_AND_ENV]
-SQLITE_CHANGES = [*GATE_AND_ENV, "replace backup-container (entrypoints, user)"]
+POSTGRES_GATE = [POSTGRES_HEALTHCHECK, *GATE, "create data-move-container", BACKEND]
+POSTGRES_CHANGES = [*POSTGRES_GATE, "replace backup-container (entrypoints)"]
+POSTGRES_NO_BACKUPS = POSTGRES_GATE
+SQLITE_CHANGES = [*GATE, BACKEND, "replace backup-container (entrypoints, user)"]
 
 
 @pytest.mark.parametrize(

@@ -112,10 +112,10 @@ def test_config_changes_never_delete_or_replace_protected_resources(
 
 
 def test_leaving_postgres_keeps_its_data_volume() -> None:
-    """Postgres -> sqlite: the server goes, its data volume stays declared (and protected)."""
+    """Postgres -> sqlite: the server goes (and the data move with it), its data volume stays declared."""
     steps = _replan("it", PROD_LIKE, {**PROD_LIKE, "database": "sqlite"})
     deleted = sorted(s.name for s in steps.ops("delete", "forget"))
-    assert deleted == ["network-db", "postgres-container", "postgres-image"]
+    assert deleted == ["data-move-container", "network-db", "postgres-container", "postgres-image"]
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ def test_prod_declares_every_piece(prod: Deployment) -> None:
         "argusai-prod-pgdata",
     ]
     assert all(v.retain_on_delete and v.protect for v in volumes)
-    assert len(prod.of_type(CONTAINER)) == 6  # postgres, backend, frontend, backup, two gate steps
+    assert len(prod.of_type(CONTAINER)) == 7  # postgres, backend, frontend, backup, gate steps, data move
     assert prod.outputs["pgdataVolume"].value == "argusai-prod-pgdata"
 
 
@@ -74,6 +74,7 @@ def test_only_postgres_and_backend_on_the_database_network(prod: Deployment) -> 
     assert members == [
         "argusai-prod-backend",
         "argusai-prod-backup",
+        "argusai-prod-data-move",
         "argusai-prod-postgres",
         "argusai-prod-schema-backup",
         "argusai-prod-schema-gate",

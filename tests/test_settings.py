@@ -24,7 +24,7 @@ def _fails(overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | No
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
-        ("database", "mysql", r"argusai:database' must be one of sqlite, postgres; got 'mysql'"),
+        ("database", "mysql", r"argusai:database' must be one of sqlite, postgres, external; got 'mysql'"),
         ("database", "", r"argusai:database' must not be empty"),
         ("backendPort", 0, r"argusai:backendPort' must be an integer from 1 to 65535; got 0"),
         ("backendPort", 70000, r"argusai:backendPort' must be an integer from 1 to 65535; got 70000"),

@@ -1,0 +1,175 @@
+"""`database: external`: the URL and CA are refused before anything is declared, or reach every container."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from components.external import CA_PATH
+from components.settings import ConfigError, masked_url
+from testkit.harness import Deployment, run_program
+
+PASSWORD = "s3cr3t-Pa55"
+URL = f"postgresql://argus:{PASSWORD}@db.example.lan:6432/events"
+
+
+def _ca_pem() -> str:
+    """A self-signed CA certificate (PEM), made here."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+CA = _ca_pem()
+
+
+def _external(url: str = URL, overrides: dict[str, Any] | None = None, **secrets: Any) -> Deployment:
+    return run_program("embedded", {"database": "external", **(overrides or {})}, {"databaseUrl": url, **secrets})
+
+
+def _refused(url: str | None, match: str, overrides: dict[str, Any] | None = None, *, secret: bool = True) -> str:
+    config = {"database": "external", **(overrides or {})}
+    secrets = {}
+    if url is not None:
+        (secrets if secret else config)["databaseUrl"] = url
+    with pytest.raises(ConfigError, match=match) as info:
+        run_program("embedded", config, secrets)
+    assert info.value.registrations == [], "resources were declared before config was validated"
+    message = str(info.value)
+    assert PASSWORD not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        (None, r"argusai:databaseUrl' must be set with argusai:database external"),
+        ("db.example.lan:5432", r"argusai:databaseUrl' must be a PostgreSQL URL"),
+        (f"mysql://argus:{PASSWORD}@db/events", r"argusai:databaseUrl' must be a PostgreSQL URL"),
+        (f"postgresql://argus:{PASSWORD}@/events", r"argusai:databaseUrl' names no host"),
+        (f"postgresql://:{PASSWORD}@db/events", r"argusai:databaseUrl' names no user"),
+        ("postgresql://argus@db/events", r"argusai:databaseUrl' has no password"),
+        (f"postgresql://argus:{PASSWORD}@db:99999/events", r"argusai:databaseUrl' must look like"),
+        (f"postgresql://argus:{PASSWORD}@db:5432/", r"argusai:databaseUrl' names no database"),
+        (f"{URL}?sslmode=sometimes", r"argusai:databaseUrl' sslmode must be one of disable, allow, prefer"),
+        (f"{URL}?sslrootcert=/etc/ca.pem", r"argusai:databaseUrl' parameter 'sslrootcert' is not allowed"),
+        (f"{URL}?sslmode=verify-full", r"argusai:databaseCaCert' must be set for sslmode=verify-full"),
+        (f"{URL}?sslmode=verify-ca", r"argusai:databaseCaCert' must be set for sslmode=verify-ca"),
+    ],
+)
+def test_bad_url_is_refused_naming_the_key_and_never_the_password(url: str | None, match: str) -> None:
+    """Each malformed or incomplete URL stops the program before any resource, password masked."""
+    _refused(url, match)
+
+
+def test_a_url_set_in_plain_text_is_refused() -> None:
+    """The URL holds a password: it must be a secret in the stack file."""
+    _refused(URL, r"argusai:databaseUrl' holds a password: set it with `pulumi config set --secret", secret=False)
+
+
+def test_bad_ca_is_refused() -> None:
+    """Not PEM, a key instead of a certificate, or a CA with sslmode disable."""
+    verify = f"{URL}?sslmode=verify-full"
+    _refused(verify, r"argusai:databaseCaCert' must be PEM certificates", {"databaseCaCert": "not a certificate"})
+    key = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
+    _refused(verify, r"argusai:databaseCaCert' holds a private key", {"databaseCaCert": key})
+    garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    _refused(verify, r"argusai:databaseCaCert' holds a PEM block that is not a certificate", {"databaseCaCert": garbage})
+    _refused(f"{URL}?sslmode=disable", r"argusai:databaseCaCert' is used only with sslmode", {"databaseCaCert": CA})
+
+
+def test_url_and_ca_belong_to_external_mode_only() -> None:
+    """Set in another mode they would be silently ignored: refused instead."""
+    with pytest.raises(ConfigError, match=r"argusai:databaseUrl' is used only with argusai:database external"):
+        run_program("embedded", {}, {"databaseUrl": URL})
+    with pytest.raises(ConfigError, match=r"argusai:databaseCaCert' is used only with argusai:database external"):
+        run_program("prod", {"databaseCaCert": CA})
+
+
+def test_masked_url_hides_only_the_password() -> None:
+    """What the messages show of a URL."""
+    assert masked_url(f"{URL}?sslmode=require") == "postgresql://argus:***@db.example.lan:6432/events?sslmode=require"
+    assert masked_url("postgresql://argus@db/x") == "postgresql://argus@db/x"
+
+
+@pytest.fixture(scope="module")
+def external() -> Deployment:
+    """An external stack with TLS verified against a CA."""
+    return _external(f"{URL}?sslmode=verify-full&connect_timeout=10", {"databaseCaCert": CA})
+
+
+def test_no_postgres_container_and_no_database_network(external: Deployment) -> None:
+    """Nothing runs or mounts PostgreSQL's data; its volume stays declared (a stack that leaves its own keeps it)."""
+    roles = {r.plain("name") for r in external.of_type("docker:index/container:Container")}
+    assert "argusai-embedded-postgres" not in roles
+    assert [n.plain("name") for n in external.of_type("docker:index/network:Network")] == ["argusai-embedded-app"]
+    for container in external.of_type("docker:index/container:Container"):
+        assert "argusai-embedded-pgdata" not in {v["volumeName"] for v in container.plain("volumes") or []}
+    assert external.outputs["pgdataVolume"].value == "argusai-embedded-pgdata"
+
+
+def test_backend_url_names_the_driver_tls_and_the_uploaded_ca(external: Deployment) -> None:
+    """The backend connects with verify-full against the CA uploaded into its container; the URL is secret."""
+    backend = external.container("backend")
+    url = backend.env()["DATABASE_URL"]
+    assert url == (
+        f"postgresql+psycopg://argus:{PASSWORD}@db.example.lan:6432/events"
+        f"?sslmode=verify-full&connect_timeout=10&sslrootcert={CA_PATH.replace('/', '%2F')}"
+    )
+    assert backend.is_secret("envs")
+    assert external.outputs["databaseUrl"].secret
+    assert backend.plain("uploads") == [{"file": CA_PATH, "content": CA}]
+    assert [n["name"] for n in backend.plain("networksAdvanced")] == ["argusai-embedded-app"]
+
+
+def test_every_container_that_connects_gets_libpq_tls_settings_and_the_ca(external: Deployment) -> None:
+    """The version check, the pre-upgrade backup, the gate, the move and the backup loop: same server, same TLS."""
+    for role in ("pg-version", "schema-backup", "schema-gate", "data-move", "backup"):
+        container = external.container(role)
+        assert container.plain("uploads") == [{"file": CA_PATH, "content": CA}], role
+        assert [n["name"] for n in container.plain("networksAdvanced")] == ["argusai-embedded-app"], role
+        assert container.is_secret("envs"), role
+    for role in ("pg-version", "schema-backup", "backup"):
+        env = external.container(role).env()
+        assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGDATABASE"]) == (
+            "db.example.lan",
+            "6432",
+            "argus",
+            "events",
+        )
+        assert (env["PGPASSWORD"], env["PGSSLMODE"], env["PGSSLROOTCERT"]) == (PASSWORD, "verify-full", CA_PATH)
+        assert env["PGCONNECT_TIMEOUT"] == "10"
+
+
+def test_the_version_check_comes_before_anything_that_connects(external: Deployment) -> None:
+    """Backups and the backend wait for the check, which runs `postgresImage`'s psql and pg_dump."""
+    check = external.container("pg-version")
+    assert check.plain("image") == external.container("backup").plain("image")
+    assert "server_version_num" in check.plain("entrypoints")[-1]
+    for role in ("schema-backup", "backup", "backend"):
+        assert check.urn in external.container(role).dependencies, role
+
+
+def test_without_tls_settings_no_file_is_uploaded() -> None:
+    """libpq's default sslmode (prefer) and no CA: plain settings, nothing uploaded."""
+    backend = _external().container("backend")
+    assert backend.env()["DATABASE_URL"] == f"postgresql+psycopg://argus:{PASSWORD}@db.example.lan:6432/events"
+    assert not backend.plain("uploads")
