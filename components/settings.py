@@ -397,7 +397,9 @@ def _external_database(reader: _Reader, database: str) -> ExternalDatabase | Non
         _check(key, not url, "is used only with argusai:database external; unset it")
         _check("databaseCaCert", ca_cert is None, "is used only with argusai:database external; unset it")
         return None
-    _check(key, bool(url.strip()), "must be set with argusai:database external: postgresql://user:password@host:port/db")
+    _check(
+        key, bool(url.strip()), "must be set with argusai:database external: postgresql://user:password@host:port/db"
+    )
     shown = masked_url(url)
     _check(
         key,

@@ -38,7 +38,9 @@ PRIVATE_MODE, PUBLIC_MODE = 0o600, 0o644
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _pem_cert(cert: x509.Certificate) -> bytes:
@@ -111,9 +113,9 @@ class Certificates:
 
 
 def bridge_address(client: docker.DockerClient) -> str:
-    """The host's address on the engine's default bridge."""
-    config = client.networks.get("bridge").attrs["IPAM"]["Config"]
-    return str(config[0]["Gateway"])
+    """The host's address on the engine's default bridge (dockerd gives it the subnet's first address)."""
+    config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 def _archive(files: dict[str, tuple[bytes, int]]) -> bytes:
@@ -148,7 +150,23 @@ class ElsewhereServer:
     def psql(self, sql: str) -> str:
         """Run SQL on the server as its owner (inside its container, over its socket); return the output."""
         result = self.container.exec_run(
-            ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-p", str(self.port), "-U", self.user, "-d", self.db, "-c", sql],
+            [
+                "psql",
+                "-X",
+                "-A",
+                "-t",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                self.db,
+                "-c",
+                sql,
+            ],
             user="postgres",
         )
         output = result.output.decode(errors="replace")
@@ -195,5 +213,7 @@ def start_elsewhere(client: docker.DockerClient, image: str, stack: str, passwor
             return server
         container.reload()
         if container.status != "running" or time.monotonic() > deadline:
-            raise RuntimeError(f"the server elsewhere did not start: {container.logs()[-2000:].decode(errors='replace')}")
+            raise RuntimeError(
+                f"the server elsewhere did not start: {container.logs()[-2000:].decode(errors='replace')}"
+            )
         time.sleep(POLL_SECONDS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from components.external import CA_PATH
+from components.external import CA_PATH, VERSION_SCRIPT
 from components.settings import ConfigError, masked_url
 from testkit.harness import Deployment, run_program
 
@@ -92,7 +94,9 @@ def test_bad_ca_is_refused() -> None:
     key = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
     _refused(verify, r"argusai:databaseCaCert' holds a private key", {"databaseCaCert": key})
     garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-    _refused(verify, r"argusai:databaseCaCert' holds a PEM block that is not a certificate", {"databaseCaCert": garbage})
+    _refused(
+        verify, r"argusai:databaseCaCert' holds a PEM block that is not a certificate", {"databaseCaCert": garbage}
+    )
     _refused(f"{URL}?sslmode=disable", r"argusai:databaseCaCert' is used only with sslmode", {"databaseCaCert": CA})
 
 
@@ -169,7 +173,56 @@ def test_the_version_check_comes_before_anything_that_connects(external: Deploym
 
 
 def test_without_tls_settings_no_file_is_uploaded() -> None:
-    """libpq's default sslmode (prefer) and no CA: plain settings, nothing uploaded."""
+    """No sslmode (libpq's default, prefer) and no CA: plain settings, nothing uploaded."""
     backend = _external().container("backend")
     assert backend.env()["DATABASE_URL"] == f"postgresql+psycopg://argus:{PASSWORD}@db.example.lan:6432/events"
     assert not backend.plain("uploads")
+
+
+def _version_check(
+    tmp_path: Path, server_num: str, dump_version: str, *, connects: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the check with stand-in `psql` and `pg_dump` that print what a server and a client would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    psql = bin_dir / "psql"
+    answer = f'case "$*" in *server_version_num*) echo {server_num};; *ssl*) echo t;; esac'
+    psql.write_text(f"#!/bin/sh\n{answer if connects else 'echo psql: error: connection refused >&2; exit 2'}\n")
+    dump = bin_dir / "pg_dump"
+    dump.write_text(f"#!/bin/sh\necho 'pg_dump (PostgreSQL) {dump_version}'\n")
+    for tool in (psql, dump):
+        tool.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PGHOST": "db.example.lan",
+        "PGPORT": "5432",
+        "PGDATABASE": "events",
+        "CLIENT_IMAGE": "postgres:15-alpine",
+    }
+    return subprocess.run(  # noqa: S603 - the program's own script under sh
+        ["/bin/sh", "-c", VERSION_SCRIPT], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_version_check_refuses_a_pg_dump_older_than_the_server(tmp_path: Path) -> None:
+    """Server 17, pg_dump 15: refused, naming the key and an image that can back it up."""
+    done = _version_check(tmp_path, "170002", "15.8 (Debian 15.8-0+deb12u1)")
+    assert done.returncode == 1
+    assert "the server runs PostgreSQL 17, and pg_dump in postgres:15-alpine is 15" in done.stderr
+    assert "argusai:postgresImage" in done.stderr
+    assert "postgres:17-alpine" in done.stderr
+
+
+def test_version_check_accepts_a_pg_dump_as_new_or_newer(tmp_path: Path) -> None:
+    """Server 15 with pg_dump 16: backups can be taken (pg_dump reads older servers)."""
+    done = _version_check(tmp_path, "150008", "16.4")
+    assert done.returncode == 0, done.stderr
+    assert "server PostgreSQL 15 (150008), pg_dump 16, TLS t" in done.stdout
+
+
+def test_version_check_reports_a_server_it_cannot_reach(tmp_path: Path) -> None:
+    """No connection (a wrong CA, a closed port): a failure that says which server, psql's error kept."""
+    done = _version_check(tmp_path, "", "15.8", connects=False)
+    assert done.returncode == 1
+    assert "connection refused" in done.stderr
+    assert "cannot connect to the server db.example.lan:5432" in done.stderr
