@@ -51,7 +51,15 @@ DECRYPT = (
 EVENT_TEXT = "Person at the porch carrying a parcel"
 SYSTEM_NAME = "Grown past SQLite"
 # A camera name longer than its VARCHAR(100): SQLite stores it, PostgreSQL refuses it in the middle of a copy.
-TOO_LONG = "x" * 101
+TOO_LONG_SQLITE = (
+    "import sqlite3\n"
+    "c = sqlite3.connect('/app/data/app.db')\n"
+    "c.execute({sql!r}, ('x' * 101,))\n"
+    "assert c.total_changes, 'no row changed'\n"
+    "c.commit()\n"
+)
+MAKE_TOO_LONG = TOO_LONG_SQLITE.format(sql="UPDATE cameras SET name = ? WHERE name != 'Porch'")
+SHORTEN = TOO_LONG_SQLITE.format(sql="UPDATE cameras SET name = 'shortened' WHERE name = ?")
 
 
 def in_backend(stack: Stack, script: str) -> str:
@@ -203,14 +211,7 @@ def test_sqlite_to_postgres_moves_every_row_once_and_the_documented_command_move
 def test_a_failed_move_leaves_sqlite_serving_and_postgres_empty(stack: Stack) -> None:
     """A row PostgreSQL refuses mid-copy: `up` stops, the old backend serves and writes, no partial data."""
     password, _ = start_on_sqlite_with_data(stack)
-    sqlite_oneoff(
-        stack,
-        "import sqlite3\n"
-        "c = sqlite3.connect('/app/data/app.db')\n"
-        f"c.execute(\"UPDATE cameras SET name = '{TOO_LONG}' WHERE name != 'Porch'\")\n"  # noqa: S608 - test values
-        "assert c.total_changes, 'no camera to make too long'\n"
-        "c.commit()\n",
-    )
+    sqlite_oneoff(stack, MAKE_TOO_LONG)
     old_backend = stack.container("backend").id
     with pytest.raises(ApplyError, match="data-move"):
         stack.up(POSTGRES_MODE)
@@ -228,13 +229,7 @@ def test_a_failed_move_leaves_sqlite_serving_and_postgres_empty(stack: Stack) ->
     assert (code, out.strip()) == (0, "0"), out
 
     # Fixed in SQLite, the next `up` moves everything, the user made after the failure included.
-    sqlite_oneoff(
-        stack,
-        "import sqlite3\n"
-        "c = sqlite3.connect('/app/data/app.db')\n"
-        f"c.execute(\"UPDATE cameras SET name = 'shortened' WHERE name = '{TOO_LONG}'\")\n"  # noqa: S608 - test values
-        "c.commit()\n",
-    )
+    sqlite_oneoff(stack, SHORTEN)
     stack.up(POSTGRES_MODE)
     wait_for("the release's /health on PostgreSQL", stack.healthy, HEALTHY_TIMEOUT)
     token = assert_same_data(stack, password)
