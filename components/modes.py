@@ -43,7 +43,7 @@ from components.external import ExternalPostgres, ExternalPostgresArgs
 from components.naming import Naming
 from components.network import Networks
 from components.secrets import AppSecrets
-from components.settings import Settings
+from components.settings import SERVER_DATABASES, Settings
 from components.step import DONE_MARKER, Step, StepArgs
 
 PG_SCRIPT = resources.files("components.scripts").joinpath("pg_backup.sh").read_text()
@@ -74,6 +74,8 @@ class DatabaseMode(ABC):
 
     #: Whether the stack needs the internal database network.
     uses_database_network = False
+    #: The `database` value this mode answers to.
+    name: str
 
     @classmethod
     @abstractmethod
@@ -194,18 +196,23 @@ class DatabaseMode(ABC):
     def backup_plan(self, api: Backend) -> BackupPlan:
         """How the backup container takes a backup of this database."""
 
-    def exports(self) -> dict[str, pulumi.Output[str]]:
-        """Stack outputs about the database."""
-        return {"databaseUrl": self.url, "pgdataVolume": self.postgres.volume.name}
+    def exports(self) -> dict[str, pulumi.Input[str]]:
+        """Stack outputs about the database (`databaseMode` tells the next `up` where the data was)."""
+        return {"databaseMode": self.name, "databaseUrl": self.url, "pgdataVolume": self.postgres.volume.name}
 
 
 class SqliteMode(DatabaseMode):
     """SQLite: a file in the backend's data volume."""
 
+    name = "sqlite"
+
     @classmethod
     def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume) -> SqliteMode:
         """Only the PostgreSQL data volume (kept from, or for, PostgreSQL mode)."""
-        return cls(_postgres(settings, secrets, None), settings.naming, secrets)
+        mode = cls(_postgres(settings, secrets, None), settings.naming, secrets)
+        # Back from a server: its data stays where it is; say how to bring it into the SQLite file.
+        secrets.last_deployment.get_output("databaseMode").apply(lambda previous: _leaving_server(previous, settings))
+        return mode
 
     def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
         """SQLite's online backup from the backend image, as root (the backups volume is root's)."""
@@ -350,6 +357,7 @@ class ServerMode(DatabaseMode):
 class PostgresMode(ServerMode):
     """PostgreSQL: a server container on the internal database network."""
 
+    name = "postgres"
     uses_database_network = True
 
     @classmethod
@@ -397,6 +405,8 @@ class PostgresMode(ServerMode):
 
 class ExternalMode(ServerMode):
     """A PostgreSQL server kept elsewhere (`databaseUrl`), reached through the app network."""
+
+    name = "external"
 
     @classmethod
     def declare(
@@ -465,7 +475,18 @@ def _postgres(settings: Settings, secrets: AppSecrets, network: docker.Network |
     )
 
 
-MODES: dict[str, type[DatabaseMode]] = {"sqlite": SqliteMode, "postgres": PostgresMode, "external": ExternalMode}
+def _leaving_server(previous: object, settings: Settings) -> None:
+    """Warn when the stack leaves a server for SQLite: the backend serves the SQLite file as it was."""
+    if previous in SERVER_DATABASES and settings.database == SqliteMode.name:
+        pulumi.log.warn(
+            f"argusai:database changed from {previous} to sqlite: the backend serves the SQLite file in "
+            f"{settings.naming.physical_name('data')} as it was before the move; the data on {previous} is kept, "
+            f"nothing was deleted. To bring it into SQLite use scripts/move-to-sqlite.sh {settings.naming.base} "
+            "(README: Growing past SQLite, Going back)."
+        )
+
+
+MODES: dict[str, type[DatabaseMode]] = {mode.name: mode for mode in (SqliteMode, PostgresMode, ExternalMode)}
 
 
 def database_mode(settings: Settings) -> type[DatabaseMode]:

@@ -26,9 +26,14 @@ class Naming:
     stack: str
     """The Pulumi stack, e.g. `dev` or `prod`."""
 
+    @property
+    def base(self) -> str:
+        """The start of every physical name, e.g. `argusai-prod`."""
+        return f"{self.prefix}-{self.stack}"
+
     def physical_name(self, role: str) -> str:
         """Return the Docker name for a role, e.g. `argusai-prod-postgres`."""
-        return f"{self.prefix}-{self.stack}-{role}"
+        return f"{self.base}-{role}"
 
     def labels(self, role: str) -> dict[str, str]:
         """Return the labels every Docker object of this role carries."""

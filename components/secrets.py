@@ -81,6 +81,8 @@ class AppSecrets(pulumi.ComponentResource):
     jwt_secret_key: pulumi.Output[str]
     fingerprints: pulumi.Output[dict[str, str]]
     """Fingerprint of each secret in use, for the stack output `secretFingerprints`."""
+    last_deployment: pulumi.StackReference
+    """This stack's own outputs from its last completed `pulumi up` (none before the first)."""
 
     @property
     def app_env(self) -> list[pulumi.Output[str]]:
@@ -111,6 +113,7 @@ class AppSecrets(pulumi.ComponentResource):
             stack_name=f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.last_deployment = last
         previous = last.get_output(FINGERPRINTS_OUTPUT)
 
         def in_use(key: str, supplied: pulumi.Output[str] | None, generated: pulumi.Output[str]) -> pulumi.Output[str]:

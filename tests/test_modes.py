@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from components.modes import PostgresMode, SqliteMode, database_mode
 from components.settings import load_settings
-from testkit.harness import Deployment, layered_config, run_program
+from testkit.harness import Deployment, commit, layered_config, run_program
 
 
 def test_decided_from_the_database_key(embedded: Deployment, prod: Deployment) -> None:
@@ -89,3 +93,22 @@ def test_schema_gate_can_be_turned_off_for_images_without_alembic() -> None:
     """`schemaGate: false`: no steps, the backend depends on nothing but its database."""
     deployment = run_program("embedded", {"schemaGate": False})
     assert not [r for r in deployment.registrations if r.type == "argusai:step:Step"]
+
+
+def test_leaving_a_server_for_sqlite_says_where_the_data_is_and_how_to_bring_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """postgres -> sqlite: a warning names the kept data and the README's command; sqlite -> sqlite: none."""
+    first = run_program("it", {"database": "postgres"})
+    state = commit(first)
+    with caplog.at_level(logging.WARNING):
+        run_program("it", {"database": "sqlite"}, prior=state)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "changed from postgres to sqlite" in w and "scripts/move-to-sqlite.sh argusai-it" in w for w in warnings
+    ), warnings
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_program("it", {"database": "sqlite"}, prior=commit(run_program("it", {"database": "sqlite"})))
+    assert not [r for r in caplog.records if "move-to-sqlite" in r.getMessage()]
+    assert first.outputs["databaseMode"].value == "postgres"

@@ -26,6 +26,7 @@ def test_embedded_default_is_sqlite_with_frontend_and_backups(embedded: Deployme
         "backendUrl",
         "backupVolume",
         "dataVolume",
+        "databaseMode",
         "databaseUrl",
         "frontendUrl",
         "networkName",
