@@ -98,7 +98,7 @@ def test_schema_gate_can_be_turned_off_for_images_without_alembic() -> None:
 def test_leaving_a_server_for_sqlite_says_where_the_data_is_and_how_to_bring_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """postgres -> sqlite: a warning names the kept data and the README's command; sqlite -> sqlite: none."""
+    """From postgres to sqlite a warning names the kept data and the command; sqlite to sqlite: none."""
     first = run_program("it", {"database": "postgres"})
     state = commit(first)
     with caplog.at_level(logging.WARNING):
