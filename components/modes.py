@@ -328,10 +328,12 @@ class ServerMode(DatabaseMode):
                     f"MOVE_SOURCE_URL={SQLITE_URL}",
                     f"MOVE_BACKUP_DIR={BACKUP_PATH}",
                     f"MOVE_REPORT={MOVE_REPORT}",
-                    # Done once copied, then the SQLite write lock is held for as long as the step exists,
-                    # so the old backend's writes fail instead of landing after the copy until it stops.
+                    # Done once copied; then the SQLite write lock is held, so the old backend's writes fail
+                    # instead of landing after the copy, until the old backend has stopped ...
                     f"STEP_DONE={DONE_MARKER}",
                     "MOVE_HOLD=1",
+                    # ... released once the new backend answers (so a later way back finds it unlocked).
+                    f"MOVE_RELEASE_AFTER=http://{backend.ALIAS}:{backend.PORT}/health",
                     f"DATA_MOVE={MOVE_SCRIPT}",
                 ],
                 networks=self._networks,

@@ -38,10 +38,11 @@ def run_once(
     network: str | None = None,
     volumes: dict[str, dict[str, str]] | None = None,
     environment: dict[str, str] | None = None,
+    user: str | None = None,
 ) -> Finished:
     """Run one container (labelled, so a stack's cleanup finds it) to completion, then remove it.
 
-    It joins only `network`, or no network at all.
+    It joins only `network`, or no network at all; `user` (e.g. "0") overrides the image's user.
     """
     start = time.monotonic()
     container = client.containers.run(
@@ -55,6 +56,7 @@ def run_once(
         volumes=volumes or {},
         environment=environment or {},
         labels=labels,
+        user=user,
     )
     try:
         code = int(container.wait(timeout=TIMEOUT_SECONDS)["StatusCode"])
