@@ -15,7 +15,7 @@
 #    its place, owned by the backend's user.
 # PostgreSQL is only read: its data stays where it is. On any failure nothing is replaced and the backend
 # is started again, still on PostgreSQL.
-set -euo pipefail
+set -Eeuo pipefail
 
 readonly HERE="$(cd "$(dirname "$0")/.." && pwd)"
 readonly DATA_PATH=/app/data
@@ -38,7 +38,13 @@ readonly backend="${name}-backend" helper="${name}-move-back"
 d() { timeout "${DOCKER_TIMEOUT_SECONDS}" docker "$@"; }
 
 image="$(d inspect --format '{{.Image}}' "${backend}")"
-network="$(d inspect --format '{{range $net, $_ := .NetworkSettings.Networks}}{{$net}}{{"\n"}}{{end}}' "${backend}" | tail -n 1)"
+# The network the backend reaches its database on: the stack's own database network, or (a server kept
+# elsewhere) the app network.
+networks="$(d inspect --format '{{range $net, $_ := .NetworkSettings.Networks}}{{$net}} {{end}}' "${backend}")"
+case " ${networks} " in
+    *" ${name}-db "*) network="${name}-db" ;;
+    *) network="${name}-app" ;;
+esac
 # The backend's own settings, exported so they reach the helper by name, never on a command line.
 while IFS= read -r entry; do
     case "${entry}" in
