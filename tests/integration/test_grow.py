@@ -66,6 +66,12 @@ TOO_LONG_SQLITE = (
     "assert c.total_changes, 'no row changed'\n"
     "c.commit()\n"
 )
+TAKE_WRITE_LOCK = (
+    "import sqlite3\n"
+    "c = sqlite3.connect('/app/data/app.db', timeout=5, isolation_level=None)\n"
+    "c.execute('BEGIN IMMEDIATE')\n"
+    "c.execute('ROLLBACK')\n"
+)
 SECOND_CAMERA = "Garage"  # the camera MAKE_TOO_LONG lengthens
 MAKE_TOO_LONG = TOO_LONG_SQLITE.format(sql="UPDATE cameras SET name = ? WHERE name = 'Garage'")
 SHORTEN = TOO_LONG_SQLITE.format(sql="UPDATE cameras SET name = 'shortened' WHERE name = ?")
@@ -212,6 +218,8 @@ def test_sqlite_to_postgres_moves_every_row_once_and_the_documented_command_move
     report = move_report(stack)
     assert "data-move: moved" in report, report
     assert sqlite_digest(stack) == digest, "the move changed the SQLite file"
+    # The write lock went once the new backend answered: a writer gets it (and writes nothing).
+    sqlite_oneoff(stack, TAKE_WRITE_LOCK)
     token = assert_same_data(stack, made)
 
     # The step again (as a new backend image would run it): nothing is copied twice.
