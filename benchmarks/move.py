@@ -30,6 +30,7 @@ from typing import Any
 
 import docker
 
+from benchmarks import argusai
 from components.naming import LABEL_ROLE, LABEL_STACK
 from testkit import plan as planning
 from testkit.applier import Applier
@@ -66,6 +67,11 @@ c.commit()
 print(c.execute("SELECT count(*) FROM events").fetchone()[0])
 """
 _ADMIN = re.compile(r"Username: admin\s+.*?Password: (\S+)", re.DOTALL)
+
+
+def program_overrides(port: int) -> dict[str, Any]:
+    """The stack before the switch: the real-release benchmark's stack, on SQLite."""
+    return {**argusai.program_overrides(port), "database": "sqlite"}
 
 
 def call(port: int, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any]:
@@ -132,16 +138,7 @@ def main() -> None:
     ensure_images(recipes=(POSTGRES, ARGUSAI_BACKEND))
     stack = f"benchmove{secrets.token_hex(3)}"
     port = free_port()
-    base = {
-        "backendImage": ARGUSAI_BACKEND.tag,
-        "postgresImage": POSTGRES.tag,
-        "frontendImage": "",
-        "bindAddress": LOOPBACK,
-        "backendPort": port,
-        "protectData": False,
-        "backupEnabled": False,
-        "registryDigests": False,
-    }
+    base = program_overrides(port)
     applier = Applier(client)
     try:
         deployment = run_program(stack, base, image_ids=lambda ref: client.images.get(ref).id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import argusai, deploy
+from benchmarks import argusai, deploy, move
 from benchmarks.argusai import PATH_ROLES
 from testkit.harness import CONTAINER, run_program
 
@@ -24,3 +24,12 @@ def test_release_benchmark_measures_the_gate_on_its_path() -> None:
     roles = _roles(argusai.program_overrides(8000))
     assert set(PATH_ROLES) <= roles
     assert "backup" not in roles  # as the compose file: no backup loop
+
+
+def test_move_benchmark_switches_a_gated_sqlite_stack_to_postgres() -> None:
+    """Before the switch SQLite with the gate; after it PostgreSQL with the data move on the backend's path."""
+    before = _roles(move.program_overrides(8000))
+    assert "postgres" not in before
+    assert {"schema-backup", "schema-gate", "backend"} <= before
+    after = _roles({**move.program_overrides(8000), "database": "postgres"})
+    assert {"postgres", "schema-gate", "data-move", "backend"} <= after

@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
-import datetime
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from components.external import CA_PATH, VERSION_SCRIPT
 from components.settings import ConfigError, masked_url
+from testkit.elsewhere import Certificates
 from testkit.harness import Deployment, run_program
 
 PASSWORD = "s3cr3t-Pa55"
 URL = f"postgresql://argus:{PASSWORD}@db.example.lan:6432/events"
 
 
-def _ca_pem() -> str:
-    """A self-signed CA certificate (PEM), made here."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-CA = _ca_pem()
+# A CA made by the test kit (the integration tests' server elsewhere uses the same).
+CA = Certificates.for_address("192.0.2.10").ca
 
 
 def _external(url: str = URL, overrides: dict[str, Any] | None = None, **secrets: Any) -> Deployment:

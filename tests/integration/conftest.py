@@ -27,7 +27,7 @@ from testkit import plan as planning
 from testkit.applier import Applier, ApplyError
 from testkit.cleanup import remove_stack
 from testkit.harness import Deployment, run_program
-from testkit.images.build import BACKEND, FRONTEND, POSTGRES, ensure_images
+from testkit.images.build import ARGUSAI_BACKEND, BACKEND, FRONTEND, POSTGRES, ensure_images
 from testkit.images.derive import remove_derived
 from testkit.net import free_port
 from testkit.oneoff import run_once
@@ -339,6 +339,19 @@ def derived(engine: docker.DockerClient) -> Iterator[list[str]]:
 def stack(make_stack: Callable[[], Stack]) -> Stack:
     """One fresh stack for this test."""
     return make_stack()
+
+
+def require_release_image(client: docker.DockerClient) -> None:
+    """Skip (fail with REQUIRE_DOCKER=1) when the real release's image has not been built."""
+    try:
+        client.images.get(ARGUSAI_BACKEND.tag)
+    except NotFound:
+        message = (
+            f"{ARGUSAI_BACKEND.tag} is missing (`python -m testkit.images.build --only argusai-backend` builds it)"
+        )
+        if os.environ.get("REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def volume_exists(client: docker.DockerClient, name: str) -> bool:

@@ -27,14 +27,13 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import NotFound
 
 from components.naming import LABEL_STACK
 from testkit.cleanup import remove_stack
 from testkit.images.build import ARGUSAI_BACKEND
 from testkit.oneoff import run_once
 
-from .conftest import POSTGRES_IMAGE, record_result, wait_for
+from .conftest import POSTGRES_IMAGE, record_result, require_release_image, wait_for
 
 pytestmark = pytest.mark.argusai
 
@@ -238,13 +237,7 @@ class GateStack:
 @pytest.fixture
 def gate_stack(engine: docker.DockerClient, images: dict[str, str]) -> Iterator[GateStack]:
     """A fresh labelled stack; needs the real release image (built on request, see testkit/images/build.py)."""
-    try:
-        engine.images.get(RELEASE_IMAGE)
-    except NotFound:
-        message = f"{RELEASE_IMAGE} is missing (`python -m testkit.images.build --only argusai-backend` builds it)"
-        if os.environ.get("REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_release_image(engine)
     stack = GateStack(engine)
     try:
         yield stack

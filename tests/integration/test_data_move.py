@@ -37,7 +37,6 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import NotFound
 
 from components.naming import LABEL_STACK
 from testkit import release_rows
@@ -45,7 +44,7 @@ from testkit.cleanup import remove_stack
 from testkit.images.build import ARGUSAI_BACKEND
 from testkit.oneoff import Finished, run_once
 
-from .conftest import POSTGRES_IMAGE, record_result, wait_for
+from .conftest import POSTGRES_IMAGE, record_result, require_release_image, wait_for
 
 pytestmark = [pytest.mark.grow, pytest.mark.argusai]
 
@@ -325,13 +324,7 @@ def start_postgres(client: docker.DockerClient, name: str, network: str, admin: 
 @pytest.fixture(scope="module")
 def world(engine: docker.DockerClient, images: dict[str, str]) -> Iterator[World]:
     """Network, PostgreSQL (a gated template database), a data volume with a gated, filled SQLite file."""
-    try:
-        engine.images.get(RELEASE_IMAGE)
-    except NotFound:
-        message = f"{RELEASE_IMAGE} is missing (`python -m testkit.images.build --only argusai-backend` builds it)"
-        if os.environ.get("REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_release_image(engine)
     name = f"move{secrets.token_hex(3)}"
     labels = {LABEL_STACK: name}
     try:

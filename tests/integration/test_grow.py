@@ -250,17 +250,22 @@ def test_sqlite_to_postgres_moves_every_row_once_and_the_documented_command_move
     )
 
 
+def refused_switch(stack: Stack, reason: str) -> None:
+    """The switch to PostgreSQL stops at the data move (its log says `reason`); the SQLite backend serves on."""
+    serving = stack.container("backend").id
+    with pytest.raises(ApplyError, match="data-move"):
+        stack.up(POSTGRES_MODE)
+    said = step_log(stack, "data-move")
+    assert reason in said, said[-2000:]
+    assert stack.container("backend").id == serving
+    assert stack.healthy()
+
+
 def test_a_failed_move_leaves_sqlite_serving_and_postgres_empty(stack: Stack) -> None:
     """A row PostgreSQL refuses mid-copy: `up` stops, the old backend serves and writes, no partial data."""
     made = start_on_sqlite_with_data(stack, every_table=False)
     sqlite_oneoff(stack, MAKE_TOO_LONG)
-    old_backend = stack.container("backend").id
-    with pytest.raises(ApplyError, match="data-move"):
-        stack.up(POSTGRES_MODE)
-    said = step_log(stack, "data-move")
-    assert "cameras" in said, said[-2000:]
-    assert stack.container("backend").id == old_backend
-    assert stack.healthy()
+    refused_switch(stack, "cameras")
     status, token, _ = login(stack, made.password)
     assert status == 200
     # The lock is gone with the failed step: the old backend writes again.
@@ -284,13 +289,7 @@ def test_a_failed_move_leaves_sqlite_serving_and_postgres_empty(stack: Stack) ->
     time.sleep(1)
     status, token, _ = login(stack, made.password)
     assert api(stack, "POST", "/users", {"username": "only_in_sqlite", "role": "viewer"}, token)[0] == 201
-    sqlite_backend = stack.container("backend").id
-    with pytest.raises(ApplyError, match="data-move"):
-        stack.up(POSTGRES_MODE)
-    said = step_log(stack, "data-move")
-    assert "changed" in said, said[-2000:]
-    assert stack.container("backend").id == sqlite_backend
-    assert stack.healthy()
+    refused_switch(stack, "changed")
     record_result(
         "RESULT grow faults: a row refused mid-copy left SQLite serving, PostgreSQL empty; a changed SQLite refused"
     )
