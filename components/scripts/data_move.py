@@ -1399,9 +1399,10 @@ def report_pause(ctx: Context, until: str) -> None:
 def report_hold(ctx: Context) -> None:
     """Say that the lock stays (MOVE_HOLD=1 with a SQLite source)."""
     if ctx.hold and isinstance(ctx.source, SqliteSource):
+        release_after = os.environ.get("MOVE_RELEASE_AFTER", "")
+        until = f"the backend at {release_after} has been replaced" if release_after else "this process is stopped"
         ctx.report.line(
-            f"MOVE_HOLD=1: the write lock on {ctx.source.path} stays held until this process is stopped "
-            f"({ctx.step_done} touched)"
+            f"MOVE_HOLD=1: the write lock on {ctx.source.path} stays held until {until} ({ctx.step_done} touched)"
         )
 
 
