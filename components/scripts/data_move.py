@@ -40,8 +40,10 @@ Why it works the way it does:
   was). Values are read raw (`text_factory=bytes`), so text that is not UTF-8 cannot stop the read.
 - The target is written in ONE transaction: a failure or refusal at any point leaves it as it was.
   Rows are converted per the target column's SQLAlchemy type (SQLite holds 0/1 booleans, timestamps as
-  text with or without offsets, JSON as text; PostgreSQL text cannot hold NUL), inserted in batches
-  with SQLAlchemy Core, each batch in a savepoint so a rejected row can be found and named. Row counts
+  text with or without offsets, JSON as text; PostgreSQL text cannot hold NUL), written in batches,
+  each in a savepoint: into PostgreSQL with `COPY` (psycopg 3; several times faster than INSERTs), else
+  with SQLAlchemy Core INSERTs; a batch the database refuses is inserted again row by row, so the
+  rejected row can be found and named. Row counts
   are compared inside the transaction before it commits, and integer keys' sequences are moved past
   the highest id copied.
 - A marker row (`argusai_data_move`: source, SHA-256 fingerprint of the source rows and revision, row
@@ -914,11 +916,45 @@ def parents_first(plan: TablePlan, rows: list[dict[str, Any]]) -> list[dict[str,
     return ordered
 
 
+def copy_batch(connection: Any, plan: TablePlan, rows: list[dict[str, Any]]) -> bool:
+    """PostgreSQL's COPY of one batch (psycopg 3) in a savepoint; False when it did not go in.
+
+    Several times faster than batched INSERTs. Each value goes through its column type's bind processor
+    (JSON to its text, ...), as an INSERT would send it. Only for rows that carry every column (COPY
+    applies no Python-side default). A batch PostgreSQL refuses is rolled back to its savepoint and left
+    to `insert_batch`, which finds and names the row.
+    """
+    import psycopg
+    import sqlalchemy as sa
+
+    columns = list(plan.table.columns)
+    if connection.dialect.driver != "psycopg" or set(rows[0]) != {column.name for column in columns}:
+        return False
+    processors = [column.type.bind_processor(connection.dialect) for column in columns]
+    preparer = connection.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(column.name) for column in columns)
+    statement = f"COPY {preparer.format_table(plan.table)} ({names}) FROM STDIN"
+    try:
+        with connection.begin_nested():
+            with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    values = (row[column.name] for column in columns)
+                    copy.write_row(
+                        [v if p is None or v is None else p(v) for v, p in zip(values, processors, strict=True)]
+                    )
+    except (psycopg.Error, sa.exc.DBAPIError):
+        return False
+    return True
+
+
 def insert_batch(connection: Any, plan: TablePlan, rows: list[dict[str, Any]], target_kind: str) -> None:
-    """INSERT one batch in a savepoint; on failure find the row the database rejects and name it."""
+    """COPY (or INSERT) one batch in a savepoint; on failure find the row the database rejects and name it."""
     import sqlalchemy as sa
 
     if not rows:
+        return
+    if copy_batch(connection, plan, rows):
+        plan.copied += len(rows)
         return
     try:
         with connection.begin_nested():
