@@ -5,17 +5,20 @@ import pulumi
 from components import backend
 from components.backend import Backend, BackendArgs
 from components.backup import Backup, BackupArgs
+from components.entry import entry_point
 from components.frontend import Frontend, FrontendArgs
 from components.modes import database_mode
 from components.network import Networks, NetworksArgs
 from components.secrets import FINGERPRINTS_OUTPUT, AppSecrets, AppSecretsArgs
 from components.settings import load_settings
-from components.wiring import backend_env, public_url
+from components.wiring import backend_env
 
-# 1. Settings: every key validated before anything is declared; the database mode decided once.
+# 1. Settings: every key validated before anything is declared; the database mode and the way in (plain
+#    HTTP, or HTTPS through the proxy) decided once.
 settings = load_settings()
 naming = settings.naming
 Database = database_mode(settings)
+entry = entry_point(settings)
 
 # 2. Secrets and networks.
 secrets = AppSecrets(
@@ -49,10 +52,10 @@ api = Backend(
     BackendArgs(
         naming=naming,
         image=settings.backend_image,
-        env=backend_env(settings, database.backend_env, secrets),
+        env=backend_env(settings, database.backend_env, secrets, entry.origins()),
         app_network=networks.app.name,
         db_network=database.backend_network,
-        host_port=settings.backend_port,
+        host_port=entry.backend_port(),
         bind_address=settings.bind_address,
         protect_data=settings.protect_data,
         follow_registry=settings.registry_digests,
@@ -70,23 +73,23 @@ if settings.frontend_image:
             image=settings.frontend_image,
             backend_url=f"http://{backend.ALIAS}:{backend.PORT}",
             app_network=networks.app.name,
-            host_port=settings.frontend_port,
+            host_port=entry.frontend_port(),
             bind_address=settings.bind_address,
             follow_registry=settings.registry_digests,
             depends_on=[api.container],
         ),
     )
 
-# 5. Backups, as the database mode takes them (the volume is kept when backups are off).
+# 5. In front: the proxy with HTTPS (nothing with plain HTTP).
+entry.declare(networks.app.name, [api.container, *([web.container] if web else [])])
+
+# 6. Backups, as the database mode takes them (the volume is kept when backups are off).
 backups.run(database.backup_plan(api))
 
-# 6. Outputs.
-for key, value in database.exports().items():
+# 7. Outputs.
+for key, value in {**database.exports(), **entry.exports()}.items():
     pulumi.export(key, value)
-pulumi.export("backendUrl", public_url(settings.bind_address, settings.backend_port))
 pulumi.export("networkName", networks.app.name)
 pulumi.export("dataVolume", api.volume.name)
-if web:
-    pulumi.export("frontendUrl", public_url(settings.bind_address, settings.frontend_port))
 pulumi.export("backupVolume", backups.volume.name)
 pulumi.export(FINGERPRINTS_OUTPUT, secrets.fingerprints)

@@ -88,8 +88,8 @@ class BackendArgs:
     """Environment as NAME=value entries, DATABASE_URL and keys included (the list is marked secret)."""
     app_network: pulumi.Input[str]
     """The app network (alias `backend`)."""
-    host_port: int
-    """Host port that publishes port 8000."""
+    host_port: int | None
+    """Host port that publishes port 8000, or None (reached only through the proxy)."""
     bind_address: str
     """Host address the port is published on (`::`: every IPv4 and IPv6 address)."""
     protect_data: bool
@@ -137,7 +137,7 @@ class Backend(pulumi.ComponentResource):
             envs=secret_env(args.env),
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
             networks_advanced=networks,
-            ports=published_ports(PORT, args.host_port, args.bind_address),
+            ports=published_ports(PORT, args.host_port, args.bind_address) if args.host_port else None,
             uploads=list(args.files) or None,
             healthcheck=HEALTHCHECK.args(),
             wait=True,

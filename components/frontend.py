@@ -22,6 +22,7 @@ from components.docker_common import (
 )
 from components.naming import Naming
 
+ALIAS = "frontend"
 PORT = 3000
 STOP_GRACE_SECONDS = 10
 WAIT_TIMEOUT_SECONDS = 120
@@ -52,8 +53,8 @@ class FrontendArgs:
     """URL the frontend's server side uses to reach the backend."""
     app_network: pulumi.Input[str]
     """The app network."""
-    host_port: int
-    """Host port that publishes port 3000."""
+    host_port: int | None
+    """Host port that publishes port 3000, or None (reached only through the proxy)."""
     bind_address: str
     """Host address the port is published on (`::`: every IPv4 and IPv6 address)."""
     follow_registry: bool
@@ -82,8 +83,8 @@ class Frontend(pulumi.ComponentResource):
             depends_on=args.depends_on,
             image=self.image.image_id,
             envs=[f"BACKEND_URL={args.backend_url}"],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=["frontend"])],
-            ports=published_ports(PORT, args.host_port, args.bind_address),
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])],
+            ports=published_ports(PORT, args.host_port, args.bind_address) if args.host_port else None,
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,

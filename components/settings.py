@@ -23,6 +23,7 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
+from components import certs
 from components.naming import Naming
 
 NAMESPACE = "argusai"
@@ -40,6 +41,10 @@ URL_SCHEMES = ("postgresql", "postgres")
 POSTGRES_DRIVERS = ("psycopg", "psycopg2")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SAME_SITE = ("lax", "strict", "none")
+#: Where the proxy's certificate comes from (`auto` picks one from the other TLS keys and the names).
+TLS_SOURCES = ("auto", "operator", "acme", "stack-ca")
+#: Lifetime bounds of the stack CA's server certificates: shorter than Caddy's intermediate (7 days).
+TLS_CERTIFICATE_MINUTES = (2, 10000)
 
 PORT_MIN, PORT_MAX = 1, 65535
 BACKUP_INTERVAL_MAX_HOURS = 24 * 30
@@ -136,6 +141,42 @@ class ExternalDatabase:
 
 
 @dataclass(frozen=True)
+class HttpsSettings:
+    """HTTPS through the proxy: the names users browse to and where the certificate comes from."""
+
+    hostnames: tuple[str, ...]
+    """The names (or addresses) users browse to, lower case, in the order given; the first is the stack's URL."""
+    https_port: int
+    """Host port of HTTPS."""
+    http_port: int
+    """Host port of plain HTTP (redirects; ACME HTTP-01)."""
+    source: Literal["operator", "acme", "stack-ca"]
+    """The certificate source, `auto` resolved."""
+    certificate: pulumi.Output[str] | None
+    """operator: the certificate chain (PEM; kept secret with its key)."""
+    private_key: pulumi.Output[str] | None
+    """operator: the private key (secret)."""
+    certificate_summary: certs.CertificateSummary | None
+    """operator: what the checks found (subject, names, expiry)."""
+    acme_email: str | None
+    """acme: the contact address, or None."""
+    acme_directory: str | None
+    """acme: a private ACME server's directory URL, or None for Caddy's default (Let's Encrypt)."""
+    acme_ca_cert: str | None
+    """acme: PEM of the CA that signed the private ACME server's HTTPS certificate, or None."""
+    certificate_minutes: int
+    """stack-ca: lifetime of the server certificates the stack's CA issues."""
+    proxy_image: str
+    """The proxy's image reference."""
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The HTTPS origins users browse to (the port only when it is not 443)."""
+        port = "" if self.https_port == HTTPS_DEFAULT_PORT else f":{self.https_port}"
+        return tuple(f"https://{_url_host(name)}{port}" for name in self.hostnames)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated, typed view of one stack's configuration."""
 
@@ -200,6 +241,8 @@ class Settings:
     """Back up and bring the database to the release's Alembic head before a new backend image serves."""
     external_database: ExternalDatabase | None
     """The server of `database: external` (None in the other modes)."""
+    https: HttpsSettings | None
+    """HTTPS through the proxy (`tlsHostnames` not empty), or None: backend and frontend publish plain HTTP."""
 
 
 class _Reader:
@@ -345,6 +388,118 @@ def _origins(reader: _Reader) -> str:
     for origin in filter(None, (part.strip() for part in value.split(","))):
         _check("corsOrigins", bool(_ORIGIN.match(origin)), f"must list http(s) origins; got '{origin}'")
     return value
+
+
+HTTPS_DEFAULT_PORT = 443
+#: Keys that mean something only with HTTPS on, and the source each belongs to (None: every source).
+_TLS_KEYS: dict[str, str | None] = {
+    "tlsCertificate": "operator",
+    "tlsPrivateKey": "operator",
+    "acmeEmail": "acme",
+    "acmeDirectory": "acme",
+    "acmeCaCert": "acme",
+}
+
+
+def _url_host(name: str) -> str:
+    """A hostname or address as it appears in a URL (IPv6 in brackets)."""
+    return f"[{name}]" if ":" in name else name
+
+
+def _certs_check(call: Callable[[], Any]) -> Any:
+    """Run a check of components.certs, turning its CertificateError into the ConfigError naming the key."""
+    try:
+        return call()
+    except certs.CertificateError as exc:
+        raise ConfigError(exc.key, exc.message) from None
+
+
+def _tls_source(reader: _Reader, hostnames: tuple[str, ...], has_certificate: bool, has_directory: bool) -> str:
+    """Resolve `tlsSource`; `auto` picks operator, acme or stack-ca from the other keys and the names."""
+    source = reader.choice("tlsSource", TLS_SOURCES, fold=str.lower)
+    kinds = {name: certs.hostname_kind(name) for name in hostnames}
+    private = [name for name, kind in kinds.items() if kind != "public"]
+    if source == "auto":
+        if has_certificate:
+            return "operator"
+        if has_directory or not private:
+            return "acme"
+        if len(private) == len(hostnames):
+            return "stack-ca"
+        raise ConfigError(
+            "tlsHostnames",
+            f"mixes public names with names no public CA signs ({', '.join(private)}); list one kind, or set "
+            "argusai:tlsSource (stack-ca covers both) or your own argusai:tlsCertificate",
+        )
+    _check(
+        "tlsSource",
+        source != "acme" or has_directory or not private,
+        f"acme with Let's Encrypt cannot cover {', '.join(private)} (no public CA signs such names); use stack-ca, "
+        "your own certificate, or a private ACME server (argusai:acmeDirectory)",
+    )
+    return source
+
+
+def _https(reader: _Reader) -> HttpsSettings | None:
+    """`tlsHostnames` and the keys of its certificate source; None (and no TLS key set) when HTTPS is off."""
+    names = [name.strip() for name in reader.string_list("tlsHostnames")]
+    present = {key: (reader.raw(key) or "").strip() for key in _TLS_KEYS}
+    if not names:
+        for key, value in present.items():
+            _check(key, not value, "is used only with HTTPS on (argusai:tlsHostnames); unset it")
+        return None
+    hostnames = tuple(_certs_check(lambda name=name: certs.check_hostname(name)) for name in names)
+    _check("tlsHostnames", len(set(hostnames)) == len(hostnames), "lists a name twice")
+    https_port = reader.integer("httpsPort", PORT_MIN, PORT_MAX)
+    http_port = reader.integer("httpPort", PORT_MIN, PORT_MAX)
+    _check("httpPort", http_port != https_port, f"must differ from argusai:httpsPort ({https_port})")
+    source = _tls_source(reader, hostnames, bool(present["tlsCertificate"]), bool(present["acmeDirectory"]))
+    for key, value in present.items():
+        owner = _TLS_KEYS[key]
+        _check(key, not value or owner == source, f"is used only with argusai:tlsSource {owner}; unset it")
+
+    certificate = private_key = summary = None
+    if source == "operator":
+        for key in ("tlsCertificate", "tlsPrivateKey"):
+            _check(key, bool(present[key]), "must be set with argusai:tlsSource operator (PEM)")
+        _check(
+            "tlsPrivateKey",
+            runtime_config.is_config_secret(f"{NAMESPACE}:tlsPrivateKey"),
+            "is a private key: set it with `pulumi config set --secret argusai:tlsPrivateKey < key.pem`",
+        )
+        summary = _certs_check(
+            lambda: certs.check_certificate_pair(present["tlsCertificate"], present["tlsPrivateKey"], hostnames)
+        )
+        certificate = pulumi.Output.secret(present["tlsCertificate"] + "\n")
+        private_key = pulumi.Output.secret(present["tlsPrivateKey"] + "\n")
+    directory = present["acmeDirectory"] or None
+    if directory is not None:
+        parts = urlsplit(directory)
+        _check(
+            "acmeDirectory",
+            parts.scheme == "https" and bool(parts.hostname),
+            f"must be an https:// URL of an ACME directory; got '{directory}'",
+        )
+    if present["acmeEmail"]:
+        _certs_check(lambda: certs.check_email(present["acmeEmail"]))
+    acme_ca = present["acmeCaCert"] or None
+    if acme_ca is not None:
+        _check("acmeCaCert", directory is not None, "is used only with a private ACME server (argusai:acmeDirectory)")
+        _certs_check(lambda: certs.check_ca_bundle(acme_ca, "acmeCaCert"))
+    return HttpsSettings(
+        hostnames=hostnames,
+        https_port=https_port,
+        http_port=http_port,
+        source=source,  # type: ignore[arg-type]  # resolved from TLS_SOURCES above
+        certificate=certificate,
+        private_key=private_key,
+        certificate_summary=summary,
+        acme_email=present["acmeEmail"] or None,
+        acme_directory=directory,
+        acme_ca_cert=acme_ca + "\n" if acme_ca else None,
+        certificate_minutes=reader.integer("tlsCertificateMinutes", *TLS_CERTIFICATE_MINUTES),
+        proxy_image=_image(reader, "proxyImage"),
+    )
 
 
 _PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")
@@ -505,7 +660,9 @@ def load_settings(
         f"must differ from argusai:backendPort ({backend_port})",
     )
 
-    cookie_secure = reader.boolean("cookieSecure")
+    https = _https(reader)
+    # Behind HTTPS the session cookie is Secure whatever the key says: the browser only ever sees HTTPS.
+    cookie_secure = reader.boolean("cookieSecure") or https is not None
     same_site = reader.choice("cookieSameSite", SAME_SITE, fold=str.lower)
     _check("cookieSameSite", same_site != "none" or cookie_secure, "may be 'none' only with argusai:cookieSecure true")
 
@@ -547,4 +704,5 @@ def load_settings(
         registry_digests=reader.boolean("registryDigests"),
         schema_gate=reader.boolean("schemaGate"),
         external_database=_external_database(reader, database),
+        https=https,
     )

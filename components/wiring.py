@@ -15,9 +15,13 @@ _IPV6 = 6
 
 
 def backend_env(
-    settings: Settings, database_env: Sequence[pulumi.Input[str]], secrets: AppSecrets
+    settings: Settings, database_env: Sequence[pulumi.Input[str]], secrets: AppSecrets, origins: Sequence[str]
 ) -> list[pulumi.Input[str]]:
-    """Return the backend's environment as NAME=value entries (secret ones as Outputs)."""
+    """Return the backend's environment as NAME=value entries (secret ones as Outputs).
+
+    `origins`: where browsers load the app from (the published URLs, or the HTTPS origins); CORS_ORIGINS
+    holds them unless the operator set corsOrigins.
+    """
     env: list[pulumi.Input[str]] = [
         *database_env,
         *secrets.app_env,
@@ -25,26 +29,13 @@ def backend_env(
         f"COOKIE_SECURE={'true' if settings.cookie_secure else 'false'}",
         f"COOKIE_SAMESITE={settings.cookie_same_site}",
     ]
-    env.append(f"CORS_ORIGINS={cors_origins(settings)}")
+    env.append(f"CORS_ORIGINS={settings.cors_origins or ','.join(origins)}")
     env.extend(f"{name}={value}" for name, value in settings.backend_env)
     if settings.backend_secret_env is not None:
         count = len(settings.backend_secret_env_names)
         secret_list = settings.backend_secret_env
         env.extend(secret_list.apply(lambda items, i=i: items[i]) for i in range(count))
     return env
-
-
-def cors_origins(settings: Settings) -> str:
-    """The origins browsers may call the backend from: the operator's, or the URLs this stack publishes.
-
-    The release's own default names ports 3000 and 8000 on localhost, which is wrong for any other port.
-    """
-    if settings.cors_origins:
-        return settings.cors_origins
-    published = (
-        [settings.backend_port] if not settings.frontend_image else [settings.frontend_port, settings.backend_port]
-    )
-    return ",".join(public_url(settings.bind_address, port) for port in published)
 
 
 def public_url(bind_address: str, port: int) -> str:

@@ -14,6 +14,9 @@ SDK, keeping a :class:`~testkit.plan.State` between runs as the engine does:
 - unchanged resources are left alone (no re-wait); updates change only what the provider updates in
   place (the restart policy); replacements delete first where `deleteBeforeReplace` says so; deletes
   stop with the grace period only when `destroyGraceSeconds` is set; retained volumes are only forgotten;
+- `attach` containers (one-shot jobs) are waited for until they exit, never failing on their exit code,
+  and with `logs` what they printed is kept as `containerLogs`, which no read-back touches again; their
+  delete skips the stop;
 - images are looked up locally by name and pulled only when missing (the provider's `findImage`), never
   removed.
 
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
+import requests
 from docker.errors import APIError, NotFound
 from docker.types import LogConfig
 
@@ -60,7 +64,7 @@ CONTAINER_DEFAULTS: dict[str, Any] = {
 CONTAINER_KEYS = {
     "name", "image", "envs", "entrypoints", "command", "volumes", "networksAdvanced", "networkMode",
     "ports", "healthcheck", "restart", "stopSignal", "stopTimeout", "logDriver", "logOpts", "labels",
-    "wait", "waitTimeout", "destroyGraceSeconds", "rm", "user", "uploads",
+    "wait", "waitTimeout", "destroyGraceSeconds", "rm", "user", "uploads", "attach", "logs", "mustRun",
 }  # fmt: skip
 NESTED_KEYS = {
     "volumes": {"volumeName", "containerPath", "readOnly"},
@@ -78,6 +82,10 @@ KNOWN_KEYS = {
     IMAGE: {"name", "keepLocally"},
 }
 DEFAULT_WAIT_TIMEOUT = 60
+# An attached job has the provider's create timeout (20 minutes) to exit.
+ATTACH_TIMEOUT_SECONDS = 1200
+#: Outputs the provider sets at create only; its Read keeps them as they are in the state.
+CREATE_ONLY_OUTPUTS = ("containerLogs",)
 
 
 class ApplyError(RuntimeError):
@@ -273,7 +281,8 @@ class Applier:
         """What the provider's Read writes after an update (containers: from dockerd; others: inputs)."""
         if typ == CONTAINER:
             inspect = self.api.inspect_container(outputs["id"])
-            return {**container_state_from_engine(inputs, inspect), "id": outputs["id"]}
+            kept = {key: outputs[key] for key in CREATE_ONLY_OUTPUTS if key in outputs}
+            return {**container_state_from_engine(inputs, inspect), **kept, "id": outputs["id"]}
         return {**inputs, **{k: v for k, v in outputs.items() if k in ("imageId", "id")}}
 
     # --- create ----------------------------------------------------------------------------------------
@@ -362,6 +371,8 @@ class Applier:
                 self.api.connect_container_to_network(cid, net["name"], aliases=net.get("aliases") or None)
         self.api.start(cid)
         inputs = reg.plain_inputs()
+        if reg.plain("attach"):
+            return {**self._attached(reg, cid), "id": cid}
         if reg.plain("wait"):
             try:
                 self.wait_healthy(reg)
@@ -372,6 +383,21 @@ class Applier:
                     outputs = {**inputs, "id": cid}
                 raise _InitError(str(exc), outputs) from None
         return {**container_state_from_engine(inputs, self.api.inspect_container(cid)), "id": cid}
+
+    def _attached(self, reg: Registration, cid: str) -> dict[str, Any]:
+        """As the provider with `attach`: wait until the job exits (any exit code), then read it back.
+
+        With `logs`, stdout and stderr as one text (the provider's stdcopy into one buffer) become
+        `containerLogs`.
+        """
+        try:
+            self.api.wait(cid, timeout=ATTACH_TIMEOUT_SECONDS)
+        except requests.exceptions.ConnectionError as exc:
+            raise ApplyError(f"{reg.plain('name')}: unable to wait container end of execution: {exc}") from None
+        outputs = container_state_from_engine(reg.plain_inputs(), self.api.inspect_container(cid))
+        if reg.plain("logs"):
+            outputs["containerLogs"] = self.api.logs(cid, stdout=True, stderr=True).decode(errors="replace")
+        return outputs
 
     def wait_healthy(self, reg: Registration, timeout: float | None = None) -> None:
         """Block until the container is healthy, as the provider's `wait` does; fail with its logs otherwise.
@@ -407,7 +433,9 @@ class Applier:
             return
         name = record.inputs.get("name")
         if record.type == CONTAINER:
-            self._remove_container(record.outputs.get("id") or name, record.inputs.get("destroyGraceSeconds"))
+            # As the provider: an attached job is not stopped first, only removed.
+            grace = None if record.inputs.get("attach") else record.inputs.get("destroyGraceSeconds")
+            self._remove_container(record.outputs.get("id") or name, grace)
         elif record.type == NETWORK:
             if self.api.networks(names=[name]):
                 self.api.remove_network(name)
@@ -455,7 +483,12 @@ class Applier:
             try:
                 if record.type == CONTAINER:
                     inspect = self.api.inspect_container(record.outputs.get("id") or name)
-                    record.outputs = {**container_state_from_engine(record.inputs, inspect), "id": inspect["Id"]}
+                    kept = {key: record.outputs[key] for key in CREATE_ONLY_OUTPUTS if key in record.outputs}
+                    record.outputs = {
+                        **container_state_from_engine(record.inputs, inspect),
+                        **kept,
+                        "id": inspect["Id"],
+                    }
                 elif record.type == IMAGE:
                     record.outputs["imageId"] = self.api.inspect_image(name)["Id"]
                 elif record.type == VOLUME:

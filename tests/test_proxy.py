@@ -1,0 +1,176 @@
+"""Proxy and the way in: HTTPS off leaves the stack as it was; HTTPS on puts Caddy in front as the one origin."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from components.proxy import CADDYFILE_PATH, HOLD_SECONDS
+from components.settings import ConfigError
+from components.tls import STACK_CA_ROOT
+from testkit.harness import Deployment, commit, run_program
+from testkit.plan import plan
+
+HTTPS = {"tlsHostnames": ["argusai.lan"], "httpsPort": 8443, "httpPort": 8080}
+
+
+def _caddyfile(deployment: Deployment) -> str:
+    uploads = deployment.container("proxy").plain("uploads")
+    return next(u["content"] for u in uploads if u["file"] == CADDYFILE_PATH)
+
+
+@pytest.fixture(scope="module")
+def https() -> Deployment:
+    """The embedded stack with HTTPS on for a .lan name (the stack's own CA)."""
+    return run_program("embedded", HTTPS)
+
+
+def test_https_off_declares_no_proxy(embedded: Deployment) -> None:
+    """The default stays as it was: backend and frontend publish their ports; no proxy, no TLS outputs."""
+    names = [r.plain("name") for r in embedded.registrations if r.type == "docker:index/container:Container"]
+    assert not [n for n in names if "proxy" in n]
+    assert embedded.container("backend").plain("ports")[0]["external"] == 8000
+    assert embedded.container("frontend").plain("ports")[0]["external"] == 3000
+    assert {"backendUrl", "frontendUrl"} <= set(embedded.outputs)
+    assert "url" not in embedded.outputs
+
+
+def test_only_the_proxy_publishes_ports(https: Deployment) -> None:
+    """With HTTPS on, backend and frontend are reached only through the proxy, which publishes both ports."""
+    assert not https.container("backend").plain("ports")
+    assert not https.container("frontend").plain("ports")
+    ports = https.container("proxy").plain("ports")
+    assert [(p["internal"], p["external"]) for p in ports] == [(8080, 8080), (8443, 8443)]
+    assert https.outputs["url"].value == "https://argusai.lan:8443"
+    assert "backendUrl" not in https.outputs
+
+
+def test_backend_cookie_secure_and_cors_origin(https: Deployment) -> None:
+    """COOKIE_SECURE true (even though the key says false) and CORS_ORIGINS = the HTTPS origin; no SSL_* files."""
+    envs = https.container("backend").plain("envs")
+    assert "COOKIE_SECURE=true" in envs
+    assert "CORS_ORIGINS=https://argusai.lan:8443" in envs
+    assert not [e for e in envs if e.startswith(("SSL_CERT_FILE", "SSL_KEY_FILE"))]
+
+
+def test_caddyfile_routes_and_holds(https: Deployment) -> None:
+    """/api/ and /ws to the backend, the rest to the frontend, each held while the upstream is away."""
+    config = _caddyfile(https)
+    assert "@backend path /api/* /ws /ws/* /health" in config
+    assert "reverse_proxy backend:8000" in config
+    assert "reverse_proxy frontend:3000" in config
+    assert config.count(f"lb_try_duration {HOLD_SECONDS}s") == 2
+    assert "max_size 50MB" in config
+    assert "redir https://argusai.lan:8443{uri} 308" in config
+
+
+def test_stack_ca_no_hsts_and_kept_volume(https: Deployment) -> None:
+    """The stack's CA: no HSTS (devices trust it only once installed), its volume protected and retained."""
+    config = _caddyfile(https)
+    assert "issuer internal" in config
+    assert "Strict-Transport-Security" not in config
+    volume = https.volume("proxy")
+    assert volume.protect
+    assert volume.retain_on_delete
+    printer = https.container("proxy-ca")
+    assert printer.plain("attach") is True
+    assert printer.plain("logs") is True
+    assert printer.plain("mustRun") is False
+    assert STACK_CA_ROOT in printer.plain("command")[-1]
+    assert printer.plain("volumes")[0]["readOnly"] is True
+
+
+def test_proxy_waits_for_backend_and_frontend(https: Deployment) -> None:
+    """The proxy starts once both upstreams are healthy."""
+    deps = https.container("proxy").dependencies
+    assert https.container("backend").urn in deps
+    assert https.container("frontend").urn in deps
+
+
+def test_hostname_aliases_on_app_network(https: Deployment) -> None:
+    """Containers reach the origin by its name (an ACME server validating, the frontend's server side)."""
+    aliases = https.container("proxy").plain("networksAdvanced")[0]["aliases"]
+    assert "argusai.lan" in aliases
+
+
+def test_acme_for_public_names_sends_hsts() -> None:
+    """A public name takes ACME (Caddy's default CA) and HSTS; the e-mail goes to the CA."""
+    deployment = run_program("embedded", {"tlsHostnames": ["argusai.example.com"], "acmeEmail": "ops@example.com"})
+    config = _caddyfile(deployment)
+    assert "email ops@example.com" in config
+    assert "issuer internal" not in config
+    assert 'Strict-Transport-Security "max-age=31536000"' in config
+    assert deployment.outputs["tlsSource"].value == "acme"
+    assert "https_port 443" in config
+    assert deployment.outputs["url"].value == "https://argusai.example.com"
+
+
+def test_private_acme_server_with_its_ca() -> None:
+    """A private ACME server (acmeDirectory + acmeCaCert): the CA is uploaded and named in the Caddyfile."""
+    ca = _pem("ca")
+    deployment = run_program(
+        "embedded",
+        {"tlsHostnames": ["argusai.lan"], "acmeDirectory": "https://ca.lan:9000/acme/acme/directory", "acmeCaCert": ca},
+    )
+    config = _caddyfile(deployment)
+    assert "acme_ca https://ca.lan:9000/acme/acme/directory" in config
+    assert "acme_ca_root /etc/caddy/tls/acme-ca.pem" in config
+    uploads = {u["file"]: u["content"] for u in deployment.container("proxy").plain("uploads")}
+    assert uploads["/etc/caddy/tls/acme-ca.pem"].strip() == ca.strip()
+
+
+def test_mixed_names_refused_naming_key() -> None:
+    """Public and private names together under auto: refused before anything is declared."""
+    with pytest.raises(ConfigError, match="argusai:tlsHostnames' mixes public names") as err:
+        run_program("embedded", {"tlsHostnames": ["argusai.example.com", "argusai.lan"]})
+    assert not err.value.registrations  # type: ignore[attr-defined]
+
+
+def test_tls_keys_without_https_refused() -> None:
+    """A certificate key with HTTPS off is a mistake, not something to ignore."""
+    with pytest.raises(ConfigError, match="argusai:acmeEmail' is used only with HTTPS on"):
+        run_program("embedded", {"acmeEmail": "ops@example.com"})
+
+
+def test_ports_must_differ() -> None:
+    """The plain HTTP and the HTTPS port cannot be one port."""
+    with pytest.raises(ConfigError, match="argusai:httpPort' must differ from argusai:httpsPort"):
+        run_program("embedded", {**HTTPS, "httpPort": 8443})
+
+
+def test_letsencrypt_cannot_cover_private_names() -> None:
+    """ACME without a private ACME server refuses .lan names."""
+    with pytest.raises(ConfigError, match="argusai:tlsSource' acme with Let's Encrypt cannot cover argusai.lan"):
+        run_program("embedded", {**HTTPS, "tlsSource": "acme"})
+
+
+def test_second_run_plans_nothing(https: Deployment) -> None:
+    """Run again over the state the first run left: no resource changes (the CA printer included)."""
+    state = commit(https)
+    again = run_program("embedded", HTTPS, prior=state)
+    steps = plan(state, again)
+    assert [s for s in steps.steps if s.op != "same"] == []
+
+
+def _pem(name: str) -> str:
+    """A self-signed CA certificate (any valid certificate PEM will do here)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
