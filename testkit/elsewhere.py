@@ -11,7 +11,6 @@ The container carries the test stack's label, so `testkit.cleanup.remove_stack` 
 
 from __future__ import annotations
 
-import datetime
 import io
 import ipaddress
 import tarfile
@@ -20,96 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from components.naming import LABEL_ROLE, LABEL_STACK
 from testkit.net import free_port
+from testkit.pki import Certificates
 
 CERT_DIR = "/etc/postgresql-tls"
 READY_TIMEOUT_SECONDS = 120
 POLL_SECONDS = 0.5
-VALID_DAYS = 2
 # The test image's postgres user (`id postgres`): the key must be its own and private.
 POSTGRES_UID, POSTGRES_GID = 100, 102
 PRIVATE_MODE, PUBLIC_MODE = 0o600, 0o644
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _pem_cert(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-@dataclass(frozen=True)
-class Certificates:
-    """A CA and a server certificate for one IP address, plus an unrelated CA (a client that must refuse)."""
-
-    ca: str
-    """The CA's certificate (PEM): what `databaseCaCert` holds."""
-    other_ca: str
-    """Another CA's certificate (PEM), which did not sign the server's."""
-    server_cert: bytes
-    """The server's certificate (PEM), SAN = the address."""
-    server_key: bytes
-    """The server's private key (PEM)."""
-
-    @classmethod
-    def for_address(cls, address: str) -> Certificates:
-        """Make the CA, the server certificate for `address` and the unrelated CA."""
-        now = datetime.datetime.now(datetime.UTC)
-
-        def ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-            key = ec.generate_private_key(ec.SECP256R1())
-            subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(subject)
-                .issuer_name(subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(
-                    x509.KeyUsage(
-                        digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                        key_encipherment=False, data_encipherment=False, key_agreement=False,
-                        encipher_only=False, decipher_only=False,
-                    ),
-                    critical=True,
-                )
-                .sign(key, hashes.SHA256())
-            )  # fmt: skip
-            return key, cert
-
-        ca_key, ca_cert = ca("argusai test database CA")
-        _, other = ca("some other CA")
-        server_key = ec.generate_private_key(ec.SECP256R1())
-        server = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
-            .issuer_name(ca_cert.subject)
-            .public_key(server_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        return cls(
-            ca=_pem_cert(ca_cert).decode(),
-            other_ca=_pem_cert(other).decode(),
-            server_cert=_pem_cert(server),
-            server_key=_pem_key(server_key),
-        )
 
 
 def bridge_address(client: docker.DockerClient) -> str:

@@ -10,8 +10,8 @@ import pytest
 
 from components.external import CA_PATH, VERSION_SCRIPT
 from components.settings import ConfigError, masked_url
-from testkit.elsewhere import Certificates
 from testkit.harness import Deployment, run_program
+from testkit.pki import Certificates
 
 PASSWORD = "s3cr3t-Pa55"
 URL = f"postgresql://argus:{PASSWORD}@db.example.lan:6432/events"

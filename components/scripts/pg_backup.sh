@@ -51,6 +51,8 @@ while :; do
     fi
     sleep "$check_seconds" &
     sleeper=$!
+    # A HUP that came after the check above but before $sleeper was set found nothing to stop.
+    [ "$due" = 1 ] && kill "$sleeper" 2>/dev/null
     wait "$sleeper"
     sleeper=
 done

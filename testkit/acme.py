@@ -1,0 +1,122 @@
+"""Pebble, Let's Encrypt's ACME test server, on a stack's own network: a real ACME CA for the proxy to use.
+
+Pebble validates HTTP-01 challenges by connecting to the name being issued on `httpPort`; on the stack's
+app network that name is the proxy's alias, so issuance works end to end with no DNS and no traffic
+leaving the machine. Its directory is served over HTTPS with a certificate for the name `pebble`, made by a
+test CA (the proxy's `acmeCaCert`). Each start makes a new issuing root, read from its management API.
+
+The container carries the test stack's label, so `testkit.cleanup.remove_stack` removes it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import ssl
+import tarfile
+import time
+import urllib.request
+from dataclasses import dataclass
+
+import docker
+
+from components.naming import LABEL_ROLE, LABEL_STACK
+from testkit.images.build import PEBBLE
+from testkit.net import LOOPBACK
+from testkit.pki import Certificates
+
+ALIAS = "pebble"
+DIRECTORY_PORT = 14000
+MANAGEMENT_PORT = 15000
+CONFIG_DIR = "/etc/pebble"
+READY_TIMEOUT_SECONDS = 60
+POLL_SECONDS = 0.5
+HTTP_TIMEOUT_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Pebble:
+    """A running Pebble."""
+
+    container: str
+    """Its container's name."""
+    certificates: Certificates
+    """The test CA that signed Pebble's own HTTPS certificate (`ca`: what acmeCaCert holds)."""
+    management_port: int
+    """Host port (127.0.0.1) of its management API."""
+
+    @property
+    def directory(self) -> str:
+        """The ACME directory URL, as the proxy reaches it on the network."""
+        return f"https://{ALIAS}:{DIRECTORY_PORT}/dir"
+
+    def issuing_root(self) -> str:
+        """The root (PEM) every certificate this Pebble issues chains to."""
+        context = ssl.create_default_context(cadata=self.certificates.ca)
+        context.check_hostname = False  # reached on loopback, not by its name
+        url = f"https://{LOOPBACK}:{self.management_port}/roots/0"
+        with urllib.request.urlopen(url, context=context, timeout=HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return response.read().decode()
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def start_pebble(client: docker.DockerClient, network: str, stack: str, http_port: int) -> Pebble:
+    """Start Pebble on `network` (alias `pebble`), validating HTTP-01 on `http_port`; wait until it answers."""
+    certificates = Certificates.for_names(ALIAS, ca_name="argusai test ACME server CA")
+    config = {
+        "pebble": {
+            "listenAddress": f"0.0.0.0:{DIRECTORY_PORT}",
+            "managementListenAddress": f"0.0.0.0:{MANAGEMENT_PORT}",
+            "certificate": f"{CONFIG_DIR}/cert.pem",
+            "privateKey": f"{CONFIG_DIR}/key.pem",
+            "httpPort": http_port,
+            "tlsPort": http_port,  # TLS-ALPN-01 unused: Caddy is told nothing of it and tries HTTP-01 first
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    name = f"{stack}-pebble"
+    container = client.containers.create(
+        PEBBLE.tag,
+        name=name,
+        labels={LABEL_STACK: stack, LABEL_ROLE: "pebble"},
+        network=network,
+        ports={f"{MANAGEMENT_PORT}/tcp": (LOOPBACK, None)},
+    )
+    container.put_archive(
+        CONFIG_DIR,
+        _archive(
+            {
+                "pebble-config.json": json.dumps(config).encode(),
+                "cert.pem": certificates.server_cert,
+                "key.pem": certificates.server_key,
+            }
+        ),
+    )
+    # Reachable by name from the proxy (the create joined the network without an alias).
+    client.networks.get(network).disconnect(container)
+    client.networks.get(network).connect(container, aliases=[ALIAS])
+    container.start()
+    container.reload()
+    port = int(container.ports[f"{MANAGEMENT_PORT}/tcp"][0]["HostPort"])
+    pebble = Pebble(container=name, certificates=certificates, management_port=port)
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while True:
+        try:
+            pebble.issuing_root()
+            return pebble
+        except OSError:
+            if time.monotonic() > deadline:
+                logs = container.logs(tail=40).decode(errors="replace")
+                raise RuntimeError(f"pebble did not answer within {READY_TIMEOUT_SECONDS}s:\n{logs}") from None
+            time.sleep(POLL_SECONDS)
