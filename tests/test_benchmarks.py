@@ -33,3 +33,18 @@ def test_move_benchmark_switches_a_gated_sqlite_stack_to_postgres() -> None:
     assert {"schema-backup", "schema-gate", "backend"} <= before
     after = _roles({**move.program_overrides(8000), "database": "postgres"})
     assert {"postgres", "schema-gate", "data-move", "backend"} <= after
+
+
+def test_upgrade_benchmark_polls_the_backend_only_through_the_proxy() -> None:
+    """Its proxy variant declares the proxy and publishes no backend port; both variants gate a SQLite stack."""
+    from benchmarks import upgrade  # here, not above: this test was appended to the module
+
+    deployment = run_program("bench", upgrade.program_overrides(upgrade.PROXY, 8443, 8080))
+    containers = {reg.plain("name").removeprefix("argusai-bench-"): reg for reg in deployment.of_type(CONTAINER)}
+    assert {"proxy", "schema-backup", "schema-gate", "backend"} <= set(containers)
+    assert "postgres" not in containers
+    assert not containers["backend"].plain("ports")
+    assert sorted(int(port["external"]) for port in containers["proxy"].plain("ports")) == [8080, 8443]
+    direct = _roles(upgrade.program_overrides(upgrade.DIRECT, 8000))
+    assert "proxy" not in direct
+    assert {"schema-backup", "schema-gate", "backend"} <= direct

@@ -51,9 +51,14 @@ def get(port: int, path: str, ca: str, hostname: str = HOSTNAME, **kwargs: Any) 
     return https.request(hostname, port, path, https.trusting(ca), **kwargs)
 
 
-def ca_of(stack: Stack) -> str:
-    """The stack CA's certificate, as exported."""
-    pem = stack.output("tlsCaCertificate")
+def ca_of(stack: Stack, config: dict[str, Any]) -> str:
+    """The stack CA's certificate, as exported.
+
+    The harness runs the program before the applier creates anything, so a value only the provider knows
+    (what the CA printer printed) is in the outputs of the next run over the state, as `pulumi stack
+    output` shows it after the `up`.
+    """
+    pem = stack.program(config).outputs["tlsCaCertificate"].value
     assert pem.startswith("-----BEGIN CERTIFICATE-----"), f"tlsCaCertificate is not a PEM certificate: {pem!r}"
     return pem
 
@@ -71,7 +76,7 @@ def test_stack_ca_served_verified_and_kept(stack: Stack) -> None:
     """
     config = https_config(stack, frontendImage=FRONTEND_IMAGE, protectData=True)
     stack.up(config)
-    ca = ca_of(stack)
+    ca = ca_of(stack, config)
     port, http_port = config["httpsPort"], config["httpPort"]
 
     health = get(port, "/health", ca)
@@ -106,7 +111,7 @@ def test_stack_ca_served_verified_and_kept(stack: Stack) -> None:
     stack.down()
     assert stack.client.volumes.get(stack.physical("proxy"))
     stack.up(config)
-    assert ca_of(stack) == ca
+    assert ca_of(stack, config) == ca
     assert get(port, "/health", ca).status == 200
     record_result("RESULT tls stack CA: verified, redirected, other CA refused, same CA after destroy + up")
 
@@ -115,7 +120,7 @@ def test_stack_ca_renews_with_no_up(stack: Stack) -> None:
     """Certificates of two minutes: the proxy renews them by itself; clients trusting the CA go on."""
     config = https_config(stack, tlsCertificateMinutes=2)
     stack.up(config)
-    ca, port = ca_of(stack), config["httpsPort"]
+    ca, port = ca_of(stack, config), config["httpsPort"]
     first = https.served_certificate(HOSTNAME, port)
     lifetime = first.not_valid_after_utc - first.not_valid_before_utc
     assert lifetime.total_seconds() <= 2 * 60 + 60, lifetime  # Caddy backdates the start a little
@@ -187,13 +192,14 @@ def test_acme_from_pebble_and_switching_both_ways(stack: Stack) -> None:
     started = time.monotonic()
     response = wait_for("a certificate from Pebble", issued, ISSUE_TIMEOUT_SECONDS, interval=1)
     assert response.status == 200
-    assert json.loads(response.body)["notes"] == ["before https"]
+    # The stand-in notes each of its starts; what was written before the switch is all there.
+    assert "before https" in json.loads(response.body)["notes"]
     assert response.headers["strict-transport-security"] == "max-age=31536000"
     assert published(stack, "backend") == {}
     record_result(f"RESULT tls acme: issued by Pebble and served {time.monotonic() - started:.1f} s after up")
 
     stack.up()  # HTTPS off again
-    assert stack.notes() == ["before https"]
+    assert "before https" in stack.notes()
     assert published(stack, "backend")
     assert not [c for c in stack.client.containers.list(all=True) if c.name == stack.physical("proxy")]
 
@@ -202,7 +208,7 @@ def test_proxy_holds_requests_while_the_backend_is_replaced(stack: Stack) -> Non
     """Polling through the proxy while the backend is deleted and created again: no request fails."""
     config = https_config(stack)
     stack.up(config)
-    ca, port = ca_of(stack), config["httpsPort"]
+    ca, port = ca_of(stack, config), config["httpsPort"]
     assert stack.deployment is not None
     failures, longest, done = [], 0.0, False
 
@@ -243,7 +249,7 @@ def test_real_release_behind_the_proxy(stack: Stack) -> None:
         stack, backendImage=ARGUSAI_BACKEND.tag, frontendImage=ARGUSAI_FRONTEND_SAME_ORIGIN.tag, schemaGate=True
     )
     stack.up(config)
-    ca, port = ca_of(stack), config["httpsPort"]
+    ca, port = ca_of(stack, config), config["httpsPort"]
     login_page = get(port, "/login", ca)
     assert login_page.status == 200
     assert b"<html" in login_page.body.lower()
