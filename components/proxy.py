@@ -5,8 +5,8 @@ Creates:
   retained with `protectData`, like the data volumes, so the stack CA outlives a `destroy`.
 - `<name>-image`: the proxy image (Caddy 2), kept locally.
 - `<name>-container`: Caddy with a Caddyfile written here and uploaded to /etc/caddy/Caddyfile, on the app
-  network (aliases: the stack's hostnames, so containers reach the origin by its name), publishing HTTPS and
-  plain HTTP on the chosen host address; healthy when its admin endpoint answers.
+  network (aliases: the stack's host names, so containers reach the origin by its name; not its addresses),
+  publishing HTTPS and plain HTTP on the chosen host address; healthy when its admin endpoint answers.
 - what the certificate source declares once the proxy is up (see components/tls.py).
 
 Routes: `/api/`, `/ws` and `/health` to the backend, the rest to the frontend (everything to the backend when
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from components import certs
 from components.docker_common import (
     data_volume,
     local_image,
@@ -177,7 +178,10 @@ class Proxy(pulumi.ComponentResource):
             image=self.image.image_id,
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=["proxy", *https.hostnames])
+                docker.ContainerNetworksAdvancedArgs(
+                    name=args.app_network,
+                    aliases=["proxy", *(name for name in https.hostnames if certs.hostname_kind(name) != "ip")],
+                )
             ],
             ports=[
                 docker.ContainerPortArgs(internal=port, external=port, ip=args.bind_address)

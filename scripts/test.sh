@@ -6,7 +6,8 @@
 # 2. as root, makes sure a Docker engine answers (scripts/docker-engine.sh installs and starts one) and
 #    builds the registry-free test images (cached: seconds when nothing changed), the real ArgusAI
 #    backend among them, from the release checkout ARGUSAI_SOURCE (default: ../shared/argusai beside
-#    this checkout, when it is there);
+#    this checkout, when it is there), the real frontend too (as published, and built for one origin);
+#    and installs what the browser tests drive (scripts/test-tools.sh: Debian's chromium);
 # 3. runs pytest. Without an engine the integration tests are skipped with one line, unless
 #    REQUIRE_DOCKER=1, which makes a missing engine a failure (CI sets it).
 set -euo pipefail
@@ -24,14 +25,22 @@ fi
 
 if [ "$(id -u)" -eq 0 ] || docker info >/dev/null 2>&1; then
     if bash scripts/docker-engine.sh; then
-        images=(--only postgres --only backend --only frontend)
+        images=(--only postgres --only backend --only frontend --only caddy --only pebble)
         if [ -n "${ARGUSAI_SOURCE}" ]; then
-            images+=(--only argusai-backend)
+            images+=(--only argusai-backend --only argusai-frontend --only argusai-frontend-same-origin)
         elif [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
             echo "test: REQUIRE_DOCKER=1 but ARGUSAI_SOURCE is unset and ../shared/argusai is missing" >&2
             exit 1
         fi
+        # The browser's packages come from the host's apt while the images build (their own apt, in a
+        # separate root): side by side.
+        bash scripts/test-tools.sh &
+        tools=$!
         .venv/bin/python -m testkit.images.build "${images[@]}"
+        if ! wait "$tools" && [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
+            echo "test: REQUIRE_DOCKER=1 but the browser tests' tools could not be installed" >&2
+            exit 1
+        fi
     elif [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
         echo "test: REQUIRE_DOCKER=1 but no Docker engine could be started" >&2
         exit 1
