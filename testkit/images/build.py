@@ -1,8 +1,8 @@
 """Build the stand-in images the integration tests deploy, from Debian packages.
 
-No image registry is reachable from the test machines, so the three images
-the Pulumi program deploys are made here: mmdebstrap bootstraps a minimal
-Debian bookworm root file system holding only the packages an image needs,
+No image registry is reachable from the test machines, so the images the
+Pulumi program and its tests deploy are made here: mmdebstrap bootstraps a
+minimal Debian root file system holding only the packages an image needs,
 and ``docker import`` turns its tarball into an image.
 
 - ``argusai-test/postgres:15``: Debian's PostgreSQL 15 behind an entry point
@@ -11,18 +11,31 @@ and ``docker import`` turns its tarball into an image.
   for ArgusAI's FastAPI backend (PostgreSQL or SQLite).
 - ``argusai-test/frontend:latest``: ``frontend/server.js``, a node stand-in
   for the Next.js frontend.
+- ``argusai-test/caddy:2``: Debian's Caddy 2 with the official ``caddy``
+  image's contract (config file, XDG directories, command, ports).
+- ``argusai-test/pebble:2``: Debian's Pebble, Let's Encrypt's ACME test server.
 
-One more image is built only on request (``--only argusai-backend``), not by
-default: ``argusai-test/argusai-backend:c5efc85``, the real ArgusAI backend
-from its unmodified release source, found through the environment variable
-``ARGUSAI_SOURCE`` (the release checkout's root). Its Python packages are
-pinned in ``argusai/constraints.txt``, downloaded as wheels on this machine
-with its own pip configuration and installed into a virtual environment in
-the image without any index.
+More images are built only on request (``--only NAME``), not by default, from
+the unmodified ArgusAI release source, found through the environment variable
+``ARGUSAI_SOURCE`` (the release checkout's root):
+
+- ``argusai-test/argusai-backend:c5efc85``, the real backend. Its Python
+  packages are pinned in ``argusai/constraints.txt``, downloaded as wheels on
+  this machine with its own pip configuration and installed into a virtual
+  environment in the image without any index.
+- ``argusai-test/argusai-frontend:c5efc85`` (``argusai-frontend``), the real
+  Next.js frontend built as the published image is, and
+  ``...:c5efc85-same-origin`` (``argusai-frontend-same-origin``), the same
+  source built for one origin behind a reverse proxy. Its npm packages are
+  pinned by the release's own ``package-lock.json``: this machine's npm fills
+  a package cache with them (its npm configuration decides where from), then
+  a Debian trixie chroot with Debian's node and npm installs them with
+  ``npm ci --offline`` and runs ``next build`` without a network; the image
+  gets only the standalone server, its static files and ``public``.
 
 Each image carries the label ``argusai.recipe``: a SHA-256 over its recipe
 (packages, build options, stand-in sources; for a release image also its
-constraints and every file of the release source). An image whose tag already
+pins and every file of the release source). An image whose tag already
 carries the current hash is not built again, so a warm run takes seconds.
 The root file system tarballs are also kept, outside the repository, in
 ``${XDG_CACHE_HOME:-$HOME/.cache}/argusai-infra/images``: an image removed from
@@ -54,7 +67,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -163,6 +176,64 @@ class PythonRelease:
 
 
 @dataclass(frozen=True)
+class NextRelease:
+    """A Next.js application (``output: 'standalone'``) built from a release checkout outside the repository.
+
+    The build host fills an npm cache from the release's ``package-lock.json``
+    (its npm configuration decides where from). A throwaway chroot of the
+    recipe's suite with Debian's node and npm then runs ``npm ci --offline``
+    and ``next build`` with no network, once per build setting: recipes that
+    differ only in ``build_env`` share one chroot, one install and the
+    bundler's cache. The image gets the standalone server, ``.next/static``
+    and ``public``, as the release's Dockerfile copies them; its hooks reach
+    them through the environment variable ``RELEASE_APP_TAR``.
+    """
+
+    source_env: str  # environment variable naming the release checkout's root
+    subdir: str  # the application's directory in the checkout
+    target: str  # where the application goes in the image
+    # Build-time environment (NEXT_PUBLIC_* values are baked into the bundle), as (name, value) pairs.
+    build_env: tuple[tuple[str, str], ...]
+    # A JS module of canned Google Fonts answers (NEXT_FONT_GOOGLE_MOCKED_RESPONSES), relative to this directory.
+    fonts_mock: str
+    # Paths never copied, besides the release's .dockerignore: glob patterns
+    # matched against every path component.
+    always_excluded: tuple[str, ...]
+    # Own the standalone server and .next (static files too), as upstream (nextjs:nodejs).
+    uid: int
+    gid: int
+    build_command: tuple[str, ...] = ("npm", "run", "build", "--", "--webpack")
+    builder_packages: tuple[str, ...] = ("nodejs", "npm")
+    lockfile: str = "package-lock.json"  # relative to subdir
+
+    def source_root(self) -> Path:
+        """The release checkout, from the environment; BuildError when unusable."""
+        value = os.environ.get(self.source_env)
+        if not value:
+            raise BuildError(
+                f"{self.source_env} is not set: point it at the release checkout's root "
+                f"(the directory holding {self.subdir}/{self.lockfile})"
+            )
+        root = Path(value)
+        if not (root / self.subdir / self.lockfile).is_file():
+            raise BuildError(
+                f"{self.source_env}={value} is not the release checkout: {self.subdir}/{self.lockfile} is missing there"
+            )
+        return root
+
+    def app_dir(self) -> Path:
+        """The application's directory in the release checkout."""
+        return self.source_root() / self.subdir
+
+    def builder(self) -> NextRelease:
+        """What a shared build chroot depends on: everything but the build settings."""
+        return replace(self, build_env=())
+
+
+_OPTIONAL_RECIPE_FIELDS = ("next_release", "short_name")
+
+
+@dataclass(frozen=True)
 class Recipe:
     """Everything that determines one image's content."""
 
@@ -176,11 +247,14 @@ class Recipe:
     variant: str = "essential"
     suite: str = SUITE
     release: PythonRelease | None = None
+    next_release: NextRelease | None = None
+    # For two tags of one repository: the name --only knows (default: the repository's last part).
+    short_name: str = ""
 
     @property
     def name(self) -> str:
         """Short name, e.g. ``postgres``, for logs and cache files."""
-        return self.tag.split("/")[-1].split(":")[0]
+        return self.short_name or self.tag.split("/")[-1].split(":")[0]
 
     @property
     def repository(self) -> str:
@@ -190,9 +264,14 @@ class Recipe:
     def digest(self) -> str:
         """SHA-256 over the recipe, its stand-in files and, for a release, its pins and source."""
         sha = hashlib.sha256()
+        recipe = asdict(self)
+        # Fields added after the first recipes count only when set, so that adding them rebuilt nothing.
+        for key in _OPTIONAL_RECIPE_FIELDS:
+            if not recipe[key]:
+                del recipe[key]
         payload = {
             "format": RECIPE_FORMAT,
-            "recipe": asdict(self),
+            "recipe": recipe,
             "common_dpkg_options": COMMON_DPKG_OPTIONS,
             "common_cleanup_hooks": COMMON_CLEANUP_HOOKS,
             "apt_options": APT_OPTIONS,
@@ -204,6 +283,8 @@ class Recipe:
         if self.release is not None:
             sha.update(b"\0constraints\0" + (HERE / self.release.constraints).read_bytes())
             sha.update(b"\0source\0" + tree_digest(self.release.app_dir()).encode())
+        if self.next_release is not None:
+            sha.update(b"\0next-build\0" + next_build_key(self).encode())
         return sha.hexdigest()
 
 
@@ -369,9 +450,111 @@ ARGUSAI_BACKEND = Recipe(
     ),
 )
 
-RECIPES: tuple[Recipe, ...] = (POSTGRES, BACKEND, FRONTEND)
-# Buildable with --only: the release image is not needed by the tests yet.
-ALL_RECIPES: tuple[Recipe, ...] = (*RECIPES, ARGUSAI_BACKEND)
+# The first Debian suite whose nodejs (20.19) runs Next.js 16 (it needs >= 20.9; bookworm has 18).
+NODE_SUITE = "trixie"
+NEXT_USER = "nextjs"
+NEXT_GROUP = "nodejs"
+NEXT_UID = 1001  # the release's Dockerfile: adduser --system --uid 1001 nextjs, addgroup --gid 1001 nodejs
+
+ARGUSAI_NEXT = NextRelease(
+    source_env=ARGUSAI_SOURCE_ENV,
+    subdir="frontend",
+    target="/app",
+    # As published: the Dockerfile's default ARG, baked into the browser bundle and into the
+    # /api/v1 rewrite (next.config.ts: BACKEND_URL || NEXT_PUBLIC_API_URL).
+    build_env=(("NEXT_PUBLIC_API_URL", "http://localhost:8000"),),
+    fonts_mock="argusai/next-font-google-mocks.js",
+    always_excluded=("node_modules", ".next"),
+    uid=NEXT_UID,
+    gid=NEXT_UID,
+)
+
+ARGUSAI_FRONTEND = Recipe(
+    tag=f"argusai-test/argusai-frontend:{ARGUSAI_RELEASE}",
+    suite=NODE_SUITE,
+    # The standalone server needs node only (its native modules come with it);
+    # the CA bundle, as node:20-alpine has, for any HTTPS the server makes.
+    packages=("nodejs", "ca-certificates"),
+    next_release=ARGUSAI_NEXT,
+    customize_hooks=(
+        # No passwd package in the essential set, so the entries are written directly.
+        f"echo '{NEXT_USER}:x:{NEXT_UID}:{NEXT_UID}::/home/{NEXT_USER}:/usr/sbin/nologin' >> \"$1/etc/passwd\"",
+        f"echo '{NEXT_GROUP}:x:{NEXT_UID}:' >> \"$1/etc/group\"",
+        f'install -d -o {NEXT_UID} -g {NEXT_UID} -m 0755 "$1/home/{NEXT_USER}"',
+        # /app/public owned by root, the standalone server and .next (static files too) by nextjs, as upstream.
+        'tar -C "$1" --numeric-owner --same-owner -xf "$RELEASE_APP_TAR"',
+    ),
+    changes=(
+        f"ENV PATH={DEFAULT_PATH}",
+        "ENV NODE_ENV=production",
+        "ENV NEXT_TELEMETRY_DISABLED=1",
+        "ENV HOSTNAME=0.0.0.0",
+        "ENV PORT=3000",
+        "WORKDIR /app",
+        f"USER {NEXT_USER}",
+        # node as PID 1, as upstream: the standalone server stops on SIGTERM itself.
+        'CMD ["node", "server.js"]',
+        "EXPOSE 3000",
+    ),
+)
+# The same source for one origin behind a reverse proxy: the browser calls relative /api/v1 URLs, and the
+# Next server's own /api/v1 rewrite goes to the backend's alias on the stack's network.
+ARGUSAI_FRONTEND_SAME_ORIGIN = replace(
+    ARGUSAI_FRONTEND,
+    tag=f"{ARGUSAI_FRONTEND.tag}-same-origin",
+    short_name="argusai-frontend-same-origin",
+    next_release=replace(ARGUSAI_NEXT, build_env=(("NEXT_PUBLIC_API_URL", ""), ("BACKEND_URL", "http://backend:8000"))),
+)
+
+CADDY = Recipe(
+    tag="argusai-test/caddy:2",
+    # Debian's caddy 2.6 ships /etc/caddy/Caddyfile and /usr/share/caddy/index.html, the same default
+    # site as the official image's. Its maintainer script creates a caddy user with groupadd/useradd
+    # (passwd); its systemd units and that user play no part here: the image runs caddy as root, as
+    # the official one does. busybox gives the image the wget of caddy:2-alpine.
+    packages=("caddy", "passwd", "busybox", "ca-certificates"),
+    customize_hooks=(
+        'ln -s /bin/busybox "$1/usr/local/bin/wget"',
+        'mkdir -p "$1/config/caddy" "$1/data/caddy" "$1/srv"',
+    ),
+    changes=(
+        f"ENV PATH={DEFAULT_PATH}",
+        "ENV XDG_CONFIG_HOME=/config",
+        "ENV XDG_DATA_HOME=/data",
+        'VOLUME ["/config", "/data"]',
+        "WORKDIR /srv",
+        'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]',
+        "EXPOSE 80 443 443/udp 2019",
+    ),
+)
+
+PEBBLE_CONFIG = "/etc/pebble/pebble-config.json"
+PEBBLE = Recipe(
+    tag="argusai-test/pebble:2",
+    packages=("pebble",),
+    files=(StandInFile("pebble/pebble-config.json", PEBBLE_CONFIG),),
+    # Pebble serves ACME over HTTPS only, and the package has no certificate for it (upstream's
+    # test/certs are not packaged): a self-signed one, made on the build host, for the names a test
+    # reaches it by. Tests may mount their own certificate, key and config instead.
+    customize_hooks=(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj /CN=pebble"
+        ' -addext "subjectAltName=DNS:pebble,DNS:localhost,IP:127.0.0.1,IP:::1"'
+        ' -keyout "$1/etc/pebble/key.pem" -out "$1/etc/pebble/cert.pem" 2>/dev/null',
+        'chmod 0644 "$1/etc/pebble/key.pem"',
+    ),
+    changes=(
+        f"ENV PATH={DEFAULT_PATH}",
+        # No random 0-15 s pause before each validation.
+        "ENV PEBBLE_VA_NOSLEEP=1",
+        # Arguments given as the command come after the config (a second -config wins: Go's flags).
+        f'ENTRYPOINT ["/usr/bin/pebble", "-config", "{PEBBLE_CONFIG}"]',
+        "EXPOSE 14000 15000",
+    ),
+)
+
+RECIPES: tuple[Recipe, ...] = (POSTGRES, BACKEND, FRONTEND, CADDY, PEBBLE)
+# Buildable with --only: the release images, which only some tests need.
+ALL_RECIPES: tuple[Recipe, ...] = (*RECIPES, ARGUSAI_BACKEND, ARGUSAI_FRONTEND, ARGUSAI_FRONTEND_SAME_ORIGIN)
 
 
 class BuildError(RuntimeError):
@@ -438,6 +621,13 @@ def debian_sources(suite: str = SUITE) -> list[str]:
         for name in names:
             if not name.startswith("$("):  # a field apt had no value for
                 repos.setdefault(name, uri)
+    if suite not in repos and SUITE in repos:
+        # Another suite of the same archive (trixie beside bookworm): the mirrors serving this
+        # machine's own suite serve it too, under its name (mmdebstrap fails if they do not).
+        log(f"no {suite} repository in apt's configuration: using the mirrors of {SUITE} for it")
+        for kind in ("", "-updates", "-security"):
+            if f"{SUITE}{kind}" in repos:
+                repos.setdefault(f"{suite}{kind}", repos[f"{SUITE}{kind}"])
     if suite not in repos:
         raise BuildError(
             f"apt on this machine has no '{suite}' repository configured "
@@ -455,8 +645,13 @@ def debian_sources(suite: str = SUITE) -> list[str]:
 
 def tree_digest(root: Path) -> str:
     """SHA-256 over every file under ROOT: relative path, executable bit, content (or link target)."""
+    return files_digest(root, sorted(root.rglob("*")))
+
+
+def files_digest(root: Path, paths: Sequence[Path]) -> str:
+    """SHA-256 over PATHS below ROOT, in order: relative path, executable bit, content (or link target)."""
     sha = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         if path.is_symlink():
             sha.update(f"\0link\0{rel}\0{os.readlink(path)}".encode())
@@ -512,7 +707,7 @@ def dockerignore_rules(app_dir: Path) -> list[tuple[re.Pattern[str], bool]]:
     return rules
 
 
-def release_files(release: PythonRelease) -> list[Path]:
+def release_files(release: PythonRelease | NextRelease) -> list[Path]:
     """The release files the image gets: all but those its .dockerignore or ALWAYS_EXCLUDED drop."""
     app_dir = release.app_dir()
     rules = dockerignore_rules(app_dir)
@@ -534,41 +729,64 @@ def release_files(release: PythonRelease) -> list[Path]:
     return selected
 
 
+def _owned(info: tarfile.TarInfo, uid: int, gid: int | None = None) -> tarfile.TarInfo:
+    info.uid = uid
+    info.gid = uid if gid is None else gid
+    info.uname = info.gname = ""
+    return info
+
+
+def _directory_info(name: str, uid: int, gid: int | None = None) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    info.mtime = int(time.time())
+    return _owned(info, uid, gid)
+
+
+def _add_files(
+    tar: tarfile.TarFile,
+    root: Path,
+    paths: Sequence[Path],
+    target: str,
+    uid: int,
+    made: set[str],
+    gid: int | None = None,
+) -> None:
+    """Add PATHS (below ROOT) to TAR under TARGET, owned by UID (and GID, default UID), with their parent directories.
+
+    Modes become 0755 (executable) or 0644, directories 0755; MADE holds the
+    directories already in the tarball and is updated.
+    """
+    for path in paths:
+        rel = path.relative_to(root)
+        for parent in reversed(rel.parents[:-1]):
+            name = f"{target}/{parent.as_posix()}"
+            if name not in made:
+                made.add(name)
+                tar.addfile(_directory_info(name, uid, gid))
+        name = f"{target}/{rel.as_posix()}"
+        if path.is_dir() and not path.is_symlink():
+            if name not in made:
+                made.add(name)
+                tar.addfile(_directory_info(name, uid, gid))
+            continue
+        info = _owned(tar.gettarinfo(path, name), uid, gid)
+        info.mode = 0o755 if info.mode & 0o111 else 0o644
+        if info.isreg():
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+        else:
+            tar.addfile(info)
+
+
 def write_app_tarball(release: PythonRelease, tarball: Path) -> None:
     """TARBALL holds the release files under TARGET (and an empty TARGET/data), owned by UID."""
-    app_dir = release.app_dir()
     target = release.target.strip("/")
-
-    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = release.uid
-        info.uname = info.gname = ""
-        return info
-
-    def directory(name: str) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(name)
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-        info.mtime = int(time.time())
-        return owned(info)
-
     with tarfile.open(tarball, "w", format=tarfile.PAX_FORMAT) as tar:
-        made = {target}
-        tar.addfile(directory(target))
-        tar.addfile(directory(f"{target}/data"))
-        for path in release_files(release):
-            rel = path.relative_to(app_dir)
-            for parent in reversed(rel.parents[:-1]):
-                name = f"{target}/{parent.as_posix()}"
-                if name not in made:
-                    made.add(name)
-                    tar.addfile(directory(name))
-            info = owned(tar.gettarinfo(path, f"{target}/{rel.as_posix()}"))
-            info.mode = 0o755 if info.mode & 0o111 else 0o644
-            if info.isreg():
-                with path.open("rb") as handle:
-                    tar.addfile(info, handle)
-            else:
-                tar.addfile(info)
+        tar.addfile(_directory_info(target, release.uid))
+        tar.addfile(_directory_info(f"{target}/data", release.uid))
+        _add_files(tar, release.app_dir(), release_files(release), target, release.uid, {target})
 
 
 def _requirement_name(line: str) -> str | None:
@@ -693,6 +911,341 @@ def stage_wheels(recipe: Recipe) -> Path:
     return wheels
 
 
+# npm on a cold machine: some 650 packages (200 MiB) to download and unpack.
+NPM_TIMEOUT_SECONDS = 1800
+# One step in the build chroot (`npm ci`, one `next build`): measured 30 s and 105-160 s on 2 cores.
+NEXT_STEP_TIMEOUT_SECONDS = 1800
+# A whole build chroot: bootstrap (60-100 s), install and every build setting of one source.
+NEXT_BUILDER_TIMEOUT_SECONDS = 3600
+# Only for the throwaway build chroot (not in any image): no fsync for every unpacked file (78 s -> 59 s).
+NEXT_BUILDER_DPKG_OPTIONS = ("force-unsafe-io",)
+# Where the build chroot has the application, its npm cache and the fonts mock.
+NEXT_BUILD_ROOT = "/build"
+NEXT_APP_DIR = f"{NEXT_BUILD_ROOT}/app"
+NEXT_NPM_CACHE = f"{NEXT_BUILD_ROOT}/npm-cache"
+NEXT_FONTS_MOCK = f"{NEXT_BUILD_ROOT}/next-font-google-mocks.js"
+# What a build output holds, as the release's Dockerfile copies it: (in the build tree, below the target).
+NEXT_OUTPUTS = ((".next/standalone", ""), (".next/static", ".next/static"), ("public", "public"))
+
+
+def _wait_hook(variable: str) -> str:
+    """A hook that waits until the path in $VARIABLE exists, and fails once ``$VARIABLE.failed`` does."""
+    return f'until [ -e "${variable}" ]; do [ ! -e "${variable}.failed" ] || exit 1; sleep 1; done'
+
+
+class _Background:
+    """Makes a path in a thread and links it at LINK when done (LINK.failed on failure), for hooks waiting on it.
+
+    So a bootstrap can run while what its hooks need later is still being made.
+    """
+
+    def __init__(self, make: Callable[[], Path], link: Path) -> None:
+        self.link = link
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(make,), daemon=True)
+        self._thread.start()
+
+    def _run(self, make: Callable[[], Path]) -> None:
+        try:
+            target = make()
+            temporary = self.link.with_name(f"{self.link.name}.link")
+            temporary.symlink_to(target)
+            temporary.replace(self.link)
+        except BaseException as exc:  # handed to the thread waiting for the result
+            self.error = exc
+            self.link.with_name(f"{self.link.name}.failed").touch()
+
+    def raise_if_failed(self) -> None:
+        """Re-raise the thread's error if it has failed (without waiting for it)."""
+        if not self._thread.is_alive() and self.error is not None:
+            raise self.error
+
+    def result(self) -> None:
+        """Wait for the thread; re-raise its error."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def next_build_key(recipe: Recipe) -> str:
+    """SHA-256 over what RECIPE's Next.js build output depends on.
+
+    The release files the build sees, the build settings, the fonts mock and
+    the build chroot's suite and packages; not the runtime image's recipe, so
+    a change there reuses the built output.
+    """
+    release = recipe.next_release
+    assert release is not None  # noqa: S101 - only called for Next.js recipes
+    sha = hashlib.sha256()
+    payload = {"release": asdict(release), "suite": recipe.suite, "apt_options": APT_OPTIONS}
+    sha.update(json.dumps(payload, sort_keys=True).encode())
+    sha.update(b"\0fonts\0" + (HERE / release.fonts_mock).read_bytes())
+    sha.update(b"\0source\0" + files_digest(release.app_dir(), release_files(release)).encode())
+    return sha.hexdigest()
+
+
+def next_output_path(recipe: Recipe) -> Path:
+    """The cached tarball of RECIPE's build output (standalone server, static files, public)."""
+    return cache_dir() / "next" / f"{recipe.name}-{next_build_key(recipe)[:16]}.tar"
+
+
+def stage_npm_cache(release: NextRelease) -> Path:
+    """Fill (once per lock file) an npm cache with every package RELEASE's lock file pins; return it.
+
+    This machine's npm runs ``npm ci --ignore-scripts`` in a scratch copy of
+    ``package.json`` and the lock file: it downloads with its own
+    configuration, checks every package against the lock's integrity hashes
+    and runs nothing of theirs. Only the cache is kept, under
+    :func:`cache_dir`, keyed by a hash of both files.
+    """
+    app_dir = release.app_dir()
+    manifest = (app_dir / "package.json").read_bytes()
+    lock = (app_dir / release.lockfile).read_bytes()
+    key = hashlib.sha256(manifest + b"\0" + lock).hexdigest()[:16]
+    root = cache_dir() / "npm"
+    cache = root / f"{release.subdir}-{key}"
+    if (cache / "package-lock.json").is_file():
+        return cache
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob(f"{release.subdir}-*.part"):
+        shutil.rmtree(old)  # a download that failed or was interrupted (the build lock is held)
+    partial = root / f"{release.subdir}-{key}.{os.getpid()}.part"
+    logfile = cache_dir() / f"{release.subdir}-npm.log"
+    log(f"{release.subdir}: filling an npm cache from {release.lockfile}")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=root, prefix="project-") as project:
+        shutil.copyfile(app_dir / "package.json", Path(project) / "package.json")
+        shutil.copyfile(app_dir / release.lockfile, Path(project) / "package-lock.json")
+        args = [tool("npm"), "ci", "--cache", str(partial), "--ignore-scripts", "--no-audit", "--no-fund"]
+        with logfile.open("wb") as out:
+            out.write(f"$ {shlex.join(args)}\n".encode())
+            out.flush()
+            try:
+                proc = subprocess.run(  # noqa: S603 - npm found here, arguments built here
+                    args, cwd=project, stdout=out, stderr=out, check=False, timeout=NPM_TIMEOUT_SECONDS
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise BuildError(f"npm ci timed out after {NPM_TIMEOUT_SECONDS}s:\n{_tail(logfile)}") from exc
+        if proc.returncode != 0:
+            raise BuildError(f"npm ci failed ({proc.returncode}):\n{_tail(logfile)}")
+    # The marker of a complete cache is the lock file it was filled from.
+    shutil.copyfile(app_dir / release.lockfile, partial / "package-lock.json")
+    partial.rename(cache)
+    for old in root.glob(f"{release.subdir}-*"):
+        if old != cache:
+            shutil.rmtree(old)  # the caches of other lock files
+    log(f"{release.subdir}: npm cache filled in {time.monotonic() - started:.1f}s")
+    return cache
+
+
+def _in_build_chroot(label: str, env: Sequence[tuple[str, str]], command: Sequence[str]) -> str:
+    """A customize hook running COMMAND in the build chroot's application directory, with no network.
+
+    Only ENV (and a fixed PATH and HOME) reaches it: no variable of this
+    machine, so no npm configuration either. ``timeout`` stops the whole
+    step (its process group) after NEXT_STEP_TIMEOUT_SECONDS.
+    """
+    variables = [("PATH", DEFAULT_PATH), ("HOME", "/root"), *env]
+    script = f"cd {NEXT_APP_DIR} && exec {shlex.join(command)}"
+    step = shlex.join(
+        [
+            tool("timeout"),
+            str(NEXT_STEP_TIMEOUT_SECONDS),
+            tool("unshare"),
+            "--net",
+            tool("chroot"),
+            "$1",
+            "/usr/bin/env",
+            "-i",
+            *[f"{name}={value}" for name, value in variables],
+            "/bin/sh",
+            "-c",
+            script,
+        ]
+    ).replace("'$1'", '"$1"')
+    # The log shows when each step starts and ends (seconds since the epoch).
+    return f'echo "[next-build] {label}: start $(date +%s)" && {step} && echo "[next-build] {label}: end $(date +%s)"'
+
+
+def next_build_hooks(group: Sequence[Recipe]) -> list[str]:
+    """Customize hooks that install GROUP's (one source's) packages once and build each recipe's setting.
+
+    They read the staged source tarball and fonts mock through ``NEXT_STAGE``
+    and the npm cache through ``NEXT_NPM_CACHE`` (waiting for it to appear),
+    and copy build output I to ``$NEXT_STAGE/out-I``.
+    """
+    npm_env = [
+        ("npm_config_cache", NEXT_NPM_CACHE),
+        ("npm_config_offline", "true"),
+        ("npm_config_update_notifier", "false"),
+        ("npm_config_audit", "false"),
+        ("npm_config_fund", "false"),
+    ]
+    hooks = [
+        f'mkdir -p "$1{NEXT_BUILD_ROOT}" && tar -C "$1{NEXT_BUILD_ROOT}" -xf "$NEXT_STAGE/app.tar"',
+        # The cache is filled on this machine while the chroot is bootstrapped.
+        'echo "[next-build] npm cache: wait $(date +%s)"',
+        _wait_hook("NEXT_NPM_CACHE"),
+        f'mkdir "$1{NEXT_NPM_CACHE}" && cp -a "$NEXT_NPM_CACHE/." "$1{NEXT_NPM_CACHE}/"',
+        f'install -m 0644 "$NEXT_STAGE/fonts.js" "$1{NEXT_FONTS_MOCK}"',
+        # The release's Dockerfile runs `npm ci`: the same, from the cache only.
+        _in_build_chroot("npm ci", npm_env, ["npm", "ci", "--offline"]),
+    ]
+    for index, recipe in enumerate(group):
+        release = recipe.next_release
+        assert release is not None  # noqa: S101 - groups hold Next.js recipes only
+        env = [
+            *npm_env,
+            ("NEXT_TELEMETRY_DISABLED", "1"),
+            # next/font/google would fetch Geist from Google at build time.
+            ("NEXT_FONT_GOOGLE_MOCKED_RESPONSES", NEXT_FONTS_MOCK),
+            *release.build_env,
+        ]
+        hooks.append(_in_build_chroot(f"build {recipe.name}", env, release.build_command))
+        out = f'"$NEXT_STAGE/out-{index}"'
+        copies = " && ".join(
+            f'cp -a "$1{NEXT_APP_DIR}/{source}" {out}/{source.replace("/", "_")}' for source, _ in NEXT_OUTPUTS
+        )
+        hooks.append(f"mkdir {out} && {copies}")
+    return hooks
+
+
+def write_next_tarball(release: NextRelease, output: Path, tarball: Path) -> None:
+    """TARBALL holds a build OUTPUT under TARGET, laid out and owned as the release's Dockerfile copies it.
+
+    TARGET itself and ``public`` belong to root; the standalone server and
+    ``.next`` (with ``.next/static``) to the release's uid.
+    """
+    target = release.target.strip("/")
+    with tarfile.open(tarball, "w", format=tarfile.PAX_FORMAT) as tar:
+        made = {target}
+        tar.addfile(_directory_info(target, 0))
+        for source, dest in NEXT_OUTPUTS:
+            root = output / source.replace("/", "_")
+            if not root.is_dir():
+                raise BuildError(f"the build wrote no {source}")
+            uid, gid = (0, 0) if source == "public" else (release.uid, release.gid)
+            prefix = f"{target}/{dest}" if dest else target
+            if prefix not in made:
+                made.add(prefix)
+                tar.addfile(_directory_info(prefix, uid, gid))
+            _add_files(tar, root, sorted(root.rglob("*")), prefix, uid, made, gid)
+
+
+# One build chroot at a time: the recipes of one source share it, and the
+# second one asking finds its output built.
+_next_lock = threading.Lock()
+# Outputs built by this process: a forced build makes each only once.
+_next_built: set[Path] = set()
+
+
+def _image_current(recipe: Recipe, use_tarball_cache: bool) -> bool:
+    """Whether RECIPE's image is up to date or comes back from a cached root file system."""
+    digest = recipe.digest()
+    current = image_label(recipe.tag)
+    if current and current[1] == digest:
+        return True
+    return use_tarball_cache and _rootfs_tarball(recipe, digest).exists()
+
+
+def next_output(
+    recipe: Recipe,
+    siblings: Sequence[Recipe],
+    sources: Callable[[str], Sequence[str]],
+    force: bool = False,
+    use_tarball_cache: bool = True,
+) -> Path:
+    """The tarball of RECIPE's Next.js build output, built if need be; return its path.
+
+    A build also makes the outputs of the SIBLINGS (the other images being
+    made) that build the same source in the same chroot and need one, so that
+    one install and the bundler's cache serve them all.
+    """
+    release = recipe.next_release
+    assert release is not None  # noqa: S101 - only called for Next.js recipes
+    with _next_lock:
+        tarball = next_output_path(recipe)
+        if tarball in _next_built or (tarball.is_file() and not force):
+            return tarball
+        group = [recipe]
+        paths = {tarball}
+        for other in siblings:
+            if (
+                other.next_release is None
+                or other.suite != recipe.suite
+                or other.next_release.builder() != release.builder()
+            ):
+                continue
+            path = next_output_path(other)
+            if path in paths or path in _next_built:
+                continue
+            if not force and (path.is_file() or _image_current(other, use_tarball_cache)):
+                continue
+            group.append(other)
+            paths.add(path)
+        _build_next_outputs(group, sources(recipe.suite))
+        return tarball
+
+
+def _build_next_outputs(group: Sequence[Recipe], sources: Sequence[str]) -> None:
+    """Build the outputs of GROUP (recipes of one source) in one build chroot and cache them."""
+    release = group[0].next_release
+    assert release is not None  # noqa: S101 - groups hold Next.js recipes only
+    cache = cache_dir()
+    (cache / "next").mkdir(parents=True, exist_ok=True)
+    logfile = cache / f"{group[0].name}-next.log"
+    names = ", ".join(recipe.name for recipe in group)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=cache, prefix="next-stage-") as stage_dir:
+        stage = Path(stage_dir)
+        with tarfile.open(stage / "app.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+            name = NEXT_APP_DIR.rsplit("/", 1)[-1]
+            tar.addfile(_directory_info(name, 0))
+            _add_files(tar, release.app_dir(), release_files(release), name, 0, {name})
+        shutil.copyfile(HERE / release.fonts_mock, stage / "fonts.js")
+        npm_cache = _Background(lambda: stage_npm_cache(release), stage / "npm-cache")
+        cmd = [
+            tool("mmdebstrap"),
+            "--variant=essential",
+            "--format=null",
+            f"--include={','.join(release.builder_packages)}",
+        ]
+        cmd += [f"--aptopt={opt}" for opt in APT_OPTIONS]
+        cmd += [f"--dpkgopt={opt}" for opt in (*COMMON_DPKG_OPTIONS, *NEXT_BUILDER_DPKG_OPTIONS)]
+        cmd += [f"--customize-hook={hook}" for hook in next_build_hooks(group)]
+        cmd += [group[0].suite, "/dev/null", *sources]
+        # mmdebstrap's null format makes its throwaway chroot (about 2 GiB at its largest) in $TMPDIR or /tmp.
+        env = {**os.environ, "NEXT_STAGE": str(stage), "NEXT_NPM_CACHE": str(npm_cache.link)}
+        log(f"{names}: building the Next.js release in a {group[0].suite} chroot (offline)")
+        with logfile.open("wb") as out:
+            out.write(f"$ {shlex.join(cmd)}\n".encode())
+            out.flush()
+            # Own process group, as for the image builds (mmdebstrap signals its group on failure).
+            builder = _spawn(cmd, stdout=out, stderr=out, env=env)
+            try:
+                returncode = builder.wait(timeout=NEXT_BUILDER_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                builder.terminate()  # SIGTERM: mmdebstrap unmounts and removes its chroot
+                _reap(builder)
+                raise BuildError(
+                    f"{names}: the Next.js build timed out after {NEXT_BUILDER_TIMEOUT_SECONDS}s:\n{_tail(logfile)}"
+                ) from None
+            _reap(builder)
+        if returncode != 0:
+            npm_cache.raise_if_failed()  # its own error says more
+            raise BuildError(f"{names}: the Next.js build failed ({returncode}):\n{_tail(logfile)}")
+        npm_cache.result()
+        for index, recipe in enumerate(group):
+            assert recipe.next_release is not None  # noqa: S101 - groups hold Next.js recipes only
+            tarball = next_output_path(recipe)
+            partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.part")
+            write_next_tarball(recipe.next_release, stage / f"out-{index}", partial)
+            partial.replace(tarball)
+            _next_built.add(tarball)
+            _remove_stale(tarball.parent, recipe.name, tarball)
+    log(f"{names}: Next.js build done in {time.monotonic() - started:.1f}s")
+
+
 def image_label(tag: str) -> tuple[str, str] | None:
     """(image id, recipe label) of TAG, or None when there is no such image."""
     proc = subprocess.run(  # noqa: S603 - fixed docker invocation
@@ -736,18 +1289,20 @@ def mmdebstrap_command(recipe: Recipe, sources: Sequence[str]) -> list[str]:
         cmd.append(
             f'--customize-hook=install -D -m {item.mode} {shlex.quote(str(HERE / item.source))} "$1{item.target}"'
         )
+    if recipe.next_release is not None:
+        cmd.append(f"--customize-hook={_wait_hook('RELEASE_APP_TAR')}")  # the build runs alongside
     cmd += [f"--customize-hook={hook}" for hook in recipe.customize_hooks]
     cmd += [f"--customize-hook={hook}" for hook in COMMON_CLEANUP_HOOKS]
     cmd += [recipe.suite, "-", *sources]
     return cmd
 
 
-def import_command(recipe: Recipe, digest: str) -> list[str]:
-    """`docker import` reading a tarball from stdin, with the image config."""
+def import_command(recipe: Recipe, digest: str, tagged: bool = True) -> list[str]:
+    """`docker import` reading a tarball from stdin, with the image config (and the tag, if TAGGED)."""
     cmd = [tool("docker"), "import"]
     for change in (*recipe.changes, f"LABEL {RECIPE_LABEL}={digest}"):
         cmd += ["--change", change]
-    cmd += ["-", recipe.tag]
+    cmd += ["-", recipe.tag] if tagged else ["-"]
     return cmd
 
 
@@ -816,19 +1371,27 @@ def _bootstrap_and_import(
     tarball: Path,
     logfile: Path,
     env: dict[str, str] | None = None,
+    timeout: float = IMPORT_TIMEOUT_SECONDS,
 ) -> None:
-    """Stream mmdebstrap's tarball into `docker import` and into the cache (ENV: mmdebstrap's environment)."""
+    """Stream mmdebstrap's tarball into `docker import` and into the cache.
+
+    ENV is mmdebstrap's environment; both are stopped after TIMEOUT seconds.
+    """
     partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.part")
-    with logfile.open("wb") as err:
+    with logfile.open("wb") as err, tempfile.TemporaryFile() as image_id_file:
         err.write(f"$ {shlex.join(mmdebstrap_command(recipe, sources))}\n".encode())
         err.flush()
         # Own process group: on failure mmdebstrap sends SIGHUP to its whole
         # group, which would otherwise kill this process and its callers.
         bootstrap = _spawn(mmdebstrap_command(recipe, sources), stdout=subprocess.PIPE, stderr=err, env=env)
-        importer = _spawn(import_command(recipe, digest), stdin=subprocess.PIPE, stdout=err, stderr=err)
+        # Untagged until the bootstrap has succeeded: `docker import` makes an image of whatever part
+        # of the stream it got, which must never carry the tag (and the recipe label) of a good one.
+        importer = _spawn(
+            import_command(recipe, digest, tagged=False), stdin=subprocess.PIPE, stdout=image_id_file, stderr=err
+        )
         # A hung download or import must not hang the test run: stop both after the build timeout (the
         # pipeline then fails below like any other failed build).
-        watchdog = threading.Timer(IMPORT_TIMEOUT_SECONDS, lambda: (bootstrap.terminate(), importer.terminate()))
+        watchdog = threading.Timer(timeout, lambda: (bootstrap.terminate(), importer.terminate()))
         watchdog.daemon = True
         watchdog.start()
         if bootstrap.stdout is None or importer.stdin is None:  # pipes were requested
@@ -845,13 +1408,19 @@ def _bootstrap_and_import(
         bootstrap_rc = _reap(bootstrap)
         import_rc = _reap(importer)
         watchdog.cancel()
-    if pump_error is not None or bootstrap_rc != 0 or import_rc != 0:
+        image_id_file.seek(0)
+        image_id = image_id_file.read().decode().strip()
+        err.write(f"imported {image_id or 'nothing'}\n".encode())
+    if pump_error is not None or bootstrap_rc != 0 or import_rc != 0 or not image_id:
         partial.unlink(missing_ok=True)
+        if image_id:
+            _remove_if_dangling(image_id)
         if pump_error is not None:
             step = f"streaming the root file system ({pump_error})"
         else:
             step = "mmdebstrap" if bootstrap_rc != 0 else "docker import"
         raise BuildError(f"{recipe.tag}: {step} failed:\n{_tail(logfile)}")
+    run([tool("docker"), "tag", image_id, recipe.tag])
     partial.replace(tarball)
 
 
@@ -862,19 +1431,34 @@ def _remove_if_dangling(image_id: str) -> None:
     )
 
 
+def _rootfs_tarball(recipe: Recipe, digest: str) -> Path:
+    """The cached root file system of RECIPE's image with recipe hash DIGEST."""
+    return cache_dir() / f"{recipe.name}-{digest[:16]}.tar"
+
+
+def _remove_stale(directory: Path, name: str, keep: Path) -> None:
+    """Remove NAME's cached tarballs in DIRECTORY but KEEP, and partial ones (the build lock is held)."""
+    pattern = re.compile(rf"{re.escape(name)}-[0-9a-f]{{16}}\.tar(\.[0-9]+\.part)?")
+    for old in directory.iterdir():
+        if old != keep and pattern.fullmatch(old.name):
+            old.unlink(missing_ok=True)
+
+
 def build_image(
     recipe: Recipe,
-    sources: Callable[[], Sequence[str]],
+    sources: Callable[[str], Sequence[str]],
     force: bool = False,
     use_tarball_cache: bool = True,
+    siblings: Sequence[Recipe] = (),
 ) -> tuple[str, bool]:
     """Make sure RECIPE's image exists with the current hash.
 
     Args:
         recipe: the image to make.
-        sources: gives the apt sources; only called when bootstrapping.
+        sources: gives the apt sources of a suite; only called when bootstrapping.
         force: rebuild even when the image's recipe hash matches.
         use_tarball_cache: import a cached root file system when there is one.
+        siblings: the other images being made (a Next.js build makes theirs too when it can).
 
     Returns:
         The image id and whether anything was built or imported.
@@ -886,7 +1470,7 @@ def build_image(
 
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    tarball = cache / f"{recipe.name}-{digest[:16]}.tar"
+    tarball = _rootfs_tarball(recipe, digest)
     logfile = cache / f"{recipe.name}.log"
     started = time.monotonic()
     if use_tarball_cache and tarball.exists() and not force:
@@ -900,19 +1484,42 @@ def build_image(
             write_app_tarball(recipe.release, app_tarball)
             env = {**os.environ, "RELEASE_WHEELS": str(wheels), "RELEASE_APP_TAR": str(app_tarball)}
             log(f"{recipe.tag}: bootstrapping ({', '.join(recipe.packages)}) and installing the release")
-            _bootstrap_and_import(recipe, digest, sources(), tarball, logfile, env)
+            _bootstrap_and_import(recipe, digest, sources(recipe.suite), tarball, logfile, env)
+        if not use_tarball_cache:
+            tarball.unlink(missing_ok=True)
+    elif recipe.next_release is not None:
+        with tempfile.TemporaryDirectory(dir=cache, prefix=f"{recipe.name}-stage-") as stage:
+            # The root file system is bootstrapped while the release is built; the hook that
+            # unpacks the build waits for it (mmdebstrap_command).
+            output = _Background(
+                lambda: next_output(recipe, siblings, sources, force, use_tarball_cache), Path(stage) / "app.tar"
+            )
+            env = {**os.environ, "RELEASE_APP_TAR": str(output.link)}
+            log(f"{recipe.tag}: bootstrapping ({', '.join(recipe.packages)}) for the release being built")
+            try:
+                _bootstrap_and_import(
+                    recipe,
+                    digest,
+                    sources(recipe.suite),
+                    tarball,
+                    logfile,
+                    env,
+                    timeout=NEXT_BUILDER_TIMEOUT_SECONDS + IMPORT_TIMEOUT_SECONDS,
+                )
+            except BuildError:
+                output.raise_if_failed()  # the release build's own error says more
+                raise
+            output.result()
         if not use_tarball_cache:
             tarball.unlink(missing_ok=True)
     else:
         log(f"{recipe.tag}: bootstrapping ({', '.join(recipe.packages)})")
-        _bootstrap_and_import(recipe, digest, sources(), tarball, logfile)
+        _bootstrap_and_import(recipe, digest, sources(recipe.suite), tarball, logfile)
         if not use_tarball_cache:
             tarball.unlink(missing_ok=True)
     # Older tarballs of this image are stale now, and so are partial ones left
     # by an interrupted run (the build lock is held: none is being written).
-    for old in [*cache.glob(f"{recipe.name}-*.tar"), *cache.glob(f"{recipe.name}-*.part")]:
-        if old != tarball:
-            old.unlink(missing_ok=True)
+    _remove_stale(cache, recipe.name, tarball)
 
     built = image_label(recipe.tag)
     if built is None or built[1] != digest:
@@ -937,7 +1544,7 @@ def ensure_images(
         force: rebuild even images whose recipe hash matches.
         jobs: how many images to build at the same time.
         use_tarball_cache: keep/import root file system tarballs from the cache.
-        recipes: which images (default: the three stand-ins, not ARGUSAI_BACKEND).
+        recipes: which images (default: RECIPES, not the release images).
 
     Returns:
         Image tag -> image id.
@@ -945,7 +1552,12 @@ def ensure_images(
     Raises:
         BuildError: a tool is missing or a build failed.
     """
-    for name in ("docker", "mmdebstrap", "apt-get"):
+    needed = ["docker", "mmdebstrap", "apt-get"]
+    if any(recipe.next_release is not None for recipe in recipes):
+        needed += ["npm", "timeout", "unshare", "chroot"]
+    if PEBBLE in recipes:
+        needed.append("openssl")  # its hooks make Pebble's own certificate
+    for name in needed:
         tool(name)  # fail early, before any build starts
     started = time.monotonic()
     with _exclusive_build_lock():
@@ -977,18 +1589,18 @@ def _exclusive_build_lock() -> Iterator[None]:
 
 
 def _ensure_locked(force: bool, jobs: int, use_tarball_cache: bool, recipes: Sequence[Recipe]) -> dict[str, str]:
-    # Read the mirror once, and only when something has to be bootstrapped.
+    # Read the mirror once per suite, and only when something has to be bootstrapped.
     sources_lock = threading.Lock()
-    sources: list[str] = []
+    sources: dict[str, list[str]] = {}
 
-    def get_sources() -> list[str]:
+    def get_sources(suite: str) -> list[str]:
         with sources_lock:
-            if not sources:
-                sources.extend(debian_sources())
-            return sources
+            if suite not in sources:
+                sources[suite] = debian_sources(suite)
+            return sources[suite]
 
     def one(recipe: Recipe) -> tuple[str, bool]:
-        return build_image(recipe, get_sources, force, use_tarball_cache)
+        return build_image(recipe, get_sources, force, use_tarball_cache, siblings=recipes)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         try:
@@ -1022,7 +1634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only",
         action="append",
         choices=[recipe.name for recipe in ALL_RECIPES],
-        help="build only this image (repeatable); argusai-backend is built only when named",
+        help="build only this image (repeatable); the release images (argusai-*) are built only when named",
     )
     args = parser.parse_args(argv)
     recipes = [r for r in ALL_RECIPES if r.name in args.only] if args.only else list(RECIPES)
