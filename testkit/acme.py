@@ -32,6 +32,8 @@ CONFIG_DIR = "/etc/pebble"
 READY_TIMEOUT_SECONDS = 60
 POLL_SECONDS = 0.5
 HTTP_TIMEOUT_SECONDS = 5
+#: Pebble's default: five years, as a public CA's certificates are long enough never to renew in a test.
+DEFAULT_VALIDITY = 157766400
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,13 @@ def _archive(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def start_pebble(client: docker.DockerClient, network: str, stack: str, http_port: int) -> Pebble:
-    """Start Pebble on `network` (alias `pebble`), validating HTTP-01 on `http_port`; wait until it answers."""
+def start_pebble(
+    client: docker.DockerClient, network: str, stack: str, http_port: int, validity_seconds: int = DEFAULT_VALIDITY
+) -> Pebble:
+    """Start Pebble on `network` (alias `pebble`), validating HTTP-01 on `http_port`; wait until it answers.
+
+    Its certificates are valid `validity_seconds` (Pebble 2.4's `certificateValidityPeriod`).
+    """
     certificates = Certificates.for_names(ALIAS, ca_name="argusai test ACME server CA")
     config = {
         "pebble": {
@@ -83,6 +90,7 @@ def start_pebble(client: docker.DockerClient, network: str, stack: str, http_por
             "tlsPort": http_port,  # TLS-ALPN-01 unused: Caddy is told nothing of it and tries HTTP-01 first
             "ocspResponderURL": "",
             "externalAccountBindingRequired": False,
+            "certificateValidityPeriod": validity_seconds,
         }
     }
     name = f"{stack}-pebble"
@@ -92,6 +100,8 @@ def start_pebble(client: docker.DockerClient, network: str, stack: str, http_por
         labels={LABEL_STACK: stack, LABEL_ROLE: "pebble"},
         network=network,
         ports={f"{MANAGEMENT_PORT}/tcp": (LOOPBACK, None)},
+        # Pebble refuses 5 % of nonces by default, to test clients' retries; a test wants one outcome.
+        environment={"PEBBLE_WFE_NONCEREJECT": "0"},
     )
     container.put_archive(
         CONFIG_DIR,

@@ -103,6 +103,7 @@ def test_acme_for_public_names_sends_hsts() -> None:
     deployment = run_program("embedded", {"tlsHostnames": ["argusai.example.com"], "acmeEmail": "ops@example.com"})
     config = _caddyfile(deployment)
     assert "email ops@example.com" in config
+    assert "renew_interval 60s" in config  # short-lived ACME certificates are renewed in time
     assert "issuer internal" not in config
     assert 'Strict-Transport-Security "max-age=31536000"' in config
     assert deployment.outputs["tlsSource"].value == "acme"
