@@ -246,13 +246,19 @@ def floors(client: docker.DockerClient) -> tuple[float, float]:
         remove_stack(client, label["argusai.stack"])
 
 
-def main() -> None:
-    """BENCH_RUNS runs (default 1) of each; print every run and the medians."""
+def compose_prerequisites() -> tuple[str, Path, int]:
+    """(the docker-compose binary, the release checkout, BENCH_RUNS); exit saying what is missing."""
     compose_bin = shutil.which("docker-compose")
     source = Path(os.environ.get("ARGUSAI_SOURCE", ""))
     if compose_bin is None or not (source / "docker-compose.yml").is_file():
         sys.exit("needs docker-compose (Debian package docker-compose) and ARGUSAI_SOURCE (the release checkout)")
     runs = int(os.environ.get("BENCH_RUNS", "1"))
+    return compose_bin, source, runs
+
+
+def main() -> None:
+    """BENCH_RUNS runs (default 1) of each; print every run and the medians."""
+    compose_bin, source, runs = compose_prerequisites()
     client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
     ensure_images(recipes=(POSTGRES, FRONTEND, ARGUSAI_BACKEND))
     figures: dict[str, list[float]] = {}

@@ -33,10 +33,8 @@ import collections
 import http.client
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -336,11 +334,7 @@ def _median(values: list[float]) -> float:
 
 def main() -> None:
     """BENCH_RUNS runs (default 1) of each variant; print every run and the medians."""
-    compose_bin = shutil.which("docker-compose")
-    source = Path(os.environ.get("ARGUSAI_SOURCE", ""))
-    if compose_bin is None or not (source / "docker-compose.yml").is_file():
-        sys.exit("needs docker-compose (Debian package docker-compose) and ARGUSAI_SOURCE (the release checkout)")
-    runs = int(os.environ.get("BENCH_RUNS", "1"))
+    compose_bin, source, runs = argusai.compose_prerequisites()
     client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
     ensure_images(recipes=(FRONTEND, ARGUSAI_BACKEND, CADDY))
     started = time.monotonic()

@@ -661,3 +661,8 @@ def check_email(value: str, key: str = EMAIL_KEY) -> str:
             key, f"must be an e-mail address: a name, @, and a domain with a dot (name@example.com); got {_shown(text)}"
         )
     return text
+
+
+def url_host(name: str) -> str:
+    """A host name or address as it appears in a URL or a Caddy site address (IPv6 in brackets)."""
+    return f"[{name}]" if ":" in name else name

@@ -69,10 +69,6 @@ HEALTHCHECK = waiting_healthcheck(
 )
 
 
-def _url_host(name: str) -> str:
-    return f"[{name}]" if ":" in name else name
-
-
 def _reverse_proxy(upstream: str) -> str:
     return (
         f"reverse_proxy {upstream} {{\n"
@@ -109,11 +105,11 @@ def caddyfile(https: HttpsSettings, source: CertificateSource, backend: str, fro
         site.append(f"@backend path {' '.join(BACKEND_PATHS)}")
         site.append(f"handle @backend {{\n\t\t{_reverse_proxy(backend)}\n\t}}")
         site.append(f"handle {{\n\t\t{_reverse_proxy(frontend)}\n\t}}")
-    addresses = ", ".join(_url_host(name) for name in https.hostnames)
+    addresses = ", ".join(certs.url_host(name) for name in https.hostnames)
     body = "".join(f"\t{line}\n" for line in site)
     # Plain HTTP: every name redirects to its HTTPS origin (ACME HTTP-01 challenges are answered before).
     redirects = "".join(
-        f"\nhttp://{_url_host(name)} {{\n\tredir {origin}{{uri}} 308\n}}\n"
+        f"\nhttp://{certs.url_host(name)} {{\n\tredir {origin}{{uri}} 308\n}}\n"
         for name, origin in zip(https.hostnames, https.origins, strict=True)
     )
     global_block = "{\n" + "".join(f"\t{line}\n" for line in options) + "}\n"

@@ -173,7 +173,7 @@ class HttpsSettings:
     def origins(self) -> tuple[str, ...]:
         """The HTTPS origins users browse to (the port only when it is not 443)."""
         port = "" if self.https_port == HTTPS_DEFAULT_PORT else f":{self.https_port}"
-        return tuple(f"https://{_url_host(name)}{port}" for name in self.hostnames)
+        return tuple(f"https://{certs.url_host(name)}{port}" for name in self.hostnames)
 
 
 @dataclass(frozen=True)
@@ -399,11 +399,6 @@ _TLS_KEYS: dict[str, str | None] = {
     "acmeDirectory": "acme",
     "acmeCaCert": "acme",
 }
-
-
-def _url_host(name: str) -> str:
-    """A hostname or address as it appears in a URL (IPv6 in brackets)."""
-    return f"[{name}]" if ":" in name else name
 
 
 def _certs_check(call: Callable[[], Any]) -> Any:

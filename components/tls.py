@@ -51,9 +51,10 @@ class CertificateSource:
     #: Whether browsers are told to use HTTPS only (HSTS): only for certificates every browser trusts.
     hsts = True
 
-    def __init__(self, https: HttpsSettings) -> None:
-        """Serve `https` (the names, ports and this source's keys)."""
+    def __init__(self, https: HttpsSettings, naming: Naming) -> None:
+        """Serve `https` (the names, ports and this source's keys) for the stack `naming` names."""
         self.https = https
+        self.naming = naming
 
     def global_options(self) -> list[str]:
         """Lines of the Caddyfile's global options block."""
@@ -139,10 +140,10 @@ class StackCa(CertificateSource):
     # Devices trust this CA only once someone installed it; HSTS before that would lock them out.
     hsts = False
 
-    def __init__(self, https: HttpsSettings, ca_name: str) -> None:
-        """Serve `https` from a CA called `ca_name`; the CA printer is declared with the proxy."""
-        super().__init__(https)
-        self.ca_name = ca_name
+    def __init__(self, https: HttpsSettings, naming: Naming) -> None:
+        """Serve `https` from a CA named after the stack; the CA printer is declared with the proxy."""
+        super().__init__(https, naming)
+        self.ca_name = f"ArgusAI {naming.base}"
         self._printer: docker.Container | None = None
 
     def renew_check_seconds(self) -> int:
@@ -205,7 +206,5 @@ SOURCES: dict[str, type[CertificateSource]] = {
 
 
 def certificate_source(https: HttpsSettings, naming: Naming) -> CertificateSource:
-    """The object that carries the source decided in settings (a stack CA is named after the stack)."""
-    if https.source == StackCa.name:
-        return StackCa(https, f"ArgusAI {naming.base}")
-    return SOURCES[https.source](https)
+    """The object that carries the source decided in settings."""
+    return SOURCES[https.source](https, naming)

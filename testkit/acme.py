@@ -10,10 +10,8 @@ The container carries the test stack's label, so `testkit.cleanup.remove_stack` 
 
 from __future__ import annotations
 
-import io
 import json
 import ssl
-import tarfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from dataclasses import dataclass
 import docker
 
 from components.naming import LABEL_ROLE, LABEL_STACK
+from testkit.archive import PUBLIC_MODE, tar_of
 from testkit.images.build import PEBBLE
 from testkit.net import LOOPBACK
 from testkit.pki import Certificates
@@ -61,17 +60,6 @@ class Pebble:
             return response.read().decode()
 
 
-def _archive(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def start_pebble(
     client: docker.DockerClient, network: str, stack: str, http_port: int, validity_seconds: int = DEFAULT_VALIDITY
 ) -> Pebble:
@@ -105,11 +93,11 @@ def start_pebble(
     )
     container.put_archive(
         CONFIG_DIR,
-        _archive(
+        tar_of(
             {
-                "pebble-config.json": json.dumps(config).encode(),
-                "cert.pem": certificates.server_cert,
-                "key.pem": certificates.server_key,
+                "pebble-config.json": (json.dumps(config).encode(), PUBLIC_MODE),
+                "cert.pem": (certificates.server_cert, PUBLIC_MODE),
+                "key.pem": (certificates.server_key, PUBLIC_MODE),
             }
         ),
     )

@@ -11,9 +11,7 @@ The container carries the test stack's label, so `testkit.cleanup.remove_stack` 
 
 from __future__ import annotations
 
-import io
 import ipaddress
-import tarfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import docker
 
 from components.naming import LABEL_ROLE, LABEL_STACK
+from testkit.archive import tar_of
 from testkit.net import free_port
 from testkit.pki import Certificates
 
@@ -36,18 +35,6 @@ def bridge_address(client: docker.DockerClient) -> str:
     """The host's address on the engine's default bridge (dockerd gives it the subnet's first address)."""
     config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
     return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
-
-
-def _archive(files: dict[str, tuple[bytes, int]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for path, (content, mode) in files.items():
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode = len(content), mode
-            info.uid, info.gid = POSTGRES_UID, POSTGRES_GID
-            info.mtime = int(time.time())
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
 
 
 @dataclass
@@ -117,11 +104,13 @@ def start_elsewhere(client: docker.DockerClient, image: str, stack: str, passwor
     )  # fmt: skip
     container.put_archive(
         "/",
-        _archive(
+        tar_of(
             {
                 f"{CERT_DIR}/server.crt": (certificates.server_cert, PUBLIC_MODE),
                 f"{CERT_DIR}/server.key": (certificates.server_key, PRIVATE_MODE),
-            }
+            },
+            uid=POSTGRES_UID,
+            gid=POSTGRES_GID,
         ),
     )
     container.start()

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from components.proxy import CADDYFILE_PATH, HOLD_SECONDS
 from components.settings import ConfigError
 from components.tls import STACK_CA_ROOT
 from testkit.harness import Deployment, commit, run_program
+from testkit.pki import Certificates
 from testkit.plan import plan
 
 HTTPS = {"tlsHostnames": ["argusai.lan"], "httpsPort": 8443, "httpPort": 8080}
@@ -113,7 +108,7 @@ def test_acme_for_public_names_sends_hsts() -> None:
 
 def test_private_acme_server_with_its_ca() -> None:
     """A private ACME server (acmeDirectory + acmeCaCert): the CA is uploaded and named in the Caddyfile."""
-    ca = _pem("ca")
+    ca = Certificates.for_names("ca.lan").ca
     deployment = run_program(
         "embedded",
         {"tlsHostnames": ["argusai.lan"], "acmeDirectory": "https://ca.lan:9000/acme/acme/directory", "acmeCaCert": ca},
@@ -156,22 +151,3 @@ def test_second_run_plans_nothing(https: Deployment) -> None:
     again = run_program("embedded", HTTPS, prior=state)
     steps = plan(state, again)
     assert [s for s in steps.steps if s.op != "same"] == []
-
-
-def _pem(name: str) -> str:
-    """A self-signed CA certificate (any valid certificate PEM will do here)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()

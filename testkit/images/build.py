@@ -124,6 +124,22 @@ class StandInFile:
     mode: str = "0644"
 
 
+def release_root(source_env: str, marker: str) -> Path:
+    """The release checkout named by the environment variable `source_env`, holding `marker` (a relative path).
+
+    Raises BuildError, saying what to set, when the variable is unset or names another directory.
+    """
+    value = os.environ.get(source_env)
+    if not value:
+        raise BuildError(
+            f"{source_env} is not set: point it at the release checkout's root (the directory holding {marker})"
+        )
+    root = Path(value)
+    if not (root / marker).is_file():
+        raise BuildError(f"{source_env}={value} is not the release checkout: {marker} is missing there")
+    return root
+
+
 @dataclass(frozen=True)
 class PythonRelease:
     """A Python application installed from a release checkout outside the repository.
@@ -156,19 +172,7 @@ class PythonRelease:
 
     def source_root(self) -> Path:
         """The release checkout, from the environment; BuildError when unusable."""
-        value = os.environ.get(self.source_env)
-        if not value:
-            raise BuildError(
-                f"{self.source_env} is not set: point it at the release checkout's root "
-                f"(the directory holding {self.subdir}/{self.requirements})"
-            )
-        root = Path(value)
-        if not (root / self.subdir / self.requirements).is_file():
-            raise BuildError(
-                f"{self.source_env}={value} is not the release checkout: "
-                f"{self.subdir}/{self.requirements} is missing there"
-            )
-        return root
+        return release_root(self.source_env, f"{self.subdir}/{self.requirements}")
 
     def app_dir(self) -> Path:
         """The application's directory in the release checkout."""
@@ -208,18 +212,7 @@ class NextRelease:
 
     def source_root(self) -> Path:
         """The release checkout, from the environment; BuildError when unusable."""
-        value = os.environ.get(self.source_env)
-        if not value:
-            raise BuildError(
-                f"{self.source_env} is not set: point it at the release checkout's root "
-                f"(the directory holding {self.subdir}/{self.lockfile})"
-            )
-        root = Path(value)
-        if not (root / self.subdir / self.lockfile).is_file():
-            raise BuildError(
-                f"{self.source_env}={value} is not the release checkout: {self.subdir}/{self.lockfile} is missing there"
-            )
-        return root
+        return release_root(self.source_env, f"{self.subdir}/{self.lockfile}")
 
     def app_dir(self) -> Path:
         """The application's directory in the release checkout."""

@@ -40,6 +40,7 @@ from testkit.pki import Certificates
 
 from .conftest import Stack, record_result, require_release_image, wait_for
 from .test_argusai_deploy import admin_password
+from .test_tls import ca_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.argusai]
 
@@ -310,8 +311,7 @@ def test_https_stack_in_the_browser(stack: Stack, engine: docker.DockerClient, c
         "proxyImage": CADDY.tag,
     }
     stack.up(config)
-    # The CA the proxy made, as `pulumi stack output tlsCaCertificate` shows it after the `up`.
-    ca = stack.program(config).outputs["tlsCaCertificate"].value
+    ca = ca_of(stack, config)
     origin = f"https://{TLS_NAME}:{https_port}"
     password = admin_password(stack)
     deployed = time.monotonic()
