@@ -21,7 +21,11 @@ from testkit.harness import CONTAINER, Deployment, run_program
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"
 WAIT_SECONDS = 10
-ROWS = 2000
+# Rows of 1 KB before the writer starts: a database of about 6,000 pages (24 MB), many steps for a
+# stepwise copy, a few tenths of a second for one copy.
+PREFILL_ROWS = 20000
+# A one-step copy of this database takes milliseconds; a copy that restarts forever never ends.
+BACKUP_BOUND_SECONDS = 30
 
 
 def _sqlite_script() -> ModuleType:
@@ -75,36 +79,69 @@ def test_backups_can_be_disabled_and_keep_their_volume() -> None:
     assert deployment.outputs["backupVolume"].value == "argusai-embedded-backups"
 
 
-def test_sqlite_backup_is_consistent_while_writes_go_on(tmp_path: Path) -> None:
-    """A backup taken during a stream of writes is a valid database holding a prefix of them."""
+def test_sqlite_backup_finishes_and_is_consistent_under_a_steady_writer(tmp_path: Path) -> None:
+    """A backup taken while a writer commits as fast as it can finishes, and holds a prefix of the writes.
+
+    The database spans many pages, so a copy in steps would see a write between two of them and start
+    over, again and again: it must finish within BACKUP_BOUND_SECONDS all the same.
+    """
     script = _sqlite_script()
     source = tmp_path / "app.db"
     with sqlite3.connect(source) as db:
         db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, note TEXT)")
-    stop = threading.Event()
+        db.executemany("INSERT INTO events (note) VALUES (?)", (("x" * 1000,) for _ in range(PREFILL_ROWS)))
+    stop, written = threading.Event(), threading.Event()
 
     def writer() -> None:
-        with sqlite3.connect(source, timeout=5) as db:
+        with sqlite3.connect(source, timeout=WAIT_SECONDS) as db:
+            # Commits without fsync: as many writes as the machine allows, however slow its disk.
+            db.execute("PRAGMA synchronous=OFF")
             while not stop.is_set():
                 db.execute("INSERT INTO events (note) VALUES (?)", ("x" * 200,))
                 db.commit()
+                written.set()
 
+    out = tmp_path / "backups"
+    out.mkdir()
+    result: list[str | None] = []
     thread = threading.Thread(target=writer)
     thread.start()
+    # A daemon: were the copy never to finish, the test fails here instead of hanging the run.
+    copier = threading.Thread(target=lambda: result.append(script.backup(str(source), str(out), keep=3)), daemon=True)
     try:
-        time.sleep(0.2)
-        out = tmp_path / "backups"
-        out.mkdir()
-        path = script.backup(str(source), str(out), keep=3)
+        assert written.wait(WAIT_SECONDS)
+        copier.start()
+        copier.join(BACKUP_BOUND_SECONDS)
+        finished = not copier.is_alive()
     finally:
         stop.set()
         thread.join()
+        copier.join(WAIT_SECONDS) if copier.is_alive() else None
+    assert finished, f"the backup did not finish within {BACKUP_BOUND_SECONDS} s under a steady writer"
+    (path,) = result
     with sqlite3.connect(path) as copy:
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         copied = copy.execute("SELECT count(*), max(id) FROM events").fetchone()
-    assert copied[0] > 0
-    assert copied[0] == copied[1]
+    assert copied[0] > PREFILL_ROWS, "the writes made before the backup began are in it"
+    assert copied[0] == copied[1], "a prefix of the writes, with no gap"
     assert not list(out.glob(".*partial"))
+
+
+def test_sqlite_backup_gives_up_on_a_database_that_stays_locked(tmp_path: Path) -> None:
+    """A source that writers never leave free fails the backup after the lock wait, leaving nothing behind."""
+    script = _sqlite_script()
+    source, out = _empty_database(tmp_path)
+    holder = sqlite3.connect(source, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="stayed locked"):
+            script.backup(str(source), str(out), keep=3, lock_wait_seconds=1)
+        waited = time.monotonic() - started
+    finally:
+        holder.close()
+    assert 1 <= waited < WAIT_SECONDS
+    assert list(out.iterdir()) == []
 
 
 def _empty_database(tmp_path: Path) -> tuple[Path, Path]:

@@ -1,8 +1,13 @@
 """Backup loop for SQLite, run by `python -c` in the backend image.
 
-Takes an online, consistent copy with SQLite's backup API (never a file copy of a live database),
-copying a few pages at a time and sleeping between steps so the backend's writers are never blocked
-for long. Each copy is written under a hidden temporary name and renamed when complete. A backup is
+Takes an online, consistent copy with SQLite's backup API (never a file copy of a live database) in ONE
+step: one read transaction copies every page. A copy in small steps restarts from the first page
+whenever another connection writes between two steps, so a steady writer (the backend storing events)
+keeps it restarting forever; one step cannot restart. The price is that the backend's writes wait for
+the length of one copy (the release's rollback journal lets no write commit while a reader holds the
+file; README, Backups, gives the figures). A copy that cannot start, because writers never leave
+a moment free, gives up after LOCK_WAIT_SECONDS and fails loudly. Each copy is written under a hidden
+temporary name and renamed when complete. A backup is
 taken whenever the newest complete one is older than BACKUP_INTERVAL_HOURS (so a restart, or a redeploy
 after data loss, does not push good backups out with a copy of an empty database), and at once on
 SIGHUP (`docker kill --signal HUP <container>`); the newest BACKUP_KEEP are kept.
@@ -21,8 +26,15 @@ import sqlite3
 import sys
 import time
 
-PAGES_PER_STEP = 256
-STEP_PAUSE_SECONDS = 0.01
+# Every page in one step: see the module docstring.
+ALL_PAGES = -1
+# How long a backup waits for the lock it reads under before it fails (the backend's own writers wait 5 s).
+LOCK_WAIT_SECONDS = 600
+# While the lock is taken, the source's busy handler retries for this long before the deadline is checked.
+BUSY_TIMEOUT_SECONDS = 10
+BUSY_PAUSE_SECONDS = 0.05
+# sqlite3.SQLITE_BUSY and SQLITE_LOCKED (named in the module only from Python 3.11).
+_LOCK_STATUSES = (5, 6)
 SECONDS_PER_HOUR = 3600
 CHECK_SECONDS = 60
 NAME_RETRY_SECONDS = 0.1
@@ -45,8 +57,22 @@ def is_due(directory: str, interval_seconds: float, now: float | None = None) ->
     return not ages or min(ages) >= interval_seconds
 
 
-def backup(source: str, directory: str, keep: int | None, prefix: str = PREFIX) -> str | None:
-    """Copy `source` into `directory`, keep the newest `keep` (None: prune nothing); return the new path."""
+class LockWaitExceeded(sqlite3.OperationalError):
+    """The source stayed locked by writers for longer than the backup waits."""
+
+
+def backup(
+    source: str,
+    directory: str,
+    keep: int | None,
+    prefix: str = PREFIX,
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+) -> str | None:
+    """Copy `source` into `directory`, keep the newest `keep` (None: prune nothing); return the new path.
+
+    Raises sqlite3.Error when the copy fails, LockWaitExceeded when the source stayed locked for
+    `lock_wait_seconds`; nothing half-written is left behind either way.
+    """
     if not os.path.exists(source):
         print(f"backup: {source} does not exist yet; skipped", flush=True)
         return None
@@ -56,10 +82,17 @@ def backup(source: str, directory: str, keep: int | None, prefix: str = PREFIX) 
     stamp = _stamp()
     final = os.path.join(directory, f"{prefix}-{stamp}.sqlite3")
     tmp = os.path.join(directory, f".{prefix}-{stamp}.sqlite3.partial")
-    src = sqlite3.connect(source, timeout=30)
+    deadline = time.monotonic() + lock_wait_seconds
+
+    def give_up_when_late(status: int, _remaining: int, _total: int) -> None:
+        # Called after every step; a step that could not take the lock returns one of _LOCK_STATUSES.
+        if status in _LOCK_STATUSES and time.monotonic() > deadline:
+            raise LockWaitExceeded(f"{source} stayed locked by writers for {lock_wait_seconds:g} s")
+
+    src = sqlite3.connect(source, timeout=min(BUSY_TIMEOUT_SECONDS, lock_wait_seconds))
     dst = sqlite3.connect(tmp)
     try:
-        src.backup(dst, pages=PAGES_PER_STEP, sleep=STEP_PAUSE_SECONDS)
+        src.backup(dst, pages=ALL_PAGES, progress=give_up_when_late, sleep=BUSY_PAUSE_SECONDS)
     except sqlite3.Error:
         dst.close()
         os.remove(tmp)  # nothing half-written stays behind
