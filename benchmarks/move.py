@@ -17,14 +17,10 @@ set). Run: `python -m benchmarks.move`.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,14 +35,11 @@ from testkit.harness import run_program
 from testkit.images.build import ARGUSAI_BACKEND, POSTGRES, ensure_images
 from testkit.net import LOOPBACK, free_port
 from testkit.oneoff import run_once
+from testkit.release_api import HTTP_OK, Session, admin_password_in, call, longest_gap, seed, wait_health
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 POLL_SECONDS = 0.2
-HTTP_TIMEOUT_SECONDS = 10
-READY_TIMEOUT_SECONDS = 300
 ENGINE_TIMEOUT_SECONDS = 300
-HTTP_OK = 200
-HTTP_CREATED = 201
 MOVE_REPORT = "/backups/steps/data-move.report"
 # Copies of the one event the API made, inserted as the release stores them (the FTS triggers fire).
 FILL = """
@@ -66,7 +59,6 @@ c.executemany(f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * 
 c.commit()
 print(c.execute("SELECT count(*) FROM events").fetchone()[0])
 """
-_ADMIN = re.compile(r"Username: admin\s+.*?Password: (\S+)", re.DOTALL)
 
 
 def program_overrides(port: int) -> dict[str, Any]:
@@ -74,28 +66,11 @@ def program_overrides(port: int) -> dict[str, Any]:
     return {**argusai.program_overrides(port), "database": "sqlite"}
 
 
-def call(port: int, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any]:
-    """One request to the published backend; (status, JSON body), status 0 when nothing answered."""
-    request = urllib.request.Request(  # noqa: S310 - fixed http scheme on loopback
-        f"http://{LOOPBACK}:{port}{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
-    except (OSError, ValueError):
-        return 0, None
-
-
 @dataclass
 class Client:
     """Writes and reads in a loop while the stack switches; records when each succeeded."""
 
-    port: int
+    base_url: str
     token: str
     writes_ok: list[float] = field(default_factory=list)
     writes_failed: int = 0
@@ -107,29 +82,38 @@ class Client:
         n = 0
         while not self.stop.is_set():
             n += 1
-            status, _ = call(self.port, "PUT", "/api/v1/system/settings", {"system_name": f"bench {n}"}, self.token)
-            if status == HTTP_OK:
+            body = {"system_name": f"bench {n}"}
+            if call(self.base_url, "PUT", "/api/v1/system/settings", body, self.token)[0] == HTTP_OK:
                 self.writes_ok.append(time.monotonic())
             else:
                 self.writes_failed += 1
-            if call(self.port, "GET", "/health")[0] == HTTP_OK:
+            if call(self.base_url, "GET", "/health")[0] == HTTP_OK:
                 self.reads_ok.append(time.monotonic())
             time.sleep(POLL_SECONDS)
 
 
-def longest_gap(times: list[float], start: float, end: float) -> float:
-    """The longest time between two successes in [start, end] (the edges count as successes)."""
-    marks = [start, *(t for t in times if start <= t <= end), end]
-    return max(b - a for a, b in zip(marks, marks[1:], strict=False))
-
-
-def wait_health(port: int) -> None:
-    """Until `/health` answers 200."""
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while call(port, "GET", "/health")[0] != HTTP_OK:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the backend did not answer /health")
-        time.sleep(POLL_SECONDS)
+def filled_stack(
+    client: docker.DockerClient, applier: Applier, stack: str, port: int
+) -> tuple[planning.State, Session]:
+    """The release on SQLite, published on `port`, holding EVENTS events (copies of one made through the API)."""
+    deployment = run_program(stack, program_overrides(port), image_ids=lambda ref: client.images.get(ref).id)
+    state = applier.up(deployment, planning.State())
+    base_url = f"http://{LOOPBACK}:{port}"
+    wait_health(base_url)
+    backend = client.containers.get(f"argusai-{stack}-backend")
+    session = seed(base_url, admin_password_in(backend.logs().decode(errors="replace")))
+    begin = time.monotonic()
+    filled = run_once(
+        client,
+        ARGUSAI_BACKEND.tag,
+        command=["python", "-c", FILL],
+        volumes={f"argusai-{stack}-data": {"bind": "/app/data", "mode": "rw"}},
+        environment={"EVENTS": str(EVENTS - 1)},
+        labels={LABEL_STACK: stack, LABEL_ROLE: "oneoff"},
+    )
+    assert filled.code == 0, filled.output[-2000:]
+    print(f"events: {filled.stdout.strip()} (filled in {time.monotonic() - begin:.1f} s)", flush=True)
+    return state, session
 
 
 def main() -> None:
@@ -141,36 +125,8 @@ def main() -> None:
     base = program_overrides(port)
     applier = Applier(client)
     try:
-        deployment = run_program(stack, base, image_ids=lambda ref: client.images.get(ref).id)
-        state = applier.up(deployment, planning.State())
-        wait_health(port)
-        backend = f"argusai-{stack}-backend"
-        password = _ADMIN.search(client.containers.get(backend).logs().decode(errors="replace")).group(1)
-        status, body = call(port, "POST", "/api/v1/auth/login", {"username": "admin", "password": password})
-        token = body["access_token"]
-        camera = {"name": "Porch", "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:8554/p", "is_enabled": False}
-        _, made = call(port, "POST", "/api/v1/cameras", camera, token)
-        event = {
-            "camera_id": made["id"],
-            "timestamp": "2026-11-30T18:45:00Z",
-            "description": "Person at the porch carrying a parcel",
-            "confidence": 87,
-            "objects_detected": ["person", "package"],
-        }
-        assert call(port, "POST", "/api/v1/events", event, token)[0] == HTTP_CREATED
-        begin = time.monotonic()
-        filled = run_once(
-            client,
-            ARGUSAI_BACKEND.tag,
-            command=["python", "-c", FILL],
-            volumes={f"argusai-{stack}-data": {"bind": "/app/data", "mode": "rw"}},
-            environment={"EVENTS": str(EVENTS - 1)},
-            labels={LABEL_STACK: stack, LABEL_ROLE: "oneoff"},
-        )
-        assert filled.code == 0, filled.output[-2000:]
-        print(f"events: {filled.stdout.strip()} (filled in {time.monotonic() - begin:.1f} s)", flush=True)
-
-        load = Client(port, token)
+        state, session = filled_stack(client, applier, stack, port)
+        load = Client(session.base_url, session.token)
         thread = threading.Thread(target=load.run)
         thread.start()
         time.sleep(2)  # a baseline of successful writes before the switch
@@ -180,7 +136,7 @@ def main() -> None:
         started = time.monotonic()
         state = applier.up(switched, state)
         up_seconds = time.monotonic() - started
-        wait_health(port)
+        wait_health(session.base_url)
         time.sleep(2)  # writes land on PostgreSQL again
         load.stop.set()
         thread.join()

@@ -32,6 +32,8 @@ from components.step import Step, StepArgs
 #: Where the server's CA certificate is uploaded in every container that connects to it.
 CA_PATH = "/etc/argusai/database-ca.pem"
 VERSION_SCRIPT = resources.files("components.scripts").joinpath("pg_version.sh").read_text()
+#: The version check's role: its container's name and its log's.
+VERSION_CHECK_ROLE = "pg-version"
 # The check's log, on the backups volume (the step runs as the client image's root).
 LOG_DIR = "/backups/steps"
 # libpq's environment variable for each URL parameter the settings allow.
@@ -100,7 +102,7 @@ class ExternalPostgres(pulumi.ComponentResource):
             f"{name}-check",
             StepArgs(
                 naming=args.naming,
-                role="pg-version",
+                role=VERSION_CHECK_ROLE,
                 image=self.image.image_id,
                 script=VERSION_SCRIPT,
                 volumes=[docker.ContainerVolumeArgs(volume_name=args.backups_volume, container_path="/backups")],

@@ -39,7 +39,7 @@ from components import backend, database
 from components.backend import Backend, GateFactory
 from components.backup import BACKUP_PATH, BackupPlan
 from components.database import Postgres, PostgresArgs
-from components.external import ExternalPostgres, ExternalPostgresArgs
+from components.external import VERSION_CHECK_ROLE, ExternalPostgres, ExternalPostgresArgs
 from components.naming import Naming
 from components.network import Networks
 from components.secrets import AppSecrets
@@ -118,7 +118,8 @@ class DatabaseMode(ABC):
                 env=env,
                 networks=self._networks,
                 files=self.files,
-                depends_on=depends_on,
+                # Not before the secrets are settled: a stack they stop is left untouched.
+                depends_on=[*depends_on, self.secrets.record],
             ),
         )
 
@@ -211,7 +212,7 @@ class SqliteMode(DatabaseMode):
         """Only the PostgreSQL data volume (kept from, or for, PostgreSQL mode)."""
         mode = cls(_postgres(settings, secrets, None), settings.naming, secrets)
         # Back from a server: its data stays where it is; say how to bring it into the SQLite file.
-        secrets.last_deployment.get_output("databaseMode").apply(lambda previous: _leaving_server(previous, settings))
+        _leaving_server(server_left_behind(settings.naming), settings)
         return mode
 
     def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
@@ -477,7 +478,27 @@ def _postgres(settings: Settings, secrets: AppSecrets, network: docker.Network |
     )
 
 
-def _leaving_server(previous: object, settings: Settings) -> None:
+def server_left_behind(naming: Naming) -> str | None:
+    """The server mode this stack ran in until now, read from the Docker host (None: it did not).
+
+    The stack's own checkpoint is never read (the same `up` writes it). PostgreSQL mode leaves its
+    database network, a server kept elsewhere its `pg-version` step: both are still there while the
+    program runs, and removed by the same `up` once it moved to SQLite.
+    """
+    try:
+        docker.get_network(name=naming.physical_name("db"))
+    except Exception:  # noqa: BLE001, S110 - an invoke that finds nothing fails; that is the answer
+        pass
+    else:
+        return PostgresMode.name
+    try:
+        docker.get_logs(name=naming.physical_name(VERSION_CHECK_ROLE), tail="1")
+    except Exception:  # noqa: BLE001, S110 - as above
+        return None
+    return ExternalMode.name
+
+
+def _leaving_server(previous: str | None, settings: Settings) -> None:
     """Warn when the stack leaves a server for SQLite: the backend serves the SQLite file as it was."""
     if previous in SERVER_DATABASES and settings.database == SqliteMode.name:
         pulumi.log.warn(

@@ -1,23 +1,42 @@
 """Secrets the deployment depends on: generated once with pulumi-random, then kept in the stack state.
 
 Creates:
-- `<name>-postgres-password`: random.RandomPassword, 32 letters and digits.
-- `<name>-encryption-key`: random.RandomBytes, 32 bytes, exposed as a url-safe base64 Fernet key.
-- `<name>-jwt-secret-key`: random.RandomBytes, 32 bytes, exposed as 64 hex characters.
-- `<name>-last-deployment`: a reference to this same stack, read for the fingerprints of the secrets its
-  last `pulumi up` deployed.
+- `<name>-postgres-password`: random.RandomPassword, 40 letters and digits (stacks from before: 32; its
+  length is ignored after creation, so it tells which scheme made the stack: see "Stacks from before").
+- `<name>-key-seed`: random.RandomPassword, 64 letters and digits (381 bits). ENCRYPTION_KEY and
+  JWT_SECRET_KEY are derived from it with HMAC-SHA256, each under its own context: the Fernet key is the
+  url-safe base64 of one 32-byte HMAC, the JWT key the hex of another.
+- `<name>-in-use`: random.RandomShuffle holding the fingerprints of the values this stack first deployed.
+  Its inputs are ignored after creation, so the engine hands back what it holds on every later run.
+
+No secret, and nothing from which one follows, is in any resource id, name or label: a RandomPassword's
+id is `none` and a RandomShuffle's `-` (pulumi-random's `RandomBytes` and `RandomId` take their value as
+their id, which Pulumi never encrypts, so they are not used).
 
 The generators are declared whether or not the operator supplies a value, so supplying one later never
 deletes a protected resource; a supplied value wins. Every value leaves this component as
 `pulumi.Output.secret`. PostgreSQL applies POSTGRES_PASSWORD only to an empty data directory and a new
 ENCRYPTION_KEY makes stored camera credentials unreadable, so a value that differs from the one the stack
-last deployed would lock the backend out: it is refused, naming the key, before any container that uses
-it is declared. (Changing a secret in use is a rotation, a database operation of its own.)
+first deployed would lock the backend out: it is refused, naming the key, before any container that uses
+it is created. The comparison reads what the engine holds for `<name>-in-use`, never the stack's own
+checkpoint (which the same `up` is writing). Changing a secret in use is a rotation, a database
+operation of its own.
+
+Stacks from before: the program once generated ENCRYPTION_KEY and JWT_SECRET_KEY with `RandomBytes`, whose
+ids hold them in clear. Such a stack is recognised by its PostgreSQL password, 32 characters long (the
+password generator's length is ignored after creation, so the engine hands back the stack's own; the
+stack's checkpoint is never read). Its keys stay the ones in use: unless both are supplied in config, the
+program stops before anything that uses a key is created and names the one command
+(`scripts/keys_out_of_ids.py`) that moves them into the stack's config as secrets and removes the old
+generators from the state.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,19 +45,39 @@ import pulumi_random as random
 
 from components.settings import ConfigError
 
-PASSWORD_LENGTH = 32
-KEY_BYTES = 32
+PASSWORD_LENGTH = 40
+#: The length the program gave passwords before its keys left the ids: how a stack from before shows itself.
+LEGACY_PASSWORD_LENGTH = 32
+#: Letters and digits: log2(62) = 5.95 bits each, 381 bits in all.
+SEED_LENGTH = 64
 #: The stack output holding the secrets' fingerprints (secret itself).
 FINGERPRINTS_OUTPUT = "secretFingerprints"
 # Config key of each secret, as the error messages and the fingerprints name it.
 POSTGRES_PASSWORD_KEY = "postgresPassword"  # noqa: S105 - a config key's name, not a password
 ENCRYPTION_KEY_KEY = "encryptionKey"
 JWT_SECRET_KEY_KEY = "jwtSecretKey"  # noqa: S105 - a config key's name, not a secret
+#: The HMAC context of each derived key: a new context is a new, unrelated key.
+DERIVATION_CONTEXTS = {
+    ENCRYPTION_KEY_KEY: b"argusai encryptionKey v1",
+    JWT_SECRET_KEY_KEY: b"argusai jwtSecretKey v1",
+}
+#: The one command that takes a stack from before out of the old generators (README, Upgrading).
+LEGACY_COMMAND = "python3 scripts/keys_out_of_ids.py"
 
 
-def to_fernet_key(standard_b64: str) -> str:
-    """Turn standard base64 of 32 bytes into the url-safe alphabet Fernet expects."""
-    return standard_b64.replace("+", "-").replace("/", "_")
+def derive_key(seed: str, key: str) -> bytes:
+    """The 32 bytes of `key` (encryptionKey or jwtSecretKey), derived from the seed under its own context."""
+    return hmac.new(seed.encode(), DERIVATION_CONTEXTS[key], hashlib.sha256).digest()
+
+
+def fernet_key(seed: str) -> str:
+    """ENCRYPTION_KEY: url-safe base64 of 32 derived bytes, the form Fernet expects."""
+    return base64.urlsafe_b64encode(derive_key(seed, ENCRYPTION_KEY_KEY)).decode()
+
+
+def jwt_key(seed: str) -> str:
+    """JWT_SECRET_KEY: 64 hex characters of 32 derived bytes."""
+    return derive_key(seed, JWT_SECRET_KEY_KEY).hex()
 
 
 def fingerprint(key: str, value: str) -> str:
@@ -46,9 +85,9 @@ def fingerprint(key: str, value: str) -> str:
     return hashlib.sha256(f"argusai:{key}\0{value}".encode()).hexdigest()
 
 
-def _unchanged(key: str, value: str, previous: Any) -> str:
-    """Return `value`, or refuse it when the stack's last deployment used another value for `key`."""
-    before = previous.get(key) if isinstance(previous, dict) else None
+def _unchanged(key: str, value: str, first: Any) -> str:
+    """Return `value`, or refuse it when the stack first deployed another value for `key`."""
+    before = first.get(key) if isinstance(first, dict) else None
     if before and before != fingerprint(key, value):
         raise ConfigError(
             key,
@@ -59,6 +98,26 @@ def _unchanged(key: str, value: str, previous: Any) -> str:
     return value
 
 
+def _held(results: Any) -> dict[str, str] | None:
+    """The fingerprints `<name>-in-use` holds (its one result, JSON), None while unknown."""
+    if not results:
+        return None
+    return json.loads(results[0])
+
+
+def _from_before(password: str, supplied: bool) -> None:
+    """Stop a stack from before unless its keys are supplied: its generators hold them in clear ids."""
+    if len(password) != LEGACY_PASSWORD_LENGTH or supplied:
+        return
+    raise ConfigError(
+        ENCRYPTION_KEY_KEY,
+        "and argusai:jwtSecretKey of this stack are still kept in generators whose ids show them in clear "
+        "(stacks deployed before this version). Nothing was changed. Run, once, in this project: "
+        f"`{LEGACY_COMMAND} <stack>`; it keeps the values in use as secret config and removes the old "
+        "generators from the state. Then run `pulumi up` again (README: Upgrading)",
+    )
+
+
 @dataclass(frozen=True)
 class AppSecretsArgs:
     """Inputs of AppSecrets."""
@@ -66,11 +125,11 @@ class AppSecretsArgs:
     postgres_password: pulumi.Output[str] | None
     """Operator-supplied password, or None to use the generated one."""
     encryption_key: pulumi.Output[str] | None
-    """Operator-supplied Fernet key, or None to use the generated one."""
+    """Operator-supplied Fernet key, or None to derive one from the seed."""
     jwt_secret_key: pulumi.Output[str] | None
-    """Operator-supplied JWT signing key, or None to use the generated one."""
+    """Operator-supplied JWT signing key, or None to derive one from the seed."""
     protect: bool
-    """Protect the generators from deletion and replacement."""
+    """Protect the generators and the record of the values in use from deletion and replacement."""
 
 
 class AppSecrets(pulumi.ComponentResource):
@@ -81,8 +140,9 @@ class AppSecrets(pulumi.ComponentResource):
     jwt_secret_key: pulumi.Output[str]
     fingerprints: pulumi.Output[dict[str, str]]
     """Fingerprint of each secret in use, for the stack output `secretFingerprints`."""
-    last_deployment: pulumi.StackReference
-    """This stack's own outputs from its last completed `pulumi up` (none before the first)."""
+    record: random.RandomShuffle
+    """The record of the values in use: declared once every value is checked (a container that uses no
+    secret but must not start on a stack the checks stop depends on it)."""
 
     @property
     def app_env(self) -> list[pulumi.Output[str]]:
@@ -93,44 +153,59 @@ class AppSecrets(pulumi.ComponentResource):
         ]
 
     def __init__(self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        """Declare the generators and check every value against the stack's last deployment."""
+        """Declare the generators and check every value against the values the stack first deployed."""
         super().__init__("argusai:secrets:AppSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, protect=args.protect)
 
         # The password is generated even in SQLite mode, so switching modes never deletes a protected
-        # resource and a later switch to PostgreSQL finds it ready.
-        generated_password = random.RandomPassword(
-            f"{name}-postgres-password", length=PASSWORD_LENGTH, special=False, opts=child
-        ).result
-        generated_key = random.RandomBytes(f"{name}-encryption-key", length=KEY_BYTES, opts=child).base64.apply(
-            to_fernet_key
+        # resource and a later switch to PostgreSQL finds it ready. Its length is ignored after creation: the
+        # engine hands back the password the stack was created with, so a stack from before shows itself.
+        password = random.RandomPassword(
+            f"{name}-postgres-password",
+            length=PASSWORD_LENGTH,
+            special=False,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["length"])),
         )
-        generated_jwt = random.RandomBytes(f"{name}-jwt-secret-key", length=KEY_BYTES, opts=child).hex
+        seed = random.RandomPassword(f"{name}-key-seed", length=SEED_LENGTH, special=False, opts=child).result
+        keys_supplied = args.encryption_key is not None and args.jwt_secret_key is not None
+        # Every key waits for the check of a stack from before: nothing that uses one is created first.
+        checked = password.result.apply(lambda result: _from_before(result, keys_supplied))
+        generated_key = pulumi.Output.all(seed, checked).apply(lambda v: fernet_key(v[0]))
+        generated_jwt = pulumi.Output.all(seed, checked).apply(lambda v: jwt_key(v[0]))
 
-        # This stack's own outputs from its last completed `pulumi up` (none before the first).
-        last = pulumi.StackReference(
-            f"{name}-last-deployment",
-            stack_name=f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}",
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.last_deployment = last
-        previous = last.get_output(FINGERPRINTS_OUTPUT)
-
-        def in_use(key: str, supplied: pulumi.Output[str] | None, generated: pulumi.Output[str]) -> pulumi.Output[str]:
+        def chosen(supplied: pulumi.Output[str] | None, generated: pulumi.Output[str]) -> pulumi.Output[str]:
             value = supplied if supplied is not None else generated
-            return pulumi.Output.secret(pulumi.Output.all(value, previous).apply(lambda v: _unchanged(key, *v)))
+            return pulumi.Output.all(value, checked).apply(lambda v: v[0])
 
-        self.postgres_password = in_use(POSTGRES_PASSWORD_KEY, args.postgres_password, generated_password)
-        self.encryption_key = in_use(ENCRYPTION_KEY_KEY, args.encryption_key, generated_key)
-        self.jwt_secret_key = in_use(JWT_SECRET_KEY_KEY, args.jwt_secret_key, generated_jwt)
+        candidates = {
+            POSTGRES_PASSWORD_KEY: chosen(args.postgres_password, password.result),
+            ENCRYPTION_KEY_KEY: chosen(args.encryption_key, generated_key),
+            JWT_SECRET_KEY_KEY: chosen(args.jwt_secret_key, generated_jwt),
+        }
+        prints = pulumi.Output.all(*candidates.values()).apply(
+            lambda values: {key: fingerprint(key, value) for key, value in zip(candidates, values, strict=True)}
+        )
+        # Born with the fingerprints of the first values; later runs get those back, whatever they pass.
+        in_use = random.RandomShuffle(
+            f"{name}-in-use",
+            inputs=[pulumi.Output.secret(prints.apply(lambda p: json.dumps(p, sort_keys=True)))],
+            result_count=1,
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(ignore_changes=["inputs"], additional_secret_outputs=["results"])
+            ),
+        )
+        self.record = in_use
+        first = in_use.results.apply(_held)
+
+        def in_use_value(key: str) -> pulumi.Output[str]:
+            return pulumi.Output.secret(pulumi.Output.all(candidates[key], first).apply(lambda v: _unchanged(key, *v)))
+
+        self.postgres_password = in_use_value(POSTGRES_PASSWORD_KEY)
+        self.encryption_key = in_use_value(ENCRYPTION_KEY_KEY)
+        self.jwt_secret_key = in_use_value(JWT_SECRET_KEY_KEY)
         self.fingerprints = pulumi.Output.secret(
-            pulumi.Output.all(self.postgres_password, self.encryption_key, self.jwt_secret_key).apply(
-                lambda values: {
-                    key: fingerprint(key, value)
-                    for key, value in zip(
-                        (POSTGRES_PASSWORD_KEY, ENCRYPTION_KEY_KEY, JWT_SECRET_KEY_KEY), values, strict=True
-                    )
-                }
+            pulumi.Output.all(prints, self.postgres_password, self.encryption_key, self.jwt_secret_key).apply(
+                lambda v: v[0]
             )
         )
         self.register_outputs(

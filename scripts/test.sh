@@ -7,7 +7,8 @@
 #    builds the registry-free test images (cached: seconds when nothing changed), the real ArgusAI
 #    backend among them, from the release checkout ARGUSAI_SOURCE (default: ../shared/argusai beside
 #    this checkout, when it is there), the real frontend too (as published, and built for one origin);
-#    and installs what the browser tests drive (scripts/test-tools.sh: Debian's chromium);
+#    and installs what the browser tests drive (scripts/test-tools.sh: Debian's chromium) and builds the
+#    pulumi CLI the state tests run (scripts/pulumi-cli.sh, from its Go module);
 # 3. runs pytest. Without an engine the integration tests are skipped with one line, unless
 #    REQUIRE_DOCKER=1, which makes a missing engine a failure (CI sets it).
 set -euo pipefail
@@ -33,12 +34,18 @@ if [ "$(id -u)" -eq 0 ] || docker info >/dev/null 2>&1; then
             exit 1
         fi
         # The browser's packages come from the host's apt while the images build (their own apt, in a
-        # separate root): side by side.
+        # separate root), and the pulumi CLI from its Go module: side by side.
         bash scripts/test-tools.sh &
         tools=$!
+        bash scripts/pulumi-cli.sh >/dev/null &
+        cli=$!
         .venv/bin/python -m testkit.images.build "${images[@]}"
         if ! wait "$tools" && [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
             echo "test: REQUIRE_DOCKER=1 but the browser tests' tools could not be installed" >&2
+            exit 1
+        fi
+        if ! wait "$cli" && [ "${REQUIRE_DOCKER:-0}" = "1" ]; then
+            echo "test: REQUIRE_DOCKER=1 but the pulumi CLI could not be built (scripts/pulumi-cli.sh)" >&2
             exit 1
         fi
     elif [ "${REQUIRE_DOCKER:-0}" = "1" ]; then

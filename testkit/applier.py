@@ -38,7 +38,7 @@ from docker.errors import APIError, NotFound
 from docker.types import LogConfig
 
 from testkit import plan as planning
-from testkit.harness import Deployment, Registration, labels_of
+from testkit.harness import Deployment, Registration, labels_of, secret_paths
 from testkit.provider import (
     CONTAINER,
     IMAGE,
@@ -47,6 +47,7 @@ from testkit.provider import (
     container_state_from_engine,
     duration_ns,
     is_empty,
+    resource_id,
 )
 
 POLL_SECONDS = 0.5
@@ -205,12 +206,12 @@ class Applier:
             for reg in deployment.registrations:
                 if reg.urn not in step_of or reg.type.startswith("docker:"):
                     continue
-                if step_of[reg.urn].op == "same":
-                    new.resources[reg.urn].copy_options(reg)
+                old = new.resources.get(reg.urn)
+                if step_of[reg.urn].op == "same" and old is not None:
+                    old.copy_options(reg)
                     continue
-                record = self._record(reg, deployment.generations.get((reg.type, reg.name), 0))
-                record.outputs = dict(reg.outputs)
-                new.resources[reg.urn] = record
+                record = self._record(reg, deployment.generations.get((reg.type, reg.name), 0), old)
+                new.resources[reg.urn] = self._finish(record, reg, dict(reg.outputs))
             for reg in order:
                 self._step(step_of[reg.urn], reg, new)
             for step in steps.ops("delete", "forget"):
@@ -239,16 +240,16 @@ class Applier:
     def _step(self, step: planning.Step, reg: Registration, state: planning.State) -> None:
         old = state.resources.get(reg.urn)
         if step.op == "same":
-            state.resources[reg.urn].inputs = reg.plain_inputs()
-            state.resources[reg.urn].copy_options(reg)
+            assert old is not None
+            old.inputs = reg.saved_inputs(old)
+            old.copy_options(reg)
             return
         if step.op == "update":
             assert old is not None
             if reg.type == CONTAINER and "restart" in step.keys:
                 self.api.update_container(old.outputs["id"], restart_policy={"Name": reg.plain("restart") or "no"})
-            record = self._record(reg, old.generation)
-            record.outputs = {**record.outputs, **self._read(reg.type, reg.plain_inputs(), old.outputs)}
-            state.resources[reg.urn] = record
+            record = self._record(reg, old.generation, old)
+            state.resources[reg.urn] = self._finish(record, reg, self._read(reg.type, record.inputs, old.outputs))
             return
         generation = 0
         if step.op == "replace":
@@ -257,24 +258,34 @@ class Applier:
             if reg.delete_before_replace:
                 self._delete(old, forget=False)
                 del state.resources[reg.urn]
-        record = self._record(reg, generation)
+        record = self._record(reg, generation, None)
         try:
-            record.outputs = self._create(reg)
+            outputs = self._create(reg)
         except _InitError as exc:
-            record.outputs = exc.outputs
             record.init_errors = [str(exc)]
-            state.resources[reg.urn] = record
+            state.resources[reg.urn] = self._finish(record, reg, exc.outputs)
             raise ApplyError(str(exc)) from exc
         if step.op == "replace" and old is not None and not reg.delete_before_replace:
             self._delete(old, forget=False)
-        state.resources[reg.urn] = record
+        state.resources[reg.urn] = self._finish(record, reg, outputs)
 
     @staticmethod
-    def _record(reg: Registration, generation: int) -> planning.ResourceState:
+    def _record(reg: Registration, generation: int, old: planning.ResourceState | None) -> planning.ResourceState:
         record = planning.ResourceState(
-            urn=reg.urn, type=reg.type, name=reg.name, inputs=reg.plain_inputs(), outputs={}, generation=generation
+            urn=reg.urn, type=reg.type, name=reg.name, inputs=reg.saved_inputs(old), outputs={}, generation=generation
         )
         record.copy_options(reg)
+        return record
+
+    @staticmethod
+    def _finish(record: planning.ResourceState, reg: Registration, outputs: dict[str, Any]) -> planning.ResourceState:
+        """Give `record` what its provider read back, and the id the provider gives."""
+        record.outputs = outputs
+        if reg.type in (CONTAINER, NETWORK):
+            record.id = str(outputs.get("id", ""))
+        else:
+            record.id = resource_id(reg.type, reg.name, outputs, "") if reg.type.startswith("docker:") else reg.id
+        record.secret_paths = secret_paths(reg, outputs)
         return record
 
     def _read(self, typ: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
@@ -292,8 +303,7 @@ class Applier:
         if reg.type == IMAGE:
             return {**inputs, "imageId": self._find_image(reg.plain("name"))}
         if reg.type == NETWORK:
-            self._create_network(reg)
-            return inputs
+            return {**inputs, "id": self._create_network(reg)}
         if reg.type == VOLUME:
             # Idempotent: an existing volume with this name is adopted as it is (the provider does the same).
             self.api.create_volume(reg.plain("name"), labels=labels_of(reg))
@@ -313,17 +323,18 @@ class Applier:
         except (NotFound, APIError) as exc:
             raise ApplyError(f"image {name} is not on the host and could not be pulled: {exc}") from None
 
-    def _create_network(self, reg: Registration) -> None:
+    def _create_network(self, reg: Registration) -> str:
         name = reg.plain("name")
         if self.api.networks(names=[name]):
             raise ApplyError(f"network {name} already exists")
-        self.api.create_network(
+        created = self.api.create_network(
             name,
             driver=reg.plain("driver") or "bridge",
             internal=bool(reg.plain("internal")),
             labels=labels_of(reg),
             check_duplicate=True,
         )
+        return str(created["Id"])
 
     def _create_container(self, reg: Registration) -> dict[str, Any]:
         networks = reg.plain("networksAdvanced") or []

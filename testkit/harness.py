@@ -99,12 +99,21 @@ class Registration(planning.Options):
     inputs: dict[str, Any]
     parent: str = ""
     urn: str = ""
+    id: str = ""
+    """The id the (mock) provider gave, as the real one would."""
     outputs: dict[str, Any] = field(default_factory=dict)
     """What the (mock) provider answered: inputs plus computed outputs, secret markers removed."""
+    wire_outputs: dict[str, Any] = field(default_factory=dict)
+    """The same, secret markers kept."""
 
     def plain_inputs(self) -> dict[str, Any]:
         """Every input with secret markers removed."""
         return {key: unwrap(value) for key, value in self.inputs.items()}
+
+    def saved_inputs(self, old: planning.ResourceState | None) -> dict[str, Any]:
+        """The inputs the engine saves: those it ignores changes of stay as `old` has them."""
+        inputs = self.plain_inputs()
+        return planning.ignoring_changes(inputs, old.inputs, self.ignore_changes) if old is not None else inputs
 
     def plain(self, key: str) -> Any:
         """Return an input with every secret marker removed."""
@@ -164,6 +173,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.registry_digests = registry_digests or (lambda ref: "sha256:" + fake_digest("registry", ref))
         self.prior = prior or planning.State()
         self.generations: dict[tuple[str, str], int] = {}
+        self.ignore_changes: dict[tuple[str, str], list[str]] = {}
+        """(type, name) -> the registration's `ignoreChanges` (the monitor records them: registrations come
+        from several threads at once)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         """Return (id, state): the inputs plus the outputs each provider computes."""
@@ -174,13 +186,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return args.name, {"name": args.inputs.get("name"), "outputs": outputs, "secretOutputNames": secret}
         old = self.prior.by_name(args.typ, args.name)
         generation = 0
+        ignore = self.ignore_changes.get((args.typ, args.name), [])
         if old is not None:
-            step = planning.resource_diff(old, args.typ, {k: unwrap(v) for k, v in args.inputs.items()}, [])
+            plain = {k: unwrap(v) for k, v in args.inputs.items()}
+            step = planning.resource_diff(old, args.typ, plain, [], ignore)
             if step.op in ("same", "update"):
                 self.generations[(args.typ, args.name)] = old.generation
-                # The engine hands the program the outputs it holds; inputs of an update are the new ones.
+                # The engine hands the program the outputs it holds; inputs of an update are the new ones,
+                # but for those it ignores, which stay as the state has them.
                 kept = {k: v for k, v in old.outputs.items() if k in provider.SCHEMAS[args.typ].outputs}
-                return f"{args.name}-id", {**state, **kept}
+                processed = planning.ignoring_changes(state, old.inputs, ignore)
+                return old.id or self._id(args, processed, generation=old.generation), {**processed, **kept}
             generation = old.generation + 1
         self.generations[(args.typ, args.name)] = generation
         seed = fake_digest(self.stack, args.typ, args.name, str(self.prior.epoch), str(generation))
@@ -193,18 +209,44 @@ class RecordingMocks(pulumi.runtime.Mocks):
             raw = bytes.fromhex(seed)[: int(args.inputs["length"])]
             state["base64"] = rpc.wrap_rpc_secret(base64.b64encode(raw).decode())
             state["hex"] = rpc.wrap_rpc_secret(raw.hex())
+        elif args.typ == provider.RANDOM_SHUFFLE:
+            # One result per input, in order: shuffling is beside the point of what the program uses.
+            items = list(unwrap(args.inputs["inputs"]))
+            results = items[: int(args.inputs.get("resultCount") or len(items))]
+            state["results"] = rpc.wrap_rpc_secret(results) if contains_secret(args.inputs["inputs"]) else results
         elif args.typ == IMAGE:
             if self.preview:
                 return "", state
             state["imageId"] = self.image_ids(str(args.inputs["name"]))
             state["repoDigest"] = ""
-        return f"{args.name}-id", state
+        return self._id(args, state, generation), state
+
+    def _id(self, args: pulumi.runtime.MockResourceArgs, state: dict[str, Any], generation: int) -> str:
+        """The id the real provider gives (dockerd's ids made up, stable per stack, name and generation)."""
+        if not args.custom:
+            return ""  # a component has no id
+        fresh = fake_digest("id", self.stack, args.typ, args.name, str(self.prior.epoch), str(generation))
+        return provider.resource_id(args.typ, args.name, unwrap(state), fresh)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """Answer `getRegistryImage` with the registry's digest; any other invoke is a surprise."""
+        """Answer the invokes the program makes; any other is a surprise.
+
+        `getRegistryImage`: the registry's digest. `getNetwork` and `getLogs` read the Docker host, which holds
+        what the previous run's state holds: a network or container of that name, or a failed invoke for
+        one that is not there.
+        """
+        name = str(args.args.get("name"))
         if args.token == provider.GET_REGISTRY_IMAGE:
-            name = str(args.args["name"])
             return {"id": name, "name": name, "sha256Digest": self.registry_digests(name)}, []
+        kinds = {provider.GET_NETWORK: NETWORK, provider.GET_LOGS: CONTAINER}
+        if args.token in kinds:
+            found = [
+                r for r in self.prior.resources.values() if r.type == kinds[args.token] and r.inputs.get("name") == name
+            ]
+            if not found:
+                # What the program sees of the provider's "No such object": the invoke fails.
+                return {}, [("name", f"Error: No such object: {name}")]
+            return {"id": found[0].id or name, "name": name}, []
         raise NotImplementedError(f"unexpected invoke {args.token}")
 
 
@@ -214,10 +256,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: RecordingMocks) -> None:
         """Start with no registrations."""
         super().__init__(mocks)
+        self.mocks: RecordingMocks = mocks
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         """Record the request, then answer as the stock mock monitor does."""
+        self.mocks.ignore_changes[(request.type, request.name)] = list(request.ignoreChanges)
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append(
@@ -229,9 +273,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     replace_on_changes=list(request.replaceOnChanges),
+                    ignore_changes=list(request.ignoreChanges),
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
                     dependencies=list(request.dependencies),
                     parent=request.parent,
                     urn=response.urn,
+                    id=response.id,
+                    wire_outputs=rpc.deserialize_properties(response.object),
                     outputs=unwrap(rpc.deserialize_properties(response.object)),
                 )
             )
@@ -375,7 +423,7 @@ def commit(
             continue
         reg = by_urn[step.urn]
         old = prior.resources.get(step.urn)
-        inputs = reg.plain_inputs()
+        inputs = reg.saved_inputs(old)
         if step.op == "same" and old is not None:
             outputs = old.outputs
         elif reg.type == CONTAINER:
@@ -394,10 +442,48 @@ def commit(
             outputs=outputs,
             init_errors=errors,
             generation=deployment.generations.get((reg.type, reg.name), 0),
+            id=reg.id,
+            secret_paths=secret_paths(reg, outputs),
         )
         record.copy_options(reg)
         state.resources[step.urn] = record
     return state
+
+
+def _marked(value: Any, path: str) -> list[str]:
+    """The `/`-separated paths under `path` of the values marked secret."""
+    if rpc.is_rpc_secret(value):
+        return [path]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _marked(item, f"{path}/{key}")]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in _marked(item, f"{path}/{index}")]
+    return []
+
+
+def _has_path(value: Any, parts: list[str]) -> bool:
+    for part in parts:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return False
+    return True
+
+
+def secret_paths(reg: Registration, outputs: dict[str, Any]) -> list[str]:
+    """Where the engine keeps this resource's secrets.
+
+    Its inputs marked secret, the outputs at the same place (the engine marks them so), the outputs its
+    provider's schema calls sensitive and its `additionalSecretOutputs`.
+    """
+    marked = _marked(reg.inputs, "")
+    out = {p for p in marked if _has_path(outputs, p.strip("/").split("/"))}
+    schema = provider.SCHEMAS.get(reg.type)
+    named = set(reg.additional_secret_outputs) | set(schema.sensitive if schema else ())
+    out |= {f"/{key}" for key in named if key in outputs}
+    return [f"inputs{p}" for p in marked] + [f"outputs{p}" for p in sorted(out)]
 
 
 def _read_back_only(outputs: dict[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import docker
+
+from testkit.archive import PUBLIC_MODE, tar_of
 
 #: A cold, loaded 2-core machine may take minutes for the release's imports plus a migration.
 TIMEOUT_SECONDS = 300
@@ -39,18 +42,19 @@ def run_once(
     volumes: dict[str, dict[str, str]] | None = None,
     environment: dict[str, str] | None = None,
     user: str | None = None,
+    files: Mapping[str, bytes] | None = None,
 ) -> Finished:
     """Run one container (labelled, so a stack's cleanup finds it) to completion, then remove it.
 
-    It joins only `network`, or no network at all; `user` (e.g. "0") overrides the image's user.
+    It joins only `network`, or no network at all; `user` (e.g. "0") overrides the image's user; `files`
+    (absolute path -> content) are put in place, readable by every user, before it starts.
     """
     start = time.monotonic()
-    container = client.containers.run(
+    container = client.containers.create(
         image,
         command,
         entrypoint=entrypoint,
         working_dir=working_dir,
-        detach=True,
         network=network,
         network_mode=None if network else "none",
         volumes=volumes or {},
@@ -59,6 +63,9 @@ def run_once(
         user=user,
     )
     try:
+        if files:
+            container.put_archive("/", tar_of({path: (content, PUBLIC_MODE) for path, content in files.items()}))
+        container.start()
         code = int(container.wait(timeout=TIMEOUT_SECONDS)["StatusCode"])
         seconds = time.monotonic() - start
         return Finished(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -31,6 +32,9 @@ class Options:
     retain_on_delete: bool = False
     delete_before_replace: bool = False
     replace_on_changes: list[str] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
+    """Top-level inputs whose new value the engine replaces with the state's (removes, when absent there)."""
+    additional_secret_outputs: list[str] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
 
     def copy_options(self, other: Options) -> None:
@@ -51,6 +55,10 @@ class ResourceState(Options):
     init_errors: list[str] = field(default_factory=list)
     generation: int = 0
     """How many times it was (re)created: stands in for a provider's fresh random values."""
+    id: str = ""
+    """The id its provider gave it (never encrypted by the engine)."""
+    secret_paths: list[str] = field(default_factory=list)
+    """Where the engine keeps a secret: `inputs/<key>/...` and `outputs/<key>/...` (`/`-separated paths)."""
 
 
 @dataclass
@@ -125,9 +133,26 @@ class Plan:
         return [str(s) for s in self.changes]
 
 
-def resource_diff(old: ResourceState, typ: str, inputs: dict[str, Any], replace_on_changes: list[str]) -> Step:
+def ignoring_changes(inputs: dict[str, Any], old_inputs: dict[str, Any], ignore_changes: list[str]) -> dict[str, Any]:
+    """The inputs the engine diffs and saves: each ignored key as the state has it (gone, when it has none)."""
+    processed = dict(inputs)
+    for key in ignore_changes:
+        if key in old_inputs:
+            processed[key] = old_inputs[key]
+        else:
+            processed.pop(key, None)
+    return processed
+
+
+def resource_diff(
+    old: ResourceState,
+    typ: str,
+    inputs: dict[str, Any],
+    replace_on_changes: list[str],
+    ignore_changes: Sequence[str] = (),
+) -> Step:
     """The step for an existing resource, as the engine's step generator decides it."""
-    found = provider.diff(typ, inputs, old.outputs)
+    found = provider.diff(typ, ignoring_changes(inputs, old.inputs, list(ignore_changes)), old.outputs)
     replace = list(found.replace)
     if replace_on_changes:
         if "*" in replace_on_changes:
@@ -156,7 +181,7 @@ def plan(state: State, deployment: Any) -> Plan:
         if old is None:
             steps.append(Step("create", reg.urn, reg.type, reg.name))
             continue
-        step = resource_diff(old, reg.type, reg.plain_inputs(), reg.replace_on_changes)
+        step = resource_diff(old, reg.type, reg.plain_inputs(), reg.replace_on_changes, reg.ignore_changes)
         if step.op == "replace" and old.protect:
             keys = ", ".join(step.keys)
             refusals.append(f"unable to replace resource {reg.urn}: it is marked for protection ({keys})")

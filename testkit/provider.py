@@ -21,8 +21,12 @@ NETWORK = "docker:index/network:Network"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type token
 RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
+RANDOM_ID = "random:index/randomId:RandomId"
+RANDOM_SHUFFLE = "random:index/randomShuffle:RandomShuffle"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 GET_REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
+GET_NETWORK = "docker:index/getNetwork:getNetwork"
+GET_LOGS = "docker:index/getLogs:getLogs"
 
 _NANOS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000}
 _NANOS["h"] = 60 * _NANOS["m"]
@@ -66,6 +70,8 @@ class Schema:
     """Order-free collections."""
     outputs: frozenset[str] = frozenset()
     """Pure outputs, never compared."""
+    sensitive: frozenset[str] = frozenset()
+    """Outputs the provider's schema marks sensitive: the engine keeps them secret."""
 
 
 SCHEMAS: dict[str, Schema] = {
@@ -155,12 +161,41 @@ SCHEMAS: dict[str, Schema] = {
         ),  # fmt: skip
         defaults={"special": True},
         outputs=frozenset({"result", "bcryptHash"}),
+        sensitive=frozenset({"result", "bcryptHash"}),
     ),
     RANDOM_BYTES: Schema(
         force_new=frozenset({"length", "keepers"}),
         outputs=frozenset({"base64", "hex"}),
+        sensitive=frozenset({"base64", "hex"}),
+    ),
+    RANDOM_SHUFFLE: Schema(
+        force_new=frozenset({"inputs", "keepers", "resultCount", "seed"}),
+        outputs=frozenset({"results"}),
     ),
 }
+
+
+def resource_id(typ: str, name: str, outputs: dict[str, Any], fresh_hex: str) -> str:
+    """The id the real provider gives a resource (`fresh_hex`: 64 hex characters dockerd would make up).
+
+    pulumi-random: a RandomPassword's is `none`, a RandomShuffle's `-`, a RandomBytes' its base64 and a
+    RandomId's its b64_url (the value itself); pulumi-docker: a volume's is its name, a network's and a
+    container's dockerd's id, a RemoteImage's the image id followed by its name.
+    """
+    ids = {
+        RANDOM_PASSWORD: lambda: "none",
+        RANDOM_SHUFFLE: lambda: "-",
+        RANDOM_BYTES: lambda: str(outputs.get("base64", "")),
+        RANDOM_ID: lambda: str(outputs.get("b64Url", "")),
+        VOLUME: lambda: str(outputs.get("name", name)),
+        NETWORK: lambda: fresh_hex,
+        CONTAINER: lambda: fresh_hex,
+        IMAGE: lambda: f"{outputs.get('imageId', '')}{outputs.get('name', '')}",
+    }
+    if typ not in ids:
+        raise KeyError(f"no id model for {typ}")
+    return ids[typ]()
+
 
 HEALTHCHECK_DEFAULTS = {"interval": "0s", "timeout": "0s", "startPeriod": "0s", "startInterval": "0s", "retries": 0}
 

@@ -1,9 +1,12 @@
-"""Stacks deployed by an earlier version of this program keep every resource when the program changes.
+"""Stacks deployed by an earlier version of this program keep every resource and every secret.
 
 `tests/fixtures/state-*.json` are states as the engine held them after `pulumi up` of the program before
-the database mode became one object per mode (saved with `testkit.plan.State.to_json`). Running today's
-program over them must plan no delete, no replacement and no refusal: a restructure of the code never
-moves a user's data or secrets.
+the database mode became one object per mode (saved with `testkit.plan.State.to_json`), with the ids the
+real providers gave (their keys' generators are `RandomBytes`, whose ids are the keys in base64). Today's
+program first stops, touching nothing, and names the one command that takes the keys out of those ids;
+after that command (`scripts/keys_out_of_ids.py`, run here on the state's export as on the CLI's), it must
+plan no delete, no replacement and no refusal, and deploy the same keys: a new version never moves a
+user's data or rotates a secret.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Any
 
 import pytest
 
+from components.secrets import LEGACY_COMMAND
 from testkit import plan as planning
 from testkit.harness import run_program
+from testkit.legacy import after_the_command
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -36,13 +41,16 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # - in PostgreSQL mode the data move runs once after the gate (a stack that never had SQLite data has
 #   nothing to move; one whose SQLite file has rows while PostgreSQL has data too is refused, untouched).
 # Nothing else.
+# - the keys come from the stack's config (the command put the values in use there); the secrets gain their
+#   seed (for a later rotation, unused while config sets both keys) and the record of the values in use.
+SECRETS = ["create secrets-key-seed", "create secrets-in-use"]
 GATE = ["create schema-backup-container", "create schema-gate-container"]
 BACKEND = "replace backend-container (envs, healthcheck)"
 POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
 POSTGRES_GATE = [POSTGRES_HEALTHCHECK, *GATE, "create data-move-container", BACKEND]
-POSTGRES_CHANGES = [*POSTGRES_GATE, "replace backup-container (entrypoints)"]
-POSTGRES_NO_BACKUPS = POSTGRES_GATE
-SQLITE_CHANGES = [*GATE, BACKEND, "replace backup-container (entrypoints, user)"]
+POSTGRES_CHANGES = [*SECRETS, *POSTGRES_GATE, "replace backup-container (entrypoints)"]
+POSTGRES_NO_BACKUPS = [*SECRETS, *POSTGRES_GATE]
+SQLITE_CHANGES = [*SECRETS, *GATE, BACKEND, "replace backup-container (entrypoints, user)"]
 
 
 @pytest.mark.parametrize(
@@ -61,9 +69,23 @@ SQLITE_CHANGES = [*GATE, BACKEND, "replace backup-container (entrypoints, user)"
 def test_existing_stack_keeps_every_resource(
     snapshot: str, stack: str, overrides: dict[str, Any], expected: list[str]
 ) -> None:
-    """Same config, today's program: no delete, no refusal, only the replacements listed above."""
+    """Same config, today's program: stopped first; after the command no delete, no refusal, the same keys."""
     state = planning.State.from_json((FIXTURES / snapshot).read_text())
-    steps = planning.plan(state, run_program(stack, overrides, prior=state))
+    with pytest.raises(Exception, match=LEGACY_COMMAND) as stopped:
+        run_program(stack, overrides, prior=state)
+    declared = stopped.value.registrations  # type: ignore[attr-defined]
+    assert not [r for r in declared if r.type.startswith("docker:") and r.urn not in state.resources], (
+        "nothing new declared before the stop"
+    )
+
+    migrated, keys = after_the_command(state, stack)
+    deployment = run_program(stack, overrides, keys, prior=migrated)
+    steps = planning.plan(migrated, deployment)
     assert steps.refusals == []
     assert steps.ops("delete", "forget") == []
     assert steps.summary() == expected
+    before = next(r for r in state.resources.values() if r.name == "backend-container").inputs["envs"]
+    after = deployment.container("backend").plain("envs")
+    for name in ("ENCRYPTION_KEY", "JWT_SECRET_KEY", "DATABASE_URL"):
+        old = next(e for e in before if e.startswith(f"{name}="))
+        assert next(e for e in after if e.startswith(f"{name}=")).split("?")[0].replace("+psycopg", "") == old, name

@@ -7,11 +7,18 @@ import base64
 import pulumi
 from cryptography.fernet import Fernet
 
-from components.secrets import AppSecrets, AppSecretsArgs, to_fernet_key
+from components.secrets import (
+    ENCRYPTION_KEY_KEY,
+    JWT_SECRET_KEY_KEY,
+    PASSWORD_LENGTH,
+    AppSecrets,
+    AppSecretsArgs,
+    derive_key,
+    fernet_key,
+    jwt_key,
+)
 from testkit.harness import resolve, run_components
-
-RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
-RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
+from testkit.provider import RANDOM_PASSWORD, RANDOM_SHUFFLE
 
 
 def _generated(protect: bool = True) -> tuple[AppSecrets, object]:
@@ -22,11 +29,11 @@ def _generated(protect: bool = True) -> tuple[AppSecrets, object]:
     )
 
 
-def test_generates_all_three_protected() -> None:
-    """With nothing supplied, one generator each, protected from deletion and replacement."""
+def test_generates_the_password_the_seed_and_the_record_protected() -> None:
+    """With nothing supplied: the password, the seed of the keys and the record of what is in use, all protected."""
     _, deployment = _generated()
     kinds = sorted(r.type for r in deployment.registrations if r.type.startswith("random:"))
-    assert kinds == [RANDOM_BYTES, RANDOM_BYTES, RANDOM_PASSWORD]
+    assert kinds == [RANDOM_PASSWORD, RANDOM_PASSWORD, RANDOM_SHUFFLE]
     for registration in deployment.registrations:
         if registration.type.startswith("random:"):
             assert registration.protect, registration.name
@@ -50,7 +57,7 @@ def test_generated_values_are_secret_and_valid() -> None:
     assert jwt.secret
     token = Fernet(key.value).encrypt(b"camera password")
     assert Fernet(key.value).decrypt(token) == b"camera password"
-    assert len(password.value) == 32
+    assert len(password.value) == PASSWORD_LENGTH == 40
     assert password.value.isalnum()
     assert len(jwt.value) == 64
 
@@ -75,8 +82,22 @@ def test_supplied_values_are_used_and_nothing_generated() -> None:
     assert resolve(secrets.encryption_key).value == supplied
 
 
-def test_fernet_conversion_uses_url_safe_alphabet() -> None:
-    """Standard base64 with + and / becomes the url-safe form Fernet requires."""
-    standard = base64.b64encode(b"\xfb\xff" * 16).decode()
-    assert "+" in standard or "/" in standard
-    Fernet(to_fernet_key(standard))
+def test_keys_are_derived_each_under_its_own_context() -> None:
+    """Each key is 32 bytes of HMAC-SHA256 of the seed under its own context: unrelated keys, same seed."""
+    seed = "s" * 64
+    assert len(derive_key(seed, ENCRYPTION_KEY_KEY)) == len(derive_key(seed, JWT_SECRET_KEY_KEY)) == 32
+    assert derive_key(seed, ENCRYPTION_KEY_KEY) != derive_key(seed, JWT_SECRET_KEY_KEY)
+    assert fernet_key(seed) == base64.urlsafe_b64encode(derive_key(seed, ENCRYPTION_KEY_KEY)).decode()
+    assert jwt_key(seed) == derive_key(seed, JWT_SECRET_KEY_KEY).hex()
+    assert fernet_key(seed) != fernet_key("t" * 64)
+    Fernet(fernet_key(seed))
+
+
+def test_the_seed_carries_at_least_256_bits() -> None:
+    """64 letters and digits: 381 bits, from a generator whose id (`none`) says nothing of it."""
+    _, deployment = _generated()
+    (seed,) = [r for r in deployment.registrations if r.name == "s-key-seed"]
+    assert seed.type == RANDOM_PASSWORD
+    assert seed.plain("length") == 64
+    assert seed.plain("special") is False
+    assert seed.id == "none"

@@ -26,7 +26,8 @@ from components.naming import LABEL_MANAGED_BY, LABEL_ROLE, LABEL_STACK, MANAGED
 from testkit import plan as planning
 from testkit.applier import Applier, ApplyError
 from testkit.cleanup import remove_stack
-from testkit.harness import Deployment, run_program
+from testkit.export import clear_secrets, deployed_secrets, stack_export
+from testkit.harness import PROJECT, Deployment, run_program
 from testkit.images.build import ARGUSAI_BACKEND, BACKEND, FRONTEND, POSTGRES, ensure_images
 from testkit.images.derive import remove_derived
 from testkit.net import free_port
@@ -172,6 +173,9 @@ class Stack:
         # form the provider read back from dockerd (a diff here means every `pulumi up` would change it).
         again = self.plan(overrides, secrets)
         assert again.summary() == [], f"a second `pulumi up` would change: {again.summary()}"
+        # And no secret it deployed shows in clear anywhere `pulumi stack export` would print it.
+        exported = stack_export(self.state, self.name, PROJECT)
+        assert clear_secrets(exported, deployed_secrets(self.state)) == []
         self.deployment = deployment
         return deployment
 
