@@ -2,12 +2,11 @@
 
 import pulumi
 
-from components import backend
 from components.backend import Backend, BackendArgs
 from components.backup import Backup, BackupArgs
-from components.entry import entry_point
+from components.database import database_mode
 from components.frontend import Frontend, FrontendArgs
-from components.modes import database_mode
+from components.https.entry import entry_point
 from components.network import Networks, NetworksArgs
 from components.secrets import FINGERPRINTS_OUTPUT, AppSecrets, AppSecretsArgs
 from components.settings import load_settings
@@ -24,7 +23,7 @@ entry = entry_point(settings)
 secrets = AppSecrets(
     "secrets",
     AppSecretsArgs(
-        postgres_password=settings.postgres_password,
+        postgres_password=settings.postgres.password,
         encryption_key=settings.encryption_key,
         jwt_secret_key=settings.jwt_secret_key,
         protect=settings.protect_data,
@@ -71,7 +70,7 @@ if settings.frontend_image:
         FrontendArgs(
             naming=naming,
             image=settings.frontend_image,
-            backend_url=f"http://{backend.ALIAS}:{backend.PORT}",
+            backend_url=api.url,
             app_network=networks.app.name,
             host_port=entry.frontend_port(),
             bind_address=settings.bind_address,
@@ -81,7 +80,7 @@ if settings.frontend_image:
     )
 
 # 5. In front: the proxy with HTTPS (nothing with plain HTTP).
-entry.declare(networks.app.name, [api.container, *([web.container] if web else [])])
+entry.declare(networks.app.name, api, web)
 
 # 6. Backups, as the database mode takes them (the volume is kept when backups are off).
 backups.run(database.backup_plan(api))

@@ -144,3 +144,13 @@ class Backend(pulumi.ComponentResource):
             wait_timeout=WAIT_TIMEOUT_SECONDS,
         )
         self.register_outputs({"container": self.container.name, "volume": self.volume.name})
+
+    @property
+    def address(self) -> str:
+        """Where the app network reaches the backend (`host:port`)."""
+        return f"{ALIAS}:{PORT}"
+
+    @property
+    def url(self) -> str:
+        """The backend's URL on the app network."""
+        return f"http://{self.address}"

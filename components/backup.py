@@ -7,7 +7,7 @@ Creates:
   backup plan, a small loop that takes a
   backup whenever the newest is older than the interval (and on SIGHUP), keeps the newest N, and writes
   each under a temporary name renamed when complete. What it runs, in which image, on which network and
-  with which volumes is the mode's plan (`components.modes`): this component knows no database.
+  with which volumes is the mode's plan (`components.database`): this component knows no database.
 """
 
 from __future__ import annotations

@@ -90,3 +90,8 @@ class Frontend(pulumi.ComponentResource):
             wait_timeout=WAIT_TIMEOUT_SECONDS,
         )
         self.register_outputs({"container": self.container.name})
+
+    @property
+    def address(self) -> str:
+        """Where the app network reaches the frontend (`host:port`)."""
+        return f"{ALIAS}:{PORT}"

@@ -30,11 +30,11 @@ def backend_env(
         f"COOKIE_SAMESITE={settings.cookie_same_site}",
     ]
     env.append(f"CORS_ORIGINS={settings.cors_origins or ','.join(origins)}")
-    env.extend(f"{name}={value}" for name, value in settings.backend_env)
-    if settings.backend_secret_env is not None:
-        count = len(settings.backend_secret_env_names)
-        secret_list = settings.backend_secret_env
-        env.extend(secret_list.apply(lambda items, i=i: items[i]) for i in range(count))
+    extra = settings.extra_env
+    env.extend(f"{name}={value}" for name, value in extra.plain)
+    if extra.secret is not None:
+        secret_list = extra.secret
+        env.extend(secret_list.apply(lambda items, i=i: items[i]) for i in range(len(extra.secret_names)))
     return env
 
 

@@ -30,6 +30,7 @@ import io
 import tarfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -50,6 +51,8 @@ from testkit.provider import (
     resource_id,
 )
 
+#: The project's directory: where the provider (run by the engine in it) resolves an upload's `source`.
+PROJECT = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.5
 # pulumi-docker's `wait` (the Terraform provider's resourceDockerContainerCreate): inspect, then sleep one
 # second while not healthy; so a container healthy at t is seen at the next whole second after its start.
@@ -72,7 +75,7 @@ NESTED_KEYS = {
     "networksAdvanced": {"name", "aliases"},
     "ports": {"internal", "external", "ip", "protocol"},
     "healthcheck": {"tests", "interval", "timeout", "retries", "startPeriod"},
-    "uploads": {"file", "content", "executable"},
+    "uploads": {"file", "content", "executable", "source", "sourceHash"},
 }
 # The provider's upload modes (resourceDockerContainerCreate): 0644, or 0744 when `executable`.
 UPLOAD_MODE = 0o644
@@ -149,7 +152,9 @@ def _upload_tar(uploads: list[dict[str, Any]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for upload in uploads:
-            content = str(upload.get("content") or "").encode()
+            # `source`: the provider reads the file, relative to its working directory (the project's).
+            source = upload.get("source")
+            content = (PROJECT / source).read_bytes() if source else str(upload.get("content") or "").encode()
             info = tarfile.TarInfo(str(upload["file"]))
             info.size = len(content)
             info.mode = UPLOAD_MODE_EXECUTABLE if upload.get("executable") else UPLOAD_MODE

@@ -127,6 +127,17 @@ class Registration(planning.Options):
         """Whether the input is (or contains) a secret."""
         return contains_secret(self.inputs.get(key))
 
+    def uploaded(self) -> dict[str, str]:
+        """A container's uploads: path in the container -> text.
+
+        Given as content, or read from the project file at `source` as the provider reads it (relative to the
+        project's directory).
+        """
+        return {
+            upload["file"]: upload["content"] if "content" in upload else (ROOT / upload["source"]).read_text()
+            for upload in self.plain("uploads") or []
+        }
+
 
 def unwrap(value: Any) -> Any:
     """Remove secret markers from a deserialized property value."""

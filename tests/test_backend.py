@@ -24,8 +24,8 @@ from components.backend import (
     Backend,
     BackendArgs,
 )
+from components.database.base import SQLITE_URL
 from components.docker_common import FIRST_PROBE_DELAY_SECONDS
-from components.modes import SQLITE_URL
 from components.naming import Naming
 from testkit.harness import Deployment, run_components, run_program
 from testkit.net import LOOPBACK, free_port

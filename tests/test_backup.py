@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-from components.modes import PG_SCRIPT
+from components.scripts import IN_CONTAINER, PG_BACKUP
 from testkit.harness import CONTAINER, Deployment, run_program
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"
@@ -41,8 +41,8 @@ def test_postgres_backup_declared(prod: Deployment) -> None:
     """pg_dump from the postgres image, on the database network only, password secret."""
     backup = prod.container("backup")
     assert backup.plain("image") == prod.container("postgres").plain("image")
-    assert backup.plain("entrypoints")[:2] == ["sh", "-c"]
-    assert "pg_dump --format=custom" in backup.plain("entrypoints")[2]
+    assert backup.plain("entrypoints") == ["sh", f"{IN_CONTAINER}/pg_backup.sh"]
+    assert "pg_dump --format=custom" in backup.uploaded()[f"{IN_CONTAINER}/pg_backup.sh"]
     assert [n["name"] for n in backup.plain("networksAdvanced")] == ["argusai-prod-db"]
     env = prod.container("backup").env()
     assert env["PGHOST"] == "postgres"
@@ -60,7 +60,8 @@ def test_sqlite_backup_declared(embedded: Deployment) -> None:
     """SQLite online backup from the backend image, sharing its data volume, with no network."""
     backup = embedded.container("backup")
     assert backup.plain("image") == embedded.container("backend").plain("image")
-    assert backup.plain("entrypoints")[:2] == ["python", "-c"]
+    assert backup.plain("entrypoints") == ["python", "-m", "sqlite_backup"]
+    assert "backup(" in backup.uploaded()[f"{IN_CONTAINER}/sqlite_backup.py"]
     assert backup.plain("networkMode") == "none"
     assert not backup.plain("networksAdvanced")
     mounts = {m["containerPath"]: m["volumeName"] for m in backup.plain("volumes")}
@@ -212,7 +213,7 @@ def _run_pg_script(
     with log.open("w") as sink:
         # Own process group, so the loop's background `sleep` is stopped with it.
         proc = subprocess.Popen(  # noqa: S603 - runs our own script
-            [sh, "-c", PG_SCRIPT], env=env, stdout=sink, stderr=sink, start_new_session=True
+            [sh, "-c", PG_BACKUP.text()], env=env, stdout=sink, stderr=sink, start_new_session=True
         )
         _wait_for_line(log, "backup:")
         if hup:
@@ -310,7 +311,7 @@ def test_pg_pre_upgrade_backup_is_one_named_dump_and_fails_the_step(
         "BACKUP_KEEP": "1",  # the loop's setting, if present, does not prune pre-upgrade dumps
     }
     done = subprocess.run(  # noqa: S603 - runs our own script
-        ["sh", "-c", PG_SCRIPT],  # noqa: S607 - sh from PATH
+        ["sh", "-c", PG_BACKUP.text()],  # noqa: S607 - sh from PATH
         env=env,
         capture_output=True,
         text=True,

@@ -32,7 +32,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #   CORS_ORIGINS, and its healthcheck waits for /health in its first probe and then checks every 15 s,
 #   so the backend container is replaced once;
 # - the backup container's script gained the one-shot mode the gate's backup step uses (and removes a
-#   failed copy), so it is replaced once; it takes no backup at restart when a recent one exists;
+#   failed copy) and reaches it as a file (`uploads`, run by path or as `python -m`, with PYTHONPATH in
+#   its environment in SQLite mode) instead of inside its command, so it is replaced once; it takes no
+#   backup at restart when a recent one exists;
 # - PostgreSQL's healthcheck now waits for the server inside its first probe (healthy within 0.2 s of
 #   accepting connections instead of up to one interval later), so its container is replaced once, in
 #   the same `up` as the backend; its data volume is untouched;
@@ -48,9 +50,9 @@ GATE = ["create schema-backup-container", "create schema-gate-container"]
 BACKEND = "replace backend-container (envs, healthcheck)"
 POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
 POSTGRES_GATE = [POSTGRES_HEALTHCHECK, *GATE, "create data-move-container", BACKEND]
-POSTGRES_CHANGES = [*SECRETS, *POSTGRES_GATE, "replace backup-container (entrypoints)"]
+POSTGRES_CHANGES = [*SECRETS, *POSTGRES_GATE, "replace backup-container (entrypoints, uploads)"]
 POSTGRES_NO_BACKUPS = [*SECRETS, *POSTGRES_GATE]
-SQLITE_CHANGES = [*SECRETS, *GATE, BACKEND, "replace backup-container (entrypoints, user)"]
+SQLITE_CHANGES = [*SECRETS, *GATE, BACKEND, "replace backup-container (entrypoints, envs, uploads, user)"]
 
 
 @pytest.mark.parametrize(

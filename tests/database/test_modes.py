@@ -6,7 +6,10 @@ import logging
 
 import pytest
 
-from components.modes import PostgresMode, SqliteMode, database_mode
+from components.database import database_mode
+from components.database.postgres import PostgresMode
+from components.database.sqlite import SqliteMode
+from components.scripts import IN_CONTAINER
 from components.settings import load_settings
 from testkit.harness import Deployment, commit, layered_config, run_program
 
@@ -79,7 +82,7 @@ def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: 
         assert gate.plain("image") == backend.plain("image")
         env = gate.env()
         assert env["DATABASE_URL"] == backend.env()["DATABASE_URL"]
-        assert "alembic" in env["SCHEMA_GATE"]
+        assert "alembic" in gate.uploaded()[f"{IN_CONTAINER}/schema_gate.py"]
         assert gate.is_secret("envs")
     # PostgreSQL: pg_dump of the server's image, tied to the backend image so it reruns with it.
     pg_backup = prod.container("schema-backup")

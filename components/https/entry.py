@@ -7,14 +7,13 @@ HTTPS), and the URL outputs. `__main__.py` asks it and never tests the choice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pulumi
 
-from components import backend, frontend
-from components.proxy import Proxy, ProxyArgs
+from components.backend import Backend
+from components.frontend import Frontend
+from components.https.proxy import Proxy, ProxyArgs
+from components.https.sources import certificate_source
 from components.settings import Settings
-from components.tls import certificate_source
 from components.wiring import public_url
 
 
@@ -42,7 +41,7 @@ class Entry:
             published.insert(0, self.settings.frontend_port)
         return [public_url(self.settings.bind_address, port) for port in published]
 
-    def declare(self, app_network: pulumi.Input[str], depends_on: Sequence[pulumi.Resource]) -> None:
+    def declare(self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None) -> None:
         """Declare what stands in front of the services (nothing)."""
 
     def exports(self) -> dict[str, pulumi.Input[object]]:
@@ -64,7 +63,7 @@ class HttpsEntry(Entry):
         super().__init__(settings)
         assert settings.https is not None  # noqa: S101 - chosen by entry_point
         self.https = settings.https
-        self.source = certificate_source(settings.https, settings.naming)
+        self.source = certificate_source(settings.https.source, settings.naming)
         self.proxy: Proxy | None = None
 
     def backend_port(self) -> int | None:
@@ -79,7 +78,7 @@ class HttpsEntry(Entry):
         """The HTTPS origins of the hostnames."""
         return list(self.https.origins)
 
-    def declare(self, app_network: pulumi.Input[str], depends_on: Sequence[pulumi.Resource]) -> None:
+    def declare(self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None) -> None:
         """Declare the proxy in front of the services."""
         settings = self.settings
         self.proxy = Proxy(
@@ -88,20 +87,21 @@ class HttpsEntry(Entry):
                 naming=settings.naming,
                 https=self.https,
                 source=self.source,
-                backend=f"{backend.ALIAS}:{backend.PORT}",
-                frontend=f"{frontend.ALIAS}:{frontend.PORT}" if settings.frontend_image else None,
+                backend=api.address,
+                frontend=web.address if web is not None else None,
                 app_network=app_network,
                 bind_address=settings.bind_address,
                 protect_data=settings.protect_data,
                 follow_registry=settings.registry_digests,
-                depends_on=depends_on,
+                depends_on=[api.container, *([web.container] if web is not None else [])],
             ),
         )
 
     def exports(self) -> dict[str, pulumi.Input[object]]:
         """The stack's HTTPS URL, the proxy volume and what the certificate source exports."""
         assert self.proxy is not None  # noqa: S101 - declared first
-        return {"url": self.https.origins[0], "proxyVolume": self.proxy.volume.name, **self.source.exports()}
+        ca = {"tlsCaCertificate": self.proxy.ca_certificate} if self.proxy.ca_certificate is not None else {}
+        return {"url": self.https.origins[0], "proxyVolume": self.proxy.volume.name, **self.source.exports(), **ca}
 
 
 def entry_point(settings: Settings) -> Entry:

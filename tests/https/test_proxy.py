@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.proxy import CADDYFILE_PATH, HOLD_SECONDS
+from components.https.proxy import CADDYFILE_PATH, HOLD_SECONDS
+from components.https.sources import STACK_CA_ROOT
 from components.settings import ConfigError
-from components.tls import STACK_CA_ROOT
 from testkit.harness import Deployment, commit, run_program
 from testkit.pki import Certificates
 from testkit.plan import plan

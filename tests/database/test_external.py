@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from components.external import CA_PATH, VERSION_SCRIPT
+from components.database.external_client import CA_PATH
+from components.scripts import IN_CONTAINER, PG_VERSION
 from components.settings import ConfigError, masked_url
 from testkit.harness import Deployment, run_program
 from testkit.pki import Certificates
@@ -126,7 +127,10 @@ def test_every_container_that_connects_gets_libpq_tls_settings_and_the_ca(extern
     """The version check, the pre-upgrade backup, the gate, the move and the backup loop: same server, same TLS."""
     for role in ("pg-version", "schema-backup", "schema-gate", "data-move", "backup"):
         container = external.container(role)
-        assert container.plain("uploads") == [{"file": CA_PATH, "content": CA}], role
+        # Besides the CA, only the scripts the container runs (components/scripts, uploaded as files).
+        uploads = container.plain("uploads")
+        assert [u for u in uploads if "content" in u] == [{"file": CA_PATH, "content": CA}], role
+        assert all(u["file"].startswith(IN_CONTAINER) for u in uploads if "content" not in u), role
         assert [n["name"] for n in container.plain("networksAdvanced")] == ["argusai-embedded-app"], role
         assert container.is_secret("envs"), role
     for role in ("pg-version", "schema-backup", "backup"):
@@ -145,7 +149,7 @@ def test_the_version_check_comes_before_anything_that_connects(external: Deploym
     """Backups and the backend wait for the check, which runs `postgresImage`'s psql and pg_dump."""
     check = external.container("pg-version")
     assert check.plain("image") == external.container("backup").plain("image")
-    assert "server_version_num" in check.plain("entrypoints")[-1]
+    assert "server_version_num" in check.uploaded()[f"{IN_CONTAINER}/pg_version.sh"]
     for role in ("schema-backup", "backup", "backend"):
         assert check.urn in external.container(role).dependencies, role
 
@@ -178,7 +182,7 @@ def _version_check(
         "CLIENT_IMAGE": "postgres:15-alpine",
     }
     return subprocess.run(  # noqa: S603 - the program's own script under sh
-        ["/bin/sh", "-c", VERSION_SCRIPT], env=env, capture_output=True, text=True, timeout=30, check=False
+        ["/bin/sh", "-c", PG_VERSION.text()], env=env, capture_output=True, text=True, timeout=30, check=False
     )
 
 

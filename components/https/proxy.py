@@ -7,7 +7,10 @@ Creates:
 - `<name>-container`: Caddy with a Caddyfile written here and uploaded to /etc/caddy/Caddyfile, on the app
   network (aliases: the stack's host names, so containers reach the origin by its name; not its addresses),
   publishing HTTPS and plain HTTP on the chosen host address; healthy when its admin endpoint answers.
-- what the certificate source declares once the proxy is up (see components/tls.py).
+- `<name>-ca-container` (when the certificate source is a CA of the stack's own): a one-shot container in
+  the proxy's image that prints the CA's root certificate from the proxy volume and exits; pulumi-docker
+  keeps what it printed (`attach` + `logs`: `container_logs`), which is `ca_certificate`. It runs again
+  whenever the proxy is replaced.
 
 Routes: `/api/`, `/ws` and `/health` to the backend, the rest to the frontend (everything to the backend when
 there is no frontend). Plain HTTP redirects to HTTPS (Caddy's own redirect, which also answers ACME HTTP-01
@@ -31,10 +34,12 @@ from components.docker_common import (
     shell_poll,
     waiting_healthcheck,
 )
+from components.https.sources import HSTS_MAX_AGE_SECONDS, CertificateSource
 from components.naming import Naming
 from components.settings import HttpsSettings
-from components.tls import DATA_PATH, HSTS_MAX_AGE_SECONDS, CertificateSource
 
+#: Where the proxy keeps what it makes (certificates, the stack CA): the image's data directory.
+DATA_PATH = "/data"
 CADDYFILE_PATH = "/etc/caddy/Caddyfile"
 ADMIN_URL = "http://localhost:2019/config/"
 STOP_GRACE_SECONDS = 10
@@ -54,6 +59,9 @@ SECURITY_HEADERS = (
 )
 #: What goes to the backend (nginx: /api/ and /ws); /health too, for monitoring through the origin.
 BACKEND_PATHS = ("/api/*", "/ws", "/ws/*", "/health")
+# How long the CA printer waits for the proxy to have written the root (it does so at its first start).
+CA_WAIT_SECONDS = 60
+CA_POLL_SECONDS = 0.5
 _FIRST_PROBE_WAIT_SECONDS = 30
 _STEADY_PROBE_SECONDS = 30
 PROBE = f"wget -q -O /dev/null {ADMIN_URL}"
@@ -148,12 +156,12 @@ class Proxy(pulumi.ComponentResource):
     container: docker.Container
     image: docker.RemoteImage
     volume: docker.Volume
+    ca_certificate: pulumi.Output[str] | None
+    """The stack CA's root certificate (PEM) when the source is a CA of the stack's own, else None."""
 
     def __init__(self, name: str, args: ProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        """Declare volume, image, container and what the certificate source runs afterwards."""
+        """Declare volume, image, container and, for a CA of the stack's own, its printer."""
         super().__init__("argusai:proxy:Proxy", name, None, opts)
-        self.name = name
-        self.naming = args.naming
         https = args.https
         self.volume = data_volume(
             f"{name}-data",
@@ -188,5 +196,34 @@ class Proxy(pulumi.ComponentResource):
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
         )
-        args.source.after_proxy(self)
+        self.ca_certificate = None
+        if args.source.ca_root is not None:
+            self.ca_certificate = self._ca_printer(name, args, f"{DATA_PATH}/{args.source.ca_root}").container_logs
         self.register_outputs({"container": self.container.name, "volume": self.volume.name})
+
+    def _ca_printer(self, name: str, args: ProxyArgs, root: str) -> docker.Container:
+        """Print the CA's root certificate once the proxy has made it; the provider keeps the output."""
+        polls = round(CA_WAIT_SECONDS / CA_POLL_SECONDS)
+        script = (
+            f'n=0; until [ -s {root} ]; do n=$((n + 1)); [ "$n" -gt {polls} ] && exit 1; '
+            f"sleep {CA_POLL_SECONDS}; done; cat {root}"
+        )
+        return service_container(
+            f"{name}-ca-container",
+            naming=args.naming,
+            role="proxy-ca",
+            grace_seconds=0,
+            parent=self,
+            depends_on=[self.container],
+            restart="no",
+            image=self.image.image_id,
+            command=["sh", "-c", script],
+            # Runs again whenever the proxy is replaced (a new image could have a new data layout).
+            envs=[self.container.id.apply(lambda cid: f"ARGUSAI_PROXY={cid}")],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH, read_only=True)
+            ],
+            attach=True,
+            logs=True,
+            must_run=False,
+        )

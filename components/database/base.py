@@ -1,25 +1,15 @@
-"""The database mode, decided once (`database_mode`), and everything that follows from it.
+"""What every database mode answers, and what the two server modes share (`ServerMode`).
 
 A mode is not a resource: it declares what its database needs and answers, for the rest of the program,
 every question whose answer differs per database: the backend's DATABASE_URL, the network and readiness
 the backend waits for, how backups are taken, and what the stack exports about its database.
 
-- `SqliteMode`: the SQLite file in the backend's data volume; backups with SQLite's online backup API,
-  run from the backend image with no network.
-- `PostgresMode`: the PostgreSQL container on the internal database network; the backend joins that
-  network and is created only once PostgreSQL is healthy; backups with `pg_dump` from the PostgreSQL
-  image (the server's own major version), with libpq settings from the same values as the URL.
-- `ExternalMode`: a PostgreSQL server kept elsewhere (`databaseUrl`, TLS with `databaseCaCert`), reached
-  through the app network after a version check (`components/external.py`); backups with `pg_dump` from
-  `postgresImage`, which the check requires to be at least the server's major version.
-
-Both server modes share `ServerMode`, which also owns the data move from SQLite (`data-move` step).
-
 Each mode also owns its schema gate (`gate`): before a backend image serves, a pre-upgrade backup into the
 backups volume (`pre-upgrade-<UTC time>.sqlite3` / `.dump`), then `components/scripts/schema_gate.py` in
 the backend image brings the database to the release's Alembic head; then, for a server, the data move
 copies a SQLite file's rows into it once. All are one-shot steps (`components/step.py`), so a failure
-stops `pulumi up` with the old backend serving.
+stops `pulumi up` with the old backend serving. Their scripts reach the containers as files
+(`components/scripts`).
 
 In every mode the PostgreSQL data volume stays declared (`Postgres` without a network declares only the
 volume), so leaving PostgreSQL never deletes its data and coming back finds it; the SQLite file stays in
@@ -30,26 +20,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from importlib import resources
 
 import pulumi
 import pulumi_docker as docker
 
-from components import backend, database
+from components import backend
 from components.backend import Backend, GateFactory
 from components.backup import BACKUP_PATH, BackupPlan
-from components.database import Postgres, PostgresArgs
-from components.external import VERSION_CHECK_ROLE, ExternalPostgres, ExternalPostgresArgs
+from components.database.postgres_server import Postgres, PostgresArgs
 from components.naming import Naming
 from components.network import Networks
+from components.scripts import DATA_MOVE, PG_BACKUP, PYTHONPATH_ENV, SCHEMA_GATE, Script
 from components.secrets import AppSecrets
-from components.settings import SERVER_DATABASES, Settings
+from components.settings import DatabaseKind, Settings
 from components.step import DONE_MARKER, Step, StepArgs
 
-PG_SCRIPT = resources.files("components.scripts").joinpath("pg_backup.sh").read_text()
-SQLITE_SCRIPT = resources.files("components.scripts").joinpath("sqlite_backup.py").read_text()
-GATE_SCRIPT = resources.files("components.scripts").joinpath("schema_gate.py").read_text()
-MOVE_SCRIPT = resources.files("components.scripts").joinpath("data_move.py").read_text()
 SQLITE_FILE = f"{backend.DATA_PATH}/app.db"
 # The gate's log, on the data volume (the gate runs as the backend image's user, who owns it).
 GATE_LOG_DIR = f"{backend.DATA_PATH}/schema-gate"
@@ -75,7 +60,7 @@ class DatabaseMode(ABC):
     #: Whether the stack needs the internal database network.
     uses_database_network = False
     #: The `database` value this mode answers to.
-    name: str
+    kind: DatabaseKind
 
     @classmethod
     @abstractmethod
@@ -97,7 +82,7 @@ class DatabaseMode(ABC):
     def _backup_step(
         self,
         image_id: pulumi.Input[str],
-        script: str,
+        script: Script,
         volumes: Sequence[docker.ContainerVolumeArgs],
         env: Sequence[pulumi.Input[str]],
         *,
@@ -112,12 +97,12 @@ class DatabaseMode(ABC):
                 role="schema-backup",
                 image=image_id,
                 user=user,
-                script=script,
+                script=script.shell,
                 volumes=volumes,
                 log_dir=BACKUP_LOG_DIR,
                 env=env,
                 networks=self._networks,
-                files=self.files,
+                files=[*script.uploads(), *self.files],
                 # Not before the secrets are settled: a stack they stop is left untouched.
                 depends_on=[*depends_on, self.secrets.record],
             ),
@@ -154,7 +139,7 @@ class DatabaseMode(ABC):
                     naming=self.naming,
                     role="schema-gate",
                     image=image_id,
-                    script='python -c "$SCHEMA_GATE"',
+                    script=SCHEMA_GATE.shell,
                     # Mounted where the backend mounts it: a first mount copies the image's ownership.
                     volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH)],
                     log_dir=GATE_LOG_DIR,
@@ -162,10 +147,10 @@ class DatabaseMode(ABC):
                         *self.backend_env,
                         # The release's settings refuse to load without them (no migration uses them).
                         *self.secrets.app_env,
-                        f"SCHEMA_GATE={GATE_SCRIPT}",
+                        PYTHONPATH_ENV,
                     ],
                     networks=self._networks,
-                    files=self.files,
+                    files=[*SCHEMA_GATE.uploads(), *self.files],
                     depends_on=[backup.container, *self.backend_depends_on],
                 ),
             )
@@ -199,52 +184,7 @@ class DatabaseMode(ABC):
 
     def exports(self) -> dict[str, pulumi.Input[str]]:
         """Stack outputs about the database (`databaseMode` tells the next `up` where the data was)."""
-        return {"databaseMode": self.name, "databaseUrl": self.url, "pgdataVolume": self.postgres.volume.name}
-
-
-class SqliteMode(DatabaseMode):
-    """SQLite: a file in the backend's data volume."""
-
-    name = "sqlite"
-
-    @classmethod
-    def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume) -> SqliteMode:
-        """Only the PostgreSQL data volume (kept from, or for, PostgreSQL mode)."""
-        mode = cls(_postgres(settings, secrets, None), settings.naming, secrets)
-        # Back from a server: its data stays where it is; say how to bring it into the SQLite file.
-        _leaving_server(server_left_behind(settings.naming), settings)
-        return mode
-
-    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
-        """SQLite's online backup from the backend image, as root (the backups volume is root's)."""
-        return self._backup_step(
-            image_id,
-            'python -c "$BACKUP_SCRIPT"',
-            [
-                docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
-                docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
-            ],
-            [*PRE_UPGRADE_ENV, f"BACKUP_SOURCE={SQLITE_FILE}", f"BACKUP_SCRIPT={SQLITE_SCRIPT}"],
-            user=ROOT_USER,
-        )
-
-    @property
-    def url(self) -> pulumi.Output[str]:
-        """The file in the data volume (secret, as in PostgreSQL mode, so tooling never special-cases it)."""
-        return pulumi.Output.secret(SQLITE_URL)
-
-    def backup_plan(self, api: Backend) -> BackupPlan:
-        """SQLite's online backup API from the backend image (which has Python), no network at all."""
-        return BackupPlan(
-            image_id=api.image.image_id,
-            entrypoints=["python", "-c", SQLITE_SCRIPT],
-            env=[f"BACKUP_SOURCE={SQLITE_FILE}"],
-            volumes=[docker.ContainerVolumeArgs(volume_name=api.volume.name, container_path=backend.DATA_PATH)],
-            # The backups volume is root's (nothing in the backend image owns /backups), and the release's
-            # image runs as uid 1000: as that user the loop could not write a single backup.
-            user=ROOT_USER,
-            depends_on=[api.container],
-        )
+        return {"databaseMode": str(self.kind), "databaseUrl": self.url, "pgdataVolume": self.postgres.volume.name}
 
 
 class ServerMode(DatabaseMode):
@@ -299,7 +239,7 @@ class ServerMode(DatabaseMode):
         """`pg_dump` from the tools image; the backend image id in its inputs reruns it per image."""
         return self._backup_step(
             self._tools_image_id,
-            PG_SCRIPT,
+            PG_BACKUP,
             [docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH)],
             [*self._libpq_env, *PRE_UPGRADE_ENV, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
             depends_on=self._ready,
@@ -317,7 +257,7 @@ class ServerMode(DatabaseMode):
                 image=image_id,
                 # Root: the backups volume (its pre-move copy) is root's; the SQLite file is only read.
                 user=ROOT_USER,
-                script='python -c "$DATA_MOVE"',
+                script=DATA_MOVE.shell,
                 volumes=[
                     docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
                     docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
@@ -326,6 +266,7 @@ class ServerMode(DatabaseMode):
                 env=[
                     *self.backend_env,
                     *self.secrets.app_env,
+                    PYTHONPATH_ENV,
                     f"MOVE_SOURCE_URL={SQLITE_URL}",
                     f"MOVE_BACKUP_DIR={BACKUP_PATH}",
                     f"MOVE_REPORT={MOVE_REPORT}",
@@ -335,10 +276,9 @@ class ServerMode(DatabaseMode):
                     "MOVE_HOLD=1",
                     # ... released once the new backend answers (so a later way back finds it unlocked).
                     f"MOVE_RELEASE_AFTER=http://{backend.ALIAS}:{backend.PORT}/health",
-                    f"DATA_MOVE={MOVE_SCRIPT}",
                 ],
                 networks=self._networks,
-                files=self._files,
+                files=[*DATA_MOVE.uploads(), *self._files],
                 timeout_seconds=MOVE_TIMEOUT_SECONDS,
                 depends_on=[gate.container],
             ),
@@ -349,169 +289,27 @@ class ServerMode(DatabaseMode):
         """`pg_dump` from the tools image on the server's network, after the backend made the schema."""
         return BackupPlan(
             image_id=self._tools_image_id,
-            entrypoints=["sh", "-c", PG_SCRIPT],
+            entrypoints=PG_BACKUP.argv,
             env=self._libpq_env,
             network=self._network,
-            files=self._files,
+            files=[*PG_BACKUP.uploads(), *self._files],
             depends_on=[*self._ready, api.container],
         )
 
 
-class PostgresMode(ServerMode):
-    """PostgreSQL: a server container on the internal database network."""
-
-    name = "postgres"
-    uses_database_network = True
-
-    @classmethod
-    def declare(
-        cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume
-    ) -> PostgresMode:
-        """The server, on the database network."""
-        if networks.db is None:
-            raise ValueError("PostgreSQL mode needs the database network")
-        return cls(_postgres(settings, secrets, networks.db), networks.db, settings, secrets)
-
-    def __init__(self, postgres: Postgres, network: docker.Network, settings: Settings, secrets: AppSecrets) -> None:
-        """Wrap the running server; libpq settings come from the same values as its URL."""
-        if postgres.container is None or postgres.image is None:
-            raise ValueError("PostgresMode needs the PostgreSQL server declared")
-        super().__init__(
-            postgres,
-            settings,
-            secrets,
-            # The server's own image: its pg_dump always matches the server.
-            tools_image_id=postgres.image.image_id,
-            libpq_env=[
-                f"PGHOST={database.ALIAS}",
-                f"PGPORT={database.PORT}",
-                f"PGUSER={settings.postgres_user}",
-                f"PGDATABASE={settings.postgres_db}",
-                pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),
-            ],
-            network=network.name,
-            # Created with `wait`: ready once it answers.
-            ready=[postgres.container],
-        )
-        self.network = network
-
-    @property
-    def url(self) -> pulumi.Output[str]:
-        """The server's URL, password percent-encoded (secret)."""
-        return self.postgres.url
-
-    @property
-    def backend_network(self) -> pulumi.Input[str]:
-        """The internal database network."""
-        return self.network.name
-
-
-class ExternalMode(ServerMode):
-    """A PostgreSQL server kept elsewhere (`databaseUrl`), reached through the app network."""
-
-    name = "external"
-
-    @classmethod
-    def declare(
-        cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume
-    ) -> ExternalMode:
-        """The client image and version check; of the stack's own PostgreSQL only its data volume (kept)."""
-        server = settings.external_database
-        if server is None:
-            raise ValueError("external mode needs argusai:databaseUrl")
-        client = ExternalPostgres(
-            "external",
-            ExternalPostgresArgs(
-                naming=settings.naming,
-                server=server,
-                driver=settings.postgres_driver,
-                client_image=settings.postgres_image,
-                network_name=networks.app.name,
-                backups_volume=backups.name,
-                follow_registry=settings.registry_digests,
-            ),
-        )
-        return cls(_postgres(settings, secrets, None), client, settings, secrets, networks.app)
-
-    def __init__(
-        self,
-        postgres: Postgres,
-        client: ExternalPostgres,
-        settings: Settings,
-        secrets: AppSecrets,
-        app_network: docker.Network,
-    ) -> None:
-        """Reach the server through the app network, after the version check."""
-        super().__init__(
-            postgres,
-            settings,
-            secrets,
-            tools_image_id=client.image.image_id,
-            libpq_env=client.libpq_env,
-            network=app_network.name,
-            ready=[client.check],
-            files=client.files,
-        )
-        self.client = client
-
-    @property
-    def url(self) -> pulumi.Output[str]:
-        """The server's URL with the driver named and the CA by path (secret)."""
-        return self.client.url
-
-
-def _postgres(settings: Settings, secrets: AppSecrets, network: docker.Network | None) -> Postgres:
+def postgres_component(settings: Settings, secrets: AppSecrets, network: docker.Network | None) -> Postgres:
     """The PostgreSQL component: with a network, the server; without, only its data volume."""
     return Postgres(
         "postgres",
         PostgresArgs(
             naming=settings.naming,
-            image=settings.postgres_image,
-            user=settings.postgres_user,
-            db=settings.postgres_db,
+            image=settings.postgres.image,
+            user=settings.postgres.user,
+            db=settings.postgres.db,
             password=secrets.postgres_password,
-            driver=settings.postgres_driver,
+            driver=settings.postgres.driver,
             network_name=network.name if network is not None else None,
             protect_data=settings.protect_data,
             follow_registry=settings.registry_digests,
         ),
     )
-
-
-def server_left_behind(naming: Naming) -> str | None:
-    """The server mode this stack ran in until now, read from the Docker host (None: it did not).
-
-    The stack's own checkpoint is never read (the same `up` writes it). PostgreSQL mode leaves its
-    database network, a server kept elsewhere its `pg-version` step: both are still there while the
-    program runs, and removed by the same `up` once it moved to SQLite.
-    """
-    try:
-        docker.get_network(name=naming.physical_name("db"))
-    except Exception:  # noqa: BLE001, S110 - an invoke that finds nothing fails; that is the answer
-        pass
-    else:
-        return PostgresMode.name
-    try:
-        docker.get_logs(name=naming.physical_name(VERSION_CHECK_ROLE), tail="1")
-    except Exception:  # noqa: BLE001, S110 - as above
-        return None
-    return ExternalMode.name
-
-
-def _leaving_server(previous: str | None, settings: Settings) -> None:
-    """Warn when the stack leaves a server for SQLite: the backend serves the SQLite file as it was."""
-    if previous in SERVER_DATABASES and settings.database == SqliteMode.name:
-        pulumi.log.warn(
-            f"argusai:database changed from {previous} to sqlite: the backend serves the SQLite file in "
-            f"{settings.naming.physical_name('data')} as it was before the move; the data on {previous} is kept, "
-            f"nothing was deleted. To bring it into SQLite use scripts/move-to-sqlite.sh {settings.naming.base} "
-            "(README: Growing past SQLite, Going back)."
-        )
-
-
-MODES: dict[str, type[DatabaseMode]] = {mode.name: mode for mode in (SqliteMode, PostgresMode, ExternalMode)}
-
-
-def database_mode(settings: Settings) -> type[DatabaseMode]:
-    """The one place the database mode is decided."""
-    return MODES[settings.database]

@@ -18,7 +18,6 @@ one network with a route out); the database network is not created in this mode.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from urllib.parse import quote, urlencode
 
 import pulumi
@@ -26,12 +25,12 @@ import pulumi_docker as docker
 
 from components.docker_common import local_image
 from components.naming import Naming
+from components.scripts import PG_VERSION
 from components.settings import ExternalDatabase
 from components.step import Step, StepArgs
 
 #: Where the server's CA certificate is uploaded in every container that connects to it.
 CA_PATH = "/etc/argusai/database-ca.pem"
-VERSION_SCRIPT = resources.files("components.scripts").joinpath("pg_version.sh").read_text()
 #: The version check's role: its container's name and its log's.
 VERSION_CHECK_ROLE = "pg-version"
 # The check's log, on the backups volume (the step runs as the client image's root).
@@ -104,7 +103,7 @@ class ExternalPostgres(pulumi.ComponentResource):
                 naming=args.naming,
                 role=VERSION_CHECK_ROLE,
                 image=self.image.image_id,
-                script=VERSION_SCRIPT,
+                script=PG_VERSION.shell,
                 volumes=[docker.ContainerVolumeArgs(volume_name=args.backups_volume, container_path="/backups")],
                 log_dir=LOG_DIR,
                 env=[
@@ -112,7 +111,7 @@ class ExternalPostgres(pulumi.ComponentResource):
                     f"CLIENT_IMAGE={args.client_image}",
                 ],
                 networks=[args.network_name],
-                files=self.files,
+                files=[*PG_VERSION.uploads(), *self.files],
             ),
             opts=pulumi.ResourceOptions(parent=self),
         ).container

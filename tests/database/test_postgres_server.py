@@ -11,7 +11,14 @@ from urllib.parse import unquote, urlsplit
 import pulumi
 import pytest
 
-from components.database import DATA_PATH, READY_MARKER, Postgres, PostgresArgs, database_url, healthcheck
+from components.database.postgres_server import (
+    DATA_PATH,
+    READY_MARKER,
+    Postgres,
+    PostgresArgs,
+    database_url,
+    healthcheck,
+)
 from components.naming import Naming
 from testkit.harness import IMAGE, Deployment, resolve, run_components, run_program
 

@@ -1,0 +1,67 @@
+"""PostgreSQL for one stack: the server container on the internal database network.
+
+The backend joins that network and is created only once PostgreSQL is healthy; backups with `pg_dump`
+from the PostgreSQL image (the server's own major version), with libpq settings from the same values as
+the URL.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from components.database import postgres_server
+from components.database.base import ServerMode, postgres_component
+from components.database.postgres_server import Postgres
+from components.network import Networks
+from components.secrets import AppSecrets
+from components.settings import DatabaseKind, Settings
+
+
+class PostgresMode(ServerMode):
+    """PostgreSQL: a server container on the internal database network."""
+
+    kind = DatabaseKind.POSTGRES
+    uses_database_network = True
+
+    @classmethod
+    def declare(
+        cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume
+    ) -> PostgresMode:
+        """The server, on the database network."""
+        if networks.db is None:
+            raise ValueError("PostgreSQL mode needs the database network")
+        return cls(postgres_component(settings, secrets, networks.db), networks.db, settings, secrets)
+
+    def __init__(self, postgres: Postgres, network: docker.Network, settings: Settings, secrets: AppSecrets) -> None:
+        """Wrap the running server; libpq settings come from the same values as its URL."""
+        if postgres.container is None or postgres.image is None:
+            raise ValueError("PostgresMode needs the PostgreSQL server declared")
+        super().__init__(
+            postgres,
+            settings,
+            secrets,
+            # The server's own image: its pg_dump always matches the server.
+            tools_image_id=postgres.image.image_id,
+            libpq_env=[
+                f"PGHOST={postgres_server.ALIAS}",
+                f"PGPORT={postgres_server.PORT}",
+                f"PGUSER={settings.postgres.user}",
+                f"PGDATABASE={settings.postgres.db}",
+                pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),
+            ],
+            network=network.name,
+            # Created with `wait`: ready once it answers.
+            ready=[postgres.container],
+        )
+        self.network = network
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        """The server's URL, password percent-encoded (secret)."""
+        return self.postgres.url
+
+    @property
+    def backend_network(self) -> pulumi.Input[str]:
+        """The internal database network."""
+        return self.network.name
