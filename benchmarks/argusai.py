@@ -41,7 +41,8 @@ from testkit import plan as planning
 from testkit.applier import Applier
 from testkit.cleanup import remove_stack
 from testkit.harness import run_program
-from testkit.images.build import ARGUSAI_BACKEND, FRONTEND, POSTGRES, ensure_images
+from testkit.images.ensure import ensure_images
+from testkit.images.recipes import ARGUSAI_BACKEND, FRONTEND, POSTGRES
 from testkit.net import LOOPBACK, free_port
 
 ENGINE_TIMEOUT_SECONDS = 300

@@ -31,7 +31,8 @@ from testkit import plan as planning
 from testkit.applier import Applier
 from testkit.cleanup import remove_stack
 from testkit.harness import run_program
-from testkit.images.build import BACKEND, FRONTEND, POSTGRES, ensure_images
+from testkit.images.ensure import ensure_images
+from testkit.images.recipes import BACKEND, FRONTEND, POSTGRES
 from testkit.net import LOOPBACK, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

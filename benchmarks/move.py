@@ -32,7 +32,8 @@ from testkit import plan as planning
 from testkit.applier import Applier
 from testkit.cleanup import remove_stack
 from testkit.harness import run_program
-from testkit.images.build import ARGUSAI_BACKEND, POSTGRES, ensure_images
+from testkit.images.ensure import ensure_images
+from testkit.images.recipes import ARGUSAI_BACKEND, POSTGRES
 from testkit.net import LOOPBACK, free_port
 from testkit.oneoff import run_once
 from testkit.release_api import HTTP_OK, Session, admin_password_in, call, longest_gap, seed, wait_health

@@ -22,7 +22,8 @@ import docker
 from components.docker_common import Healthcheck
 from components.step import DONE_MARKER, HEALTHCHECK, WRAPPER
 from testkit.cleanup import remove_stack
-from testkit.images.build import BACKEND, ensure_images
+from testkit.images.ensure import ensure_images
+from testkit.images.recipes import BACKEND
 from testkit.provider import duration_ns
 
 ENGINE_TIMEOUT_SECONDS = 300

@@ -54,8 +54,9 @@ from testkit import plan as planning
 from testkit.applier import Applier
 from testkit.cleanup import remove_stack
 from testkit.harness import Deployment, run_program
-from testkit.images.build import ARGUSAI_BACKEND, CADDY, FRONTEND, ensure_images
 from testkit.images.derive import derive_image, remove_derived
+from testkit.images.ensure import ensure_images
+from testkit.images.recipes import ARGUSAI_BACKEND, CADDY, FRONTEND
 from testkit.net import LOOPBACK, free_port
 
 #: A cold 2-core machine: creating, stopping and removing containers of a 1 GB image can take a while.

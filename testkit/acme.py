@@ -20,7 +20,7 @@ import docker
 
 from components.naming import LABEL_ROLE, LABEL_STACK
 from testkit.archive import PUBLIC_MODE, tar_of
-from testkit.images.build import PEBBLE
+from testkit.images.recipes import PEBBLE
 from testkit.net import LOOPBACK
 from testkit.pki import Certificates
 

@@ -28,8 +28,9 @@ from testkit.applier import Applier, ApplyError
 from testkit.cleanup import remove_stack
 from testkit.export import clear_secrets, deployed_secrets, stack_export
 from testkit.harness import PROJECT, Deployment, run_program
-from testkit.images.build import ARGUSAI_BACKEND, BACKEND, FRONTEND, POSTGRES, ensure_images
 from testkit.images.derive import remove_derived
+from testkit.images.ensure import ensure_images
+from testkit.images.recipes import ARGUSAI_BACKEND, BACKEND, FRONTEND, POSTGRES
 from testkit.net import free_port
 from testkit.oneoff import run_once
 from testkit.registry import LoopbackRegistry, registry_binary

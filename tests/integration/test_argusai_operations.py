@@ -23,8 +23,8 @@ import docker
 import pytest
 
 from testkit.applier import ApplyError
-from testkit.images.build import ARGUSAI_BACKEND
 from testkit.images.derive import derive_image
+from testkit.images.recipes import ARGUSAI_BACKEND
 
 from .conftest import Stack, record_result, wait_for
 from .test_argusai_deploy import (

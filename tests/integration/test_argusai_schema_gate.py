@@ -30,7 +30,7 @@ import pytest
 
 from components.naming import LABEL_STACK
 from testkit.cleanup import remove_stack
-from testkit.images.build import ARGUSAI_BACKEND
+from testkit.images.recipes import ARGUSAI_BACKEND
 from testkit.oneoff import run_once
 
 from .conftest import POSTGRES_IMAGE, record_result, require_release_image, wait_for

@@ -34,7 +34,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from testkit import argusai_ui as ui
 from testkit import browser
-from testkit.images.build import ARGUSAI_BACKEND, ARGUSAI_FRONTEND, ARGUSAI_FRONTEND_SAME_ORIGIN, CADDY
+from testkit.images.recipes import ARGUSAI_BACKEND, ARGUSAI_FRONTEND, ARGUSAI_FRONTEND_SAME_ORIGIN, CADDY
 from testkit.net import LOOPBACK, free_port
 from testkit.pki import Certificates
 

@@ -41,7 +41,7 @@ import pytest
 from components.naming import LABEL_STACK
 from testkit import release_rows
 from testkit.cleanup import remove_stack
-from testkit.images.build import ARGUSAI_BACKEND
+from testkit.images.recipes import ARGUSAI_BACKEND
 from testkit.oneoff import Finished, run_once
 
 from .conftest import POSTGRES_IMAGE, record_result, require_release_image, wait_for

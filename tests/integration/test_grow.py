@@ -18,7 +18,7 @@ import pytest
 from testkit import release_rows
 from testkit.applier import ApplyError
 from testkit.elsewhere import ElsewhereServer, start_elsewhere
-from testkit.images.build import ARGUSAI_BACKEND, POSTGRES
+from testkit.images.recipes import ARGUSAI_BACKEND, POSTGRES
 
 from .conftest import NAME_PREFIX, ROOT, Stack, record_result, wait_for
 from .test_argusai_deploy import CAMERA, HEALTHY_TIMEOUT, RELEASE, admin_password, api, login

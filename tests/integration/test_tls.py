@@ -19,7 +19,7 @@ from cryptography import x509
 from components.settings import ConfigError
 from testkit import https
 from testkit.acme import start_pebble
-from testkit.images.build import ARGUSAI_BACKEND, ARGUSAI_FRONTEND_SAME_ORIGIN, CADDY
+from testkit.images.recipes import ARGUSAI_BACKEND, ARGUSAI_FRONTEND_SAME_ORIGIN, CADDY
 from testkit.net import free_port
 from testkit.pki import Certificates
 

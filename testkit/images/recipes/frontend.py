@@ -1,0 +1,28 @@
+"""The frontend stand-in (``argusai-test/frontend:latest``): ``frontend/server.js``, a node server."""
+
+from __future__ import annotations
+
+from testkit.images.recipe import DEFAULT_PATH, Recipe, StandInFile
+
+FRONTEND_UID = 1000
+FRONTEND = Recipe(
+    tag="argusai-test/frontend:latest",
+    packages=("nodejs", "dumb-init"),
+    files=(StandInFile("frontend/server.js", "/app/server.js"),),
+    # An unprivileged user, as the Next.js image runs as; no passwd package
+    # in the essential set, so the entries are written directly.
+    customize_hooks=(
+        f"echo 'node:x:{FRONTEND_UID}:{FRONTEND_UID}:node:/app:/usr/sbin/nologin' >> \"$1/etc/passwd\"",
+        f"echo 'node:x:{FRONTEND_UID}:' >> \"$1/etc/group\"",
+    ),
+    changes=(
+        f"ENV PATH={DEFAULT_PATH}",
+        "ENV LANG=C.UTF-8",
+        "ENV NODE_ENV=production",
+        "WORKDIR /app",
+        "USER node",
+        'ENTRYPOINT ["dumb-init", "--"]',
+        'CMD ["node", "/app/server.js"]',
+        "EXPOSE 3000",
+    ),
+)
