@@ -1,5 +1,13 @@
 """Checks of the operator's TLS inputs, run before anything is deployed: hostnames, certificate, key, ACME CA, e-mail.
 
+The operator's chain (`tlsCertificate`) is judged by cryptography's X.509 verifier (`cryptography.x509.verification`)
+for each host name: it builds the path to a root (of the system trust store, or a self-signed one in the file) and
+checks the signatures, validity, host names, and the RFC 5280 / CA/Browser Forum profile browsers apply, relaxed
+only where browsers accept more (`_CA_POLICY`, `_EE_POLICY`). The checks here run first where they say more than
+its error would: the PEM text, the key (which the verifier never sees), a server certificate that is a CA or not
+for servers, dates, the names not covered, and the file's order, naming the missing or wrong issuer. CA bundles
+(`acmeCaCert`) must hold CA certificates only.
+
 Every function here is pure (no Pulumi, no network, nothing written) and refuses a bad value with
 :class:`CertificateError`, naming the short config key and what is allowed; `components.settings` turns it
 into its `ConfigError`. This module must not import settings (settings imports it).
@@ -14,7 +22,7 @@ import ipaddress
 import re
 import ssl
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -25,9 +33,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import Criticality, ExtensionPolicy, Policy, PolicyBuilder, Store, VerificationError
 
 # Short config keys (the `argusai:` namespace is added by settings).
 CERTIFICATE_KEY = "tlsCertificate"
@@ -82,6 +91,24 @@ _EKU_NAMES = {
 }
 # Trust-store files larger than this are not certificate bundles (the system bundle is about 200 kB).
 _STORE_FILE_MAX = 8 * 1024 * 1024
+# The verifier's wrapping around its reason: "validation failed: candidates exhausted: <reason> (encountered
+# processing <Certificate(...)>)", and "Python extension validator failed: ValueError: " for our validators.
+_VERIFIER_WRAPPING = re.compile(
+    r"^(?:validation failed: |candidates exhausted: |Python extension validator failed: \w+: )+"
+    r"|\s*\(encountered processing .*\)$",
+    re.DOTALL,
+)
+# Verifier reasons (by how they start) reworded where the verifier's own text is a debug dump or too terse.
+_VERIFIER_REASONS: Mapping[str, str] = {
+    "Forbidden signature algorithm": "a certificate is signed with an algorithm browsers refuse (they accept RSA "
+    "PKCS#1 v1.5 or PSS, and ECDSA, with SHA-256, SHA-384 or SHA-512)",
+    "Forbidden public key algorithm": "a CA's key is of a type browsers refuse (they accept RSA and EC keys)",
+    "RSA key is too weak": f"a CA's RSA key is shorter than {RSA_MIN_BITS} bits",
+    "cert is not valid at validation time": "a certificate on the path, such as the trusted root it ends in, is "
+    "expired or not yet valid",
+    "certificate must be an X509v3": "a certificate on the path is X.509 v1 (made without extensions, e.g. by "
+    "`openssl x509 -req -signkey`), which cannot say it is a CA; make the CA with `openssl req -x509`",
+}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Extension = TypeVar("_Extension", bound=x509.ExtensionType)
@@ -334,7 +361,7 @@ def _check_key_type(private_key: PrivateKeyTypes) -> None:
         raise CertificateError(PRIVATE_KEY_KEY, f"is neither an RSA nor an EC key; use {ALLOWED_KEYS}")
 
 
-# --- certificate checks -----------------------------------------------------------------------------------
+# --- certificate pre-checks -------------------------------------------------------------------------------
 
 
 def _extension(cert: x509.Certificate, kind: type[_Extension]) -> _Extension | None:
@@ -362,9 +389,19 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _spki(public_key: PublicKeyTypes) -> bytes:
-    """DER SubjectPublicKeyInfo: equal for a key pair's two halves whatever the key type."""
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+def _check_key_matches(private_key: PrivateKeyTypes, leaf: x509.Certificate) -> None:
+    """Refuse a key that is not the one the server certificate was issued for."""
+    try:
+        matches = leaf.public_key() == private_key.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        # A key type cryptography cannot load in the certificate: not the (loaded) private key's.
+        matches = False
+    if not matches:
+        raise CertificateError(
+            PRIVATE_KEY_KEY,
+            f"does not match {_describe(0, leaf)}, the first certificate of {CERTIFICATE_KEY}: give the key that "
+            "certificate was issued for (or the certificate issued for this key first)",
+        )
 
 
 def _utc(now: datetime | None) -> datetime:
@@ -379,7 +416,7 @@ def _date(moment: datetime) -> str:
 
 
 def _check_dates(index: int, cert: x509.Certificate, moment: datetime) -> None:
-    """Refuse a certificate not valid at `moment`."""
+    """Refuse a certificate not valid at `moment`, naming it and its dates (the verifier says neither)."""
     if moment < cert.not_valid_before_utc:
         raise CertificateError(
             CERTIFICATE_KEY,
@@ -425,14 +462,14 @@ def _covers(host: str, dns_names: Sequence[str], addresses: Sequence[object]) ->
         if name == host:
             return True
         # `*.example.com` covers exactly one label; a wildcard right under a TLD (`*.lan`) covers nothing,
-        # as browsers refuse those.
+        # as browsers refuse those (the verifier would match it).
         if name.startswith("*.") and "." in name[2:] and parent == name[2:] and first:
             return True
     return False
 
 
 def _check_coverage(leaf: x509.Certificate, hosts: Sequence[str]) -> tuple[str, ...]:
-    """Refuse a server certificate that does not name every host; return its SANs."""
+    """Refuse a server certificate that does not name every host, naming those it misses; return its SANs."""
     sans = _extension(leaf, x509.SubjectAlternativeName)
     if sans is None:
         raise CertificateError(
@@ -442,7 +479,7 @@ def _check_coverage(leaf: x509.Certificate, hosts: Sequence[str]) -> tuple[str, 
         )
     dns_sans = sans.get_values_for_type(x509.DNSName)
     addresses = sans.get_values_for_type(x509.IPAddress)
-    dns_names = [name.lower().rstrip(".") for name in dns_sans]
+    dns_names = [name.lower() for name in dns_sans]
     missing = [host for host in hosts if not _covers(host, dns_names, addresses)]
     if missing:
         listed = ", ".join([f"DNS:{name}" for name in dns_sans] + [f"IP:{address}" for address in addresses])
@@ -455,33 +492,18 @@ def _check_coverage(leaf: x509.Certificate, hosts: Sequence[str]) -> tuple[str, 
     return (*dns_sans, *(str(address) for address in addresses))
 
 
-def _index_store(store: Iterable[x509.Certificate]) -> dict[x509.Name, list[x509.Certificate]]:
-    """Trust-store certificates by subject."""
-    by_subject: dict[x509.Name, list[x509.Certificate]] = {}
-    for cert in store:
-        by_subject.setdefault(cert.subject, []).append(cert)
-    return by_subject
+def _check_file_order(chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate], moment: datetime) -> None:
+    """Refuse a file that is not the server certificate, then each certificate's issuer, up to a root.
 
-
-def _check_chain(
-    chain: Sequence[x509.Certificate], by_subject: Mapping[x509.Name, Sequence[x509.Certificate]]
-) -> tuple[int, bool]:
-    """Walk the chain from the server certificate; return the index of its last needed certificate.
-
-    Certificate i must be issued by certificate i+1 until one is issued by a trusted root or is itself a root
-    (self-signed). Certificates after that point are not looked at: clients build their own path from there
-    (e.g. a cross-signed root some CAs still append).
-
-    Returns:
-        The index of the anchoring certificate, and whether it is a root of the file's own (self-signed, and
-        not in the trust store) rather than one a trusted root issued.
+    The verifier takes the intermediates in any order and, finding no path, does not say which issuer is
+    missing; servers send the file as it is, and TLS 1.2 clients may rely on that order. The walk stops at the
+    first certificate a trusted root issued or that is a root itself (self-signed): certificates after it are
+    not looked at, as clients build their own path from there (e.g. a cross-signed root some CAs still append).
+    Each issuer walked through must be valid at `moment`.
     """
     for index, cert in enumerate(chain):
-        # Checked first: a root in the file that the store also holds is a trusted root, not a private one.
-        if any(_issued_by(cert, root) for root in by_subject.get(cert.issuer, ())):
-            return index, False
-        if _issued_by(cert, cert):
-            return index, True
+        if _issued_by(cert, cert) or any(_issued_by(cert, root) for root in trusted):
+            return
         if index + 1 == len(chain):
             raise CertificateError(
                 CERTIFICATE_KEY,
@@ -501,7 +523,77 @@ def _check_chain(
                 f"is not a chain in order: {_describe(index + 1, issuer)}, which follows {_describe(index, cert)}, "
                 f"{detail}; give the server certificate first, then each certificate's issuer after it",
             )
-    raise AssertionError("unreachable: the last certificate either anchors the chain or raises")  # pragma: no cover
+        _check_dates(index + 1, issuer, moment)
+
+
+# --- the verifier -------------------------------------------------------------------------------------------
+
+
+def _ca_basic_constraints(_policy: Policy, _cert: x509.Certificate, constraints: x509.BasicConstraints) -> None:
+    """A CA must say it is one (the verifier still checks its path length)."""
+    if not constraints.ca:
+        raise ValueError("basicConstraints.cA must be asserted in a CA certificate")
+
+
+def _ca_key_usage(_policy: Policy, _cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    """A CA's keyUsage, when it has one, must allow signing certificates."""
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("keyUsage.keyCertSign must be asserted in a CA certificate")
+
+
+#: The verifier's CA profile, relaxed where browsers (Chrome, Firefox) accept more and CAs have it: no keyUsage
+#: (CAs made with `openssl req -x509` and OpenSSL's default `v3_ca`, and system-store roots such as Chunghwa's
+#: ePKI root and Go Daddy's Class 2), and basicConstraints not marked critical (the same roots).
+_CA_POLICY = (
+    ExtensionPolicy.webpki_defaults_ca()
+    .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, _ca_basic_constraints)
+    .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ca_key_usage)
+)
+#: The verifier's server-certificate profile without its demand for an authorityKeyIdentifier, which browsers
+#: do not make: self-signed certificates and those of many private CAs have none.
+_EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+    x509.AuthorityKeyIdentifier, Criticality.NON_CRITICAL, None
+)
+
+
+def _verifier_reason(error: VerificationError) -> str:
+    """The verifier's reason for refusing, unwrapped, or reworded where its text is not for operators."""
+    reason = _VERIFIER_WRAPPING.sub("", str(error))
+    return next((text for start, text in _VERIFIER_REASONS.items() if reason.startswith(start)), reason)
+
+
+def _verify(
+    chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate], hosts: Sequence[str], moment: datetime
+) -> list[x509.Certificate]:
+    """Have the verifier check `chain` for each host; return the path it built, server certificate to root.
+
+    Raises:
+        CertificateError: (`tlsCertificate`) the verifier refuses it for a host, for the reason it gives.
+    """
+    # A self-signed certificate in the file is a root the operator vouches for (a private CA's, or the server
+    # certificate itself); the verifier ends paths only at roots in its store. The trusted roots come first so
+    # that a root both in the file and in the trust store counts as trusted. `_check_file_order` has found one
+    # root or the other, so the store is never empty.
+    own_roots = [cert for cert in chain if _issued_by(cert, cert)]
+    builder = (
+        PolicyBuilder()
+        .store(Store([*trusted, *own_roots]))
+        .time(moment)
+        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+    )
+    path: list[x509.Certificate] = []
+    for host in hosts:
+        address = _ip_address(host)
+        subject = x509.DNSName(host) if address is None else x509.IPAddress(address)
+        try:
+            path = builder.build_server_verifier(subject).verify(chain[0], list(chain[1:]))
+        except VerificationError as error:
+            raise CertificateError(
+                CERTIFICATE_KEY,
+                f"fails the checks browsers make of a certificate chain (RFC 5280, CA/Browser Forum profile) for "
+                f"{host}: {_verifier_reason(error)}",
+            ) from None
+    return path
 
 
 @cache
@@ -519,7 +611,6 @@ def system_trust_store() -> tuple[x509.Certificate, ...]:
         except OSError:
             pass
     seen_files: set[Path] = set()
-    seen: set[bytes] = set()
     roots: list[x509.Certificate] = []
     for source in sources:
         try:
@@ -541,11 +632,9 @@ def system_trust_store() -> tuple[x509.Certificate, ...]:
                     cert = x509.load_pem_x509_certificate(block.encode())
             except ValueError:
                 continue
-            der = cert.public_bytes(serialization.Encoding.DER)
-            if der not in seen:
-                seen.add(der)
-                roots.append(cert)
-    return tuple(roots)
+            roots.append(cert)
+    # A certificate equals another with the same DER; a root in both cafile and capath is kept once.
+    return tuple(dict.fromkeys(roots))
 
 
 def check_certificate_pair(
@@ -585,29 +674,19 @@ def check_certificate_pair(
     private_key = _read_private_key(key_pem)
     _check_key_type(private_key)
     leaf = chain[0]
-    try:
-        leaf_key = _spki(leaf.public_key())
-    except (ValueError, UnsupportedAlgorithm):
-        leaf_key = b""
-    if _spki(private_key.public_key()) != leaf_key:
-        raise CertificateError(
-            PRIVATE_KEY_KEY,
-            f"does not match {_describe(0, leaf)}, the first certificate of {CERTIFICATE_KEY}: give the key that "
-            "certificate was issued for (or the certificate issued for this key first)",
-        )
+    _check_key_matches(private_key, leaf)
     _check_server_use(leaf)
     moment = _utc(now)
     _check_dates(0, leaf, moment)
     sans = _check_coverage(leaf, hosts)
-    store = system_trust_store() if trust_store is None else trust_store
-    anchor, own_root = _check_chain(chain, _index_store(store))
-    for index in range(1, anchor + 1):
-        _check_dates(index, chain[index], moment)
+    trusted = system_trust_store() if trust_store is None else tuple(trust_store)
+    _check_file_order(chain, trusted, moment)
+    path = _verify(chain, trusted, hosts, moment)
     return CertificateSummary(
         subject=leaf.subject.rfc4514_string(),
         sans=sans,
         not_after=leaf.not_valid_after_utc,
-        self_signed_chain=own_root,
+        self_signed_chain=path[-1] not in trusted,
         issuer=leaf.issuer.rfc4514_string(),
     )
 

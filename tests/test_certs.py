@@ -32,6 +32,7 @@ from components.certs import (
     check_hostname,
     hostname_kind,
 )
+from testkit.pki import Certificates
 
 #: The moment the tests check validity at; certificates are valid from a month before to two months after.
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -57,8 +58,14 @@ def _issue(
     eku: Sequence[x509.ObjectIdentifier] | None = None,
     not_before: datetime = NOW - timedelta(days=30),
     not_after: datetime = NOW + timedelta(days=60),
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    algorithm: hashes.HashAlgorithm | None = None,
 ) -> x509.Certificate:
-    """A certificate for `subject` signed by `issuer_key` (self-signed when `issuer` is None)."""
+    """A certificate for `subject` signed by `issuer_key` (self-signed when `issuer` is None).
+
+    `extensions` are added as (extension, critical) after the others; `algorithm` is the signature's hash
+    (SHA-256 when None).
+    """
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
@@ -74,7 +81,9 @@ def _issue(
         builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer_key, algorithm or hashes.SHA256())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -869,6 +878,200 @@ def test_bad_hostnames(pki: Pki, hostnames: list[str], match: str) -> None:
 def test_hostnames_must_not_be_one_string(pki: Pki) -> None:
     with pytest.raises(TypeError, match="not one string"):
         check_certificate_pair(pem(pki.leaf()), key_pem(pki.key), HOST, now=NOW, trust_store=())
+
+
+# --- the chain as browsers check it (cryptography's verifier) ---------------------------------------------
+# What the verifier refuses beyond the checks above (RFC 5280 and the CA/Browser Forum profile), and what it is
+# set to accept because browsers do.
+
+
+def _key_usage(*, key_cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _server(pki: Pki, issuer: x509.Certificate, issuer_key: Any, **kwargs: Any) -> x509.Certificate:
+    """A server certificate for HOST with the module's server key, issued by `issuer`."""
+    kwargs.setdefault("sans", [x509.DNSName(HOST)])
+    return _issue(HOST, pki.key.public_key(), issuer, issuer_key, ca=False, **kwargs)
+
+
+def chain_refused(pki: Pki, *chain: x509.Certificate, match: str, **kwargs: Any) -> str:
+    """check_certificate_pair refuses the chain (the module key) for `tlsCertificate`."""
+    kwargs.setdefault("trust_store", ())
+    return pair_refused("tlsCertificate", pem(*chain), key_pem(pki.key), match=match, **kwargs)
+
+
+@pytest.mark.parametrize("ca", [False, None], ids=["ca-false", "no-basic-constraints"])
+def test_issuer_that_is_not_a_ca(pki: Pki, ca: bool | None) -> None:
+    # A certificate that is not a CA's signing a server certificate: the chain's signatures all verify.
+    key = _key()
+    not_ca = _issue("Not A CA", key.public_key(), pki.intermediate, pki.intermediate_key, ca=ca)
+    message = chain_refused(
+        pki, _server(pki, not_ca, key), not_ca, pki.intermediate, pki.root, match="fails the checks browsers make"
+    )
+    assert f"for {HOST}: " in message
+    assert "basicConstraints" in message
+
+
+def test_path_length_constraint(pki: Pki) -> None:
+    # A root that allows no CA below it, above an intermediate.
+    key, intermediate_key = _key(), _key()
+    root = _issue(
+        "No Sub-CA Root",
+        key.public_key(),
+        None,
+        key,
+        ca=None,
+        extensions=[(x509.BasicConstraints(ca=True, path_length=0), True)],
+    )
+    intermediate = _issue("Sub-CA", intermediate_key.public_key(), root, key, ca=True)
+    chain_refused(
+        pki, _server(pki, intermediate, intermediate_key), intermediate, root, match="path length constraint violated"
+    )
+
+
+def test_ca_key_usage_without_certificate_signing(pki: Pki) -> None:
+    key = _key()
+    intermediate = _issue(
+        "CRL-only Intermediate",
+        key.public_key(),
+        pki.root,
+        pki.root_key,
+        ca=True,
+        extensions=[(_key_usage(key_cert_sign=False), True)],
+    )
+    chain_refused(pki, _server(pki, intermediate, key), intermediate, pki.root, match="keyUsage.keyCertSign")
+
+
+def test_signature_algorithm_browsers_refuse(pki: Pki) -> None:
+    leaf = _server(pki, pki.intermediate, pki.intermediate_key, algorithm=hashes.SHA224())
+    message = chain_refused(pki, leaf, pki.intermediate, pki.root, match="signed with an algorithm browsers refuse")
+    assert "AlgorithmIdentifier" not in message
+
+
+def test_ca_with_a_weak_rsa_key(pki: Pki) -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the weak key under test
+    intermediate = _issue("Weak Intermediate", weak.public_key(), pki.root, pki.root_key, ca=True)
+    chain_refused(
+        pki,
+        _server(pki, intermediate, weak),
+        intermediate,
+        pki.root,
+        match="a CA's RSA key is shorter than 2048 bits",
+    )
+
+
+def test_name_constraints(pki: Pki) -> None:
+    key = _key()
+    only_org = x509.NameConstraints(permitted_subtrees=[x509.DNSName("example.org")], excluded_subtrees=None)
+    intermediate = _issue(
+        "Constrained Intermediate", key.public_key(), pki.root, pki.root_key, ca=True, extensions=[(only_org, True)]
+    )
+    chain_refused(pki, _server(pki, intermediate, key), intermediate, pki.root, match="name constraints")
+
+
+def test_expired_trusted_root(pki: Pki) -> None:
+    expired = _issue(
+        "ArgusAI Test Root", pki.root_key.public_key(), None, pki.root_key, ca=True, not_after=NOW - timedelta(days=1)
+    )
+    chain_refused(
+        pki,
+        pki.leaf(),
+        pki.intermediate,
+        match="such as the trusted root it ends in, is expired or not yet valid",
+        trust_store=[expired],
+    )
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER tag-length-value."""
+    if len(content) < 0x80:
+        return bytes([tag, len(content)]) + content
+    size = (len(content).bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + len(content).to_bytes(size, "big") + content
+
+
+def _version_1(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    """`cert` (made without extensions) as the X.509 v1 certificate `openssl x509 -req -signkey` makes, re-signed.
+
+    cryptography only builds v3: the TBS loses its version field ([0] EXPLICIT INTEGER 2) and is signed again.
+    """
+    tbs = cert.tbs_certificate_bytes
+    body = tbs[2 + (tbs[1] & 0x7F if tbs[1] & 0x80 else 0) :]
+    v3 = bytes.fromhex("a003020102")
+    assert body.startswith(v3)
+    tbs_v1 = _der(0x30, body[len(v3) :])
+    ecdsa_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    signature = key.sign(tbs_v1, ec.ECDSA(hashes.SHA256()))
+    return x509.load_der_x509_certificate(_der(0x30, tbs_v1 + ecdsa_sha256 + _der(0x03, b"\x00" + signature)))
+
+
+def test_version_1_root(pki: Pki) -> None:
+    # The profile wants v3 throughout; a v1 certificate cannot carry basicConstraints to say it is a CA.
+    key = _key()
+    root = _version_1(_issue("Old Style Root", key.public_key(), None, key, ca=None), key)
+    assert root.version == x509.Version.v1
+    chain_refused(pki, _server(pki, root, key), root, match="is X.509 v1")
+
+
+def test_unknown_critical_extension(pki: Pki) -> None:
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
+    leaf = _server(pki, pki.intermediate, pki.intermediate_key, extensions=[(unknown, True)])
+    message = chain_refused(pki, leaf, pki.intermediate, pki.root, match="unaccounted-for critical extensions")
+    assert "1.3.6.1.4.1.55555.1" in message
+
+
+def test_critical_subject_alternative_name_with_a_subject(pki: Pki) -> None:
+    # RFC 5280 and the CA/Browser Forum: critical only when the subject is empty.
+    critical = (x509.SubjectAlternativeName([x509.DNSName(HOST)]), True)
+    leaf = _server(pki, pki.intermediate, pki.intermediate_key, sans=(), extensions=[critical])
+    chain_refused(pki, leaf, pki.intermediate, pki.root, match="subjectAltName MUST NOT be critical")
+
+
+def test_dns_name_with_a_trailing_dot_covers_nothing(pki: Pki) -> None:
+    # Not a name a CA may issue; Firefox and the verifier match nothing with it.
+    leaf = pki.leaf(f"{HOST}.")
+    chain_refused(pki, leaf, pki.intermediate, pki.root, match=f"does not cover {HOST} ")
+
+
+@pytest.mark.parametrize("variant", ["no-key-usage", "basic-constraints-not-critical"])
+def test_ca_profiles_browsers_accept(pki: Pki, variant: str) -> None:
+    # The verifier's defaults refuse each; browsers accept them, and roots in the system store have them.
+    key, intermediate_key = _key(), _key()
+    usage = [] if variant == "no-key-usage" else [(_key_usage(key_cert_sign=True), True)]
+    critical = variant != "basic-constraints-not-critical"
+    root = _issue(
+        "Older Root",
+        key.public_key(),
+        None,
+        key,
+        ca=None,
+        extensions=[(x509.BasicConstraints(ca=True, path_length=None), critical), *usage],
+    )
+    intermediate = _issue("Older Intermediate", intermediate_key.public_key(), root, key, ca=True, extensions=usage)
+    leaf = _server(pki, intermediate, intermediate_key)
+    summary = check_certificate_pair(
+        pem(leaf, intermediate, root), key_pem(pki.key), [HOST], now=NOW, trust_store=[root]
+    )
+    assert summary.self_signed_chain is False
+
+
+def test_the_test_kits_certificates() -> None:
+    made = Certificates.for_names("argus.lan", "192.0.2.10")
+    summary = check_certificate_pair(
+        made.server_cert.decode() + made.ca, made.server_key.decode(), ["argus.lan", "192.0.2.10"], trust_store=()
+    )
+    assert (summary.sans, summary.self_signed_chain) == (("argus.lan", "192.0.2.10"), True)
 
 
 # --- the system trust store --------------------------------------------------------------------------------
