@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components import certs
 from components.docker_common import (
     data_volume,
     local_image,
@@ -34,6 +33,7 @@ from components.docker_common import (
     shell_poll,
     waiting_healthcheck,
 )
+from components.https import certs
 from components.https.sources import HSTS_MAX_AGE_SECONDS, CertificateSource
 from components.naming import Naming
 from components.settings import HttpsSettings

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from components import certs
+from components.https import certs
 from components.settings.reader import ConfigError, Reader, check, is_secret
 
 PORT_MIN, PORT_MAX = 1, 65535

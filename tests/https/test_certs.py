@@ -1,4 +1,4 @@
-"""TLS input checks (components.certs): hostnames, the operator's certificate and key, the ACME CA, e-mail.
+"""TLS input checks (components.https.certs): hostnames, the operator's certificate and key, the ACME CA, e-mail.
 
 Keys and certificates are made here with `cryptography`: one EC P-256 root and intermediate per module,
 and server certificates issued from them per test (EC signing takes microseconds).
@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from components import certs
-from components.certs import (
+from components.https import certs
+from components.https.certs import (
     CertificateError,
     CertificateSummary,
     check_ca_bundle,
