@@ -1,11 +1,13 @@
-"""The data move (components/scripts/data_move.py) on the real ArgusAI backend image and a real engine.
+"""The data move (components/scripts/data_move/) on the real ArgusAI backend image and a real engine.
 
-No Pulumi stack: throwaway containers of the release's image run the scripts exactly as the program
-feeds them (`python -c "$SCRIPT"`, cwd /app), on a labelled network with a PostgreSQL container (alias
-`postgres`) and a data volume at /app/data. The SQLite file is gated (schema_gate.py, as uid 1000, the
-image's user) and filled with rows in every model table (testkit/release_rows.py); each PostgreSQL
-target is a database cloned from one the gate made (`CREATE DATABASE ... TEMPLATE`), owned by a role
-without superuser rights. The move runs as root, as the program's step does.
+No Pulumi stack: throwaway containers of the release's image (cwd /app) run the gate as
+`python -c "$SCHEMA_GATE"` and the move as files: its package put in the container under
+/opt/argusai/data_move and run as `python -m data_move` with PYTHONPATH=/opt/argusai; on a labelled
+network with a PostgreSQL container (alias `postgres`) and a data volume at /app/data. The SQLite file
+is gated (schema_gate.py, as uid 1000, the image's user) and filled with rows in every model table
+(testkit/release_rows.py); each PostgreSQL target is a database cloned from one the gate made
+(`CREATE DATABASE ... TEMPLATE`), owned by a role without superuser rights. The move runs as root, as
+the program's step does.
 
 - SQLite -> PostgreSQL: every model table's count equal; every value read back through the release's
   models equals the source's (booleans are bools, the +02:00 timestamp the same instant, JSON equal, NUL
@@ -30,7 +32,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ import pytest
 
 from components.naming import LABEL_STACK
 from testkit import release_rows
+from testkit.archive import PUBLIC_MODE, tar_of
 from testkit.cleanup import remove_stack
 from testkit.images.recipes import ARGUSAI_BACKEND
 from testkit.oneoff import Finished, run_once
@@ -50,7 +53,13 @@ pytestmark = [pytest.mark.grow, pytest.mark.argusai]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GATE = (ROOT / "components" / "scripts" / "schema_gate.py").read_text()
-MOVE = (ROOT / "components" / "scripts" / "data_move.py").read_text()
+#: Where the move's package goes in its container (on PYTHONPATH; the working directory stays /app, so the
+#: release's `app` package is importable too).
+SCRIPTS_DIR = "/opt/argusai"
+MOVE_PACKAGE = ROOT / "components" / "scripts" / "data_move"
+#: The move's modules, by their path in the container.
+MOVE_FILES = {f"{SCRIPTS_DIR}/data_move/{path.name}": path.read_bytes() for path in sorted(MOVE_PACKAGE.glob("*.py"))}
+MOVE_COMMAND = ["python", "-m", "data_move"]
 RELEASE_IMAGE = ARGUSAI_BACKEND.tag
 HEAD = "a1b2c3d4e5f6"
 OLDER_REVISION = "059"
@@ -254,8 +263,16 @@ class World:
         """The application role's URL of a database on the test server."""
         return f"postgresql+psycopg://{APP_ROLE}:{self.app_password}@{PG_ALIAS}:5432/{database}"
 
-    def run(self, command: list[str], env: dict[str, str], *, user: str = APP_USER, network: bool = True) -> Finished:
-        """A throwaway container of the release's image (cwd /app, the data volume at /app/data)."""
+    def run(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        *,
+        user: str = APP_USER,
+        network: bool = True,
+        files: Mapping[str, bytes] | None = None,
+    ) -> Finished:
+        """A throwaway container of the release's image (cwd /app, the data volume at /app/data, `files` put in)."""
         return run_once(
             self.client,
             RELEASE_IMAGE,
@@ -266,6 +283,7 @@ class World:
             network=self.network if network else None,
             labels=self.labels,
             user=user,
+            files=files,
         )
 
     def release_env(self, url: str) -> dict[str, str]:
@@ -278,9 +296,9 @@ class World:
         return self.run(["sh", "-c", 'python -c "$SCHEMA_GATE"'], env)
 
     def move(self, target: str, source: str = SQLITE_URL, *, user: str = ROOT_USER, **extra: str) -> Finished:
-        """The data move as the program runs it: `python -c "$DATA_MOVE"`, as root."""
-        env = {**self.release_env(target), "MOVE_SOURCE_URL": source, "DATA_MOVE": MOVE, **extra}
-        return self.run(["sh", "-c", 'python -c "$DATA_MOVE"'], env, user=user)
+        """The data move as the program runs it: its files put in, `python -m data_move`, as root."""
+        env = {**self.release_env(target), "MOVE_SOURCE_URL": source, "PYTHONPATH": SCRIPTS_DIR, **extra}
+        return self.run(MOVE_COMMAND, env, user=user, files=MOVE_FILES)
 
     def inspect(self, path: str, *exists: str) -> dict[str, Any]:
         """SHA-256, row counts and lock state of a SQLite file on the volume (plain Python, no network)."""
@@ -531,23 +549,24 @@ def test_second_run_holds_the_lock_and_copies_nothing(world: World, moved: First
     env = {
         **world.release_env(world.pg_url(moved.database)),
         "MOVE_SOURCE_URL": SQLITE_URL,
-        "DATA_MOVE": MOVE,
+        "PYTHONPATH": SCRIPTS_DIR,
         "MOVE_HOLD": "1",
         "STEP_DONE": done_marker,
     }
     before = world.pg_counts(moved.database)
-    holder = world.client.containers.run(
+    holder = world.client.containers.create(
         RELEASE_IMAGE,
-        entrypoint=["sh", "-c", 'python -c "$DATA_MOVE"'],
+        entrypoint=MOVE_COMMAND,
         working_dir="/app",
         environment=env,
         volumes={world.volume: {"bind": DATA, "mode": "rw"}},
         network=world.network,
         labels=world.labels,
         user=ROOT_USER,
-        detach=True,
     )
     try:
+        holder.put_archive("/", tar_of({path: (content, PUBLIC_MODE) for path, content in MOVE_FILES.items()}))
+        holder.start()
 
         def holding() -> bool:
             holder.reload()
