@@ -192,7 +192,7 @@ class ServerMode(DatabaseMode):
 
     `pg_dump` backups from an image of the server's tools with libpq settings from the same values as the
     URL; a pool sized for one backend; and the data move: on the way from SQLite, after the schema gate
-    made the server's schema, `components/scripts/data_move.py` copies the SQLite file's rows before the
+    made the server's schema, `components/scripts/data_move/` copies the SQLite file's rows before the
     backend starts on the server (nothing to copy on a stack that never had SQLite data).
     """
 

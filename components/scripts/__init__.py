@@ -50,6 +50,10 @@ class Script:
         """The script itself (a single file)."""
         return self.path.read_text()
 
+    def contents(self) -> dict[str, bytes]:
+        """Its files as they land in a container: path there -> content."""
+        return {f"{IN_CONTAINER}/{file.relative_to(HERE).as_posix()}": file.read_bytes() for file in self.files}
+
     def uploads(self) -> list[docker.ContainerUploadArgs]:
         """Its files as uploads under IN_CONTAINER, each by path and content hash."""
         return [
@@ -85,4 +89,4 @@ PG_BACKUP = Script("pg_backup.sh")
 PG_VERSION = Script("pg_version.sh")
 SQLITE_BACKUP = Script("sqlite_backup.py")
 SCHEMA_GATE = Script("schema_gate.py")
-DATA_MOVE = Script("data_move.py")
+DATA_MOVE = Script("data_move")

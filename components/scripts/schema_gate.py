@@ -1,7 +1,7 @@
 """Schema gate: bring the database named by DATABASE_URL to the release's Alembic head, never losing data.
 
 Run INSIDE the backend image with the working directory `/app` (where the release keeps `main.py`,
-`alembic.ini`, `alembic/` and `app/`), as `python -c "$SCRIPT"` or `python /dev/stdin`, before a new
+`alembic.ini`, `alembic/` and `app/`), as `python -m schema_gate` (components/scripts), before a new
 backend version serves. It uses only the standard library and the release's own libraries (SQLAlchemy,
 Alembic, the release's `app` package and migration scripts).
 

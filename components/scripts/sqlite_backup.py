@@ -1,4 +1,4 @@
-"""Backup loop for SQLite, run by `python -c` in the backend image.
+"""Backup loop for SQLite, run as `python -m sqlite_backup` in the backend image (components/scripts).
 
 Takes an online, consistent copy with SQLite's backup API (never a file copy of a live database) in ONE
 step: one read transaction copies every page. A copy in small steps restarts from the first page

@@ -1,7 +1,7 @@
 """The schema gate (components/scripts/schema_gate.py) on the real ArgusAI backend image and a real engine.
 
-Every case feeds the gate to the release's image with `python -c`, the way the program runs it, and reads
-the result back inside the image (the release's own `Base.metadata`, SQLite's catalogue, PostgreSQL's):
+Every case puts the gate into the release's image as a file and runs `python -m schema_gate`, the way the
+program runs it, and reads the result back inside the image (the release's own `Base.metadata`, SQLite's catalogue, PostgreSQL's):
 
 - SQLite, empty volume: the Alembic chain to head plus the model tables it lacks, the FTS5 table of
   migration 008 present, and the real backend starts on that database;
@@ -29,6 +29,7 @@ import docker
 import pytest
 
 from components.naming import LABEL_STACK
+from components.scripts import IN_CONTAINER, SCHEMA_GATE
 from testkit.cleanup import remove_stack
 from testkit.images.recipes import ARGUSAI_BACKEND
 from testkit.oneoff import run_once
@@ -38,7 +39,6 @@ from .conftest import POSTGRES_IMAGE, record_result, require_release_image, wait
 pytestmark = pytest.mark.argusai
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SCRIPT = (ROOT / "components" / "scripts" / "schema_gate.py").read_text()
 RELEASE_IMAGE = ARGUSAI_BACKEND.tag
 HEAD = "a1b2c3d4e5f6"
 """The release's only Alembic head (its script directory; the probe re-reads it)."""
@@ -146,6 +146,7 @@ class GateStack:
         volume: str | None = None,
         network: str | None = None,
         image: str = RELEASE_IMAGE,
+        files: dict[str, bytes] | None = None,
     ) -> tuple[int, str, str, float]:
         """Run a one-off container to completion; (exit code, stdout, stderr, seconds from create to exit)."""
         finished = run_once(
@@ -157,12 +158,14 @@ class GateStack:
             volumes={volume: {"bind": DATA, "mode": "rw"}} if volume else {},
             network=network,
             labels=self.labels,
+            files=files,
         )
         return finished.code, finished.stdout, finished.stderr, finished.seconds
 
     def gate(self, url: str, **where: Any) -> tuple[int, str, str, float]:
-        """Run the gate script exactly as the program feeds it: `python -c <file text>`."""
-        return self.run(["python", "-c", SCRIPT], self.env(url), **where)
+        """Run the gate script exactly as the program delivers it: its file put in, `python -m schema_gate`."""
+        env = {**self.env(url), "PYTHONPATH": IN_CONTAINER}
+        return self.run(SCHEMA_GATE.argv, env, files=SCHEMA_GATE.contents(), **where)
 
     def probe(self, url: str, **where: Any) -> dict[str, Any]:
         """The release's model schema and the database's schema, version and row counts."""

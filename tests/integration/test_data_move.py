@@ -1,7 +1,7 @@
 """The data move (components/scripts/data_move/) on the real ArgusAI backend image and a real engine.
 
 No Pulumi stack: throwaway containers of the release's image (cwd /app) run the gate as
-`python -c "$SCHEMA_GATE"` and the move as files: its package put in the container under
+`python -m schema_gate` and the move as files: its package put in the container under
 /opt/argusai/data_move and run as `python -m data_move` with PYTHONPATH=/opt/argusai; on a labelled
 network with a PostgreSQL container (alias `postgres`) and a data volume at /app/data. The SQLite file
 is gated (schema_gate.py, as uid 1000, the image's user) and filled with rows in every model table
@@ -41,6 +41,7 @@ import docker
 import pytest
 
 from components.naming import LABEL_STACK
+from components.scripts import DATA_MOVE, IN_CONTAINER, SCHEMA_GATE
 from testkit import release_rows
 from testkit.archive import PUBLIC_MODE, tar_of
 from testkit.cleanup import remove_stack
@@ -52,14 +53,11 @@ from .conftest import POSTGRES_IMAGE, record_result, require_release_image, wait
 pytestmark = [pytest.mark.grow, pytest.mark.argusai]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-GATE = (ROOT / "components" / "scripts" / "schema_gate.py").read_text()
-#: Where the move's package goes in its container (on PYTHONPATH; the working directory stays /app, so the
-#: release's `app` package is importable too).
-SCRIPTS_DIR = "/opt/argusai"
-MOVE_PACKAGE = ROOT / "components" / "scripts" / "data_move"
-#: The move's modules, by their path in the container.
-MOVE_FILES = {f"{SCRIPTS_DIR}/data_move/{path.name}": path.read_bytes() for path in sorted(MOVE_PACKAGE.glob("*.py"))}
-MOVE_COMMAND = ["python", "-m", "data_move"]
+#: Where the scripts go in their container (on PYTHONPATH; the working directory stays /app, so the
+#: release's `app` package is importable too), as the program delivers them (components/scripts).
+SCRIPTS_DIR = IN_CONTAINER
+MOVE_FILES = DATA_MOVE.contents()
+MOVE_COMMAND = DATA_MOVE.argv
 RELEASE_IMAGE = ARGUSAI_BACKEND.tag
 HEAD = "a1b2c3d4e5f6"
 OLDER_REVISION = "059"
@@ -291,9 +289,9 @@ class World:
         return {"DATABASE_URL": url, **self.keys, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
     def gate(self, url: str) -> Finished:
-        """The schema gate as the program runs it (as the image's user)."""
-        env = {**self.release_env(url), "SCHEMA_GATE": GATE}
-        return self.run(["sh", "-c", 'python -c "$SCHEMA_GATE"'], env)
+        """The schema gate as the program runs it (as the image's user): its file put in, `python -m`."""
+        env = {**self.release_env(url), "PYTHONPATH": SCRIPTS_DIR}
+        return self.run(SCHEMA_GATE.argv, env, files=SCHEMA_GATE.contents())
 
     def move(self, target: str, source: str = SQLITE_URL, *, user: str = ROOT_USER, **extra: str) -> Finished:
         """The data move as the program runs it: its files put in, `python -m data_move`, as root."""
