@@ -1,7 +1,8 @@
 """The schema gate (components/scripts/schema_gate.py) on the real ArgusAI backend image and a real engine.
 
 Every case puts the gate into the release's image as a file and runs `python -m schema_gate`, the way the
-program runs it, and reads the result back inside the image (the release's own `Base.metadata`, SQLite's catalogue, PostgreSQL's):
+program runs it, and reads the result back inside the image (the release's own `Base.metadata`, SQLite's
+catalogue, PostgreSQL's):
 
 - SQLite, empty volume: the Alembic chain to head plus the model tables it lacks, the FTS5 table of
   migration 008 present, and the real backend starts on that database;
