@@ -51,16 +51,17 @@ api = Backend(
     BackendArgs(
         naming=naming,
         image=settings.backend_image,
-        env=backend_env(settings, database.backend_env, secrets, entry.origins()),
+        env=backend_env(settings, [*database.backend_env, *database.backend_python_env], secrets, entry.origins()),
         app_network=networks.app.name,
         db_network=database.backend_network,
-        host_port=entry.backend_port(),
-        bind_address=settings.bind_address,
         protect_data=settings.protect_data,
         follow_registry=settings.registry_digests,
         depends_on=database.backend_depends_on,
         files=database.files,
-        gate=database.gate(backups.volume) if settings.schema_gate else None,
+        volumes=database.python_volumes,
+        before_serving=database.before_serving(
+            backups.volume, gate=settings.schema_gate, admin_password=secrets.admin_password
+        ),
     ),
 )
 web = None
@@ -72,14 +73,13 @@ if settings.frontend_image:
             image=settings.frontend_image,
             backend_url=api.url,
             app_network=networks.app.name,
-            host_port=entry.frontend_port(),
-            bind_address=settings.bind_address,
+            log_volume=backups.volume.name,
             follow_registry=settings.registry_digests,
             depends_on=[api.container],
         ),
     )
 
-# 5. In front: the proxy with HTTPS (nothing with plain HTTP).
+# 5. In front: the proxy, the one origin (plain HTTP, or HTTPS).
 entry.declare(networks.app.name, api, web)
 
 # 6. Backups, as the database mode takes them (the volume is kept when backups are off).
@@ -92,3 +92,4 @@ pulumi.export("networkName", networks.app.name)
 pulumi.export("dataVolume", api.volume.name)
 pulumi.export("backupVolume", backups.volume.name)
 pulumi.export(FINGERPRINTS_OUTPUT, secrets.fingerprints)
+pulumi.export("adminPassword", secrets.first_admin_password)

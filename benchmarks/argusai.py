@@ -42,7 +42,7 @@ from testkit.applier import Applier
 from testkit.cleanup import remove_stack
 from testkit.harness import run_program
 from testkit.images.ensure import ensure_images
-from testkit.images.recipes import ARGUSAI_BACKEND, FRONTEND, POSTGRES
+from testkit.images.recipes import ARGUSAI_BACKEND, CADDY, FRONTEND, POSTGRES
 from testkit.net import LOOPBACK, free_port
 
 ENGINE_TIMEOUT_SECONDS = 300
@@ -111,6 +111,9 @@ def program_overrides(port: int) -> dict[str, Any]:
         "frontendImage": "",
         "bindAddress": LOOPBACK,
         "backendPort": port,
+        # The proxy in front (every stack has it): the test Caddy, the app on a free port.
+        "proxyImage": CADDY.tag,
+        "httpPort": free_port(),
         "protectData": False,
         "backupEnabled": False,  # the compose file has no backups
         "registryDigests": False,  # the images exist only on this engine

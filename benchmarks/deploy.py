@@ -32,7 +32,7 @@ from testkit.applier import Applier
 from testkit.cleanup import remove_stack
 from testkit.harness import run_program
 from testkit.images.ensure import ensure_images
-from testkit.images.recipes import BACKEND, FRONTEND, POSTGRES
+from testkit.images.recipes import BACKEND, CADDY, FRONTEND, POSTGRES
 from testkit.net import LOOPBACK, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,7 @@ COMPOSE_FILE = ROOT / "benchmarks" / "compose" / "docker-compose.yml"
 BACKEND_IMAGE = BACKEND.tag
 FRONTEND_IMAGE = FRONTEND.tag
 POSTGRES_IMAGE = POSTGRES.tag
+CADDY_IMAGE = CADDY.tag
 
 
 def wait_healthy(client: docker.DockerClient, name: str, start: float, done: dict[str, float]) -> None:
@@ -84,6 +85,8 @@ def program_overrides() -> dict[str, Any]:
         "bindAddress": LOOPBACK,
         "backendPort": free_port(),
         "frontendPort": free_port(),
+        "httpPort": free_port(),
+        "proxyImage": CADDY_IMAGE,
         "protectData": False,
         "backupEnabled": False,  # the compose file has no backups
         "registryDigests": False,  # the test images exist only on this engine

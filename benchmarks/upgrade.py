@@ -48,7 +48,7 @@ import yaml
 from docker.errors import NotFound
 
 from benchmarks import argusai
-from components.https.proxy import HOLD_SECONDS
+from components.https.caddyfile import HOLD_SECONDS
 from testkit import https
 from testkit import plan as planning
 from testkit.applier import Applier

@@ -5,8 +5,8 @@ Creates:
   retained with `protectData`.
 - `<name>-image`: the backend image, kept locally.
 - `<name>-container`: the backend, alias `backend` on the app network (and on the database network in
-  PostgreSQL mode), publishing its port on the chosen host address, healthy when `/health` answers, and
-  created only after PostgreSQL is healthy.
+  PostgreSQL mode), reached through the proxy (no port of its own), healthy when `/health` answers, and
+  created only after what its mode needs (PostgreSQL, the schema gate, the driver) succeeded.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from components.docker_common import (
     PROBE_POLL_SECONDS,
     data_volume,
     local_image,
-    published_ports,
     secret_env,
     service_container,
     waiting_healthcheck,
@@ -32,7 +31,9 @@ from components.naming import Naming
 GateFactory = Callable[[pulumi.Input[str], docker.Volume], Sequence[pulumi.Resource]]
 ALIAS = "backend"
 PORT = 8000
-DATA_PATH = "/app/data"
+#: The release's own directory (its Dockerfile's WORKDIR and PYTHONPATH) and its data under it.
+APP_DIR = "/app"
+DATA_PATH = f"{APP_DIR}/data"
 
 STOP_GRACE_SECONDS = 15
 # Migrations run before the server answers; allow for a slow first start.
@@ -87,11 +88,7 @@ class BackendArgs:
     env: Sequence[pulumi.Input[str]]
     """Environment as NAME=value entries, DATABASE_URL and keys included (the list is marked secret)."""
     app_network: pulumi.Input[str]
-    """The app network (alias `backend`)."""
-    host_port: int | None
-    """Host port that publishes port 8000, or None (reached only through the proxy)."""
-    bind_address: str
-    """Host address the port is published on (`::`: every IPv4 and IPv6 address)."""
+    """The app network (alias `backend`): the proxy reaches it there (it publishes no port of its own)."""
     protect_data: bool
     """Protect and retain the data volume (false: a disposable stack; destroy deletes it)."""
     follow_registry: bool
@@ -102,9 +99,11 @@ class BackendArgs:
     """Resources that must be ready first (the PostgreSQL container)."""
     files: Sequence[docker.ContainerUploadArgs] = field(default_factory=tuple)
     """Files uploaded into the container before it starts (a database server's CA certificate)."""
-    gate: GateFactory | None = None
-    """Declares what must succeed before this image serves (the schema gate), given the image id and the
-    data volume; the container depends on what it returns."""
+    volumes: Sequence[docker.ContainerVolumeArgs] = field(default_factory=tuple)
+    """Volumes besides the data volume (a PostgreSQL driver the image lacks, read-only)."""
+    before_serving: GateFactory | None = None
+    """Declares what must succeed before this image serves (the driver, the schema gate, the first admin),
+    given the image id and the data volume; the container depends on what it returns."""
 
 
 class Backend(pulumi.ComponentResource):
@@ -122,7 +121,7 @@ class Backend(pulumi.ComponentResource):
             f"{name}-data", naming.physical_name("data"), naming.labels("data"), parent=self, keep=args.protect_data
         )
         self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
-        before_serving = list(args.gate(self.image.image_id, self.volume)) if args.gate else []
+        before_serving = list(args.before_serving(self.image.image_id, self.volume)) if args.before_serving else []
         networks = [docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])]
         if args.db_network is not None:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=args.db_network, aliases=[ALIAS]))
@@ -135,9 +134,11 @@ class Backend(pulumi.ComponentResource):
             depends_on=[*args.depends_on, *before_serving],
             image=self.image.image_id,
             envs=secret_env(args.env),
-            volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH),
+                *args.volumes,
+            ],
             networks_advanced=networks,
-            ports=published_ports(PORT, args.host_port, args.bind_address) if args.host_port else None,
             uploads=list(args.files) or None,
             healthcheck=HEALTHCHECK.args(),
             wait=True,

@@ -121,15 +121,15 @@ def waiting_healthcheck(
     )
 
 
-def published_ports(internal: int, external: int, bind_address: str) -> list[docker.ContainerPortArgs]:
-    """Publish `internal` on `bind_address:external`, one binding.
+def published_ports(ports: Sequence[int], bind_address: str) -> list[docker.ContainerPortArgs]:
+    """Publish each port on `bind_address`, on the same number inside, one binding each, sorted.
 
     dockerd 20.10 publishes `0.0.0.0` on IPv4 only and `::` on IPv6 only. Both families on one port
     would take two bindings, and those cannot be declared stably: dockerd reads two bindings of one port
     back in the reverse order and the provider compares the force-new list by position, so the container
-    would be replaced on every run (measured; see the README, IPv4 and IPv6).
+    would be replaced on every run (measured; see docs/configuration.md, IPv4 and IPv6).
     """
-    return [docker.ContainerPortArgs(internal=internal, external=external, ip=bind_address)]
+    return [docker.ContainerPortArgs(internal=port, external=port, ip=bind_address) for port in sorted(ports)]
 
 
 def container_labels(labels: dict[str, str]) -> list[docker.ContainerLabelArgs]:
@@ -148,7 +148,13 @@ def network_labels(labels: dict[str, str]) -> list[docker.NetworkLabelArgs]:
 
 
 def data_volume(
-    logical_name: str, physical_name: str, labels: dict[str, str], *, parent: pulumi.Resource, keep: bool
+    logical_name: str,
+    physical_name: str,
+    labels: dict[str, str],
+    *,
+    parent: pulumi.Resource | None,
+    keep: bool,
+    depends_on: Sequence[pulumi.Resource] = (),
 ) -> docker.Volume:
     """Declare a named volume that shares the fate of the secrets that unlock its data.
 
@@ -160,7 +166,7 @@ def data_volume(
         logical_name,
         name=physical_name,
         labels=volume_labels(labels),
-        opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=keep, protect=keep),
+        opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=keep, protect=keep, depends_on=list(depends_on)),
     )
 
 
@@ -179,14 +185,19 @@ def image_name(reference: str, *, follow_registry: bool, parent: pulumi.Resource
 
 
 def local_image(
-    logical_name: str, reference: str, *, follow_registry: bool, parent: pulumi.Resource
+    logical_name: str,
+    reference: str,
+    *,
+    follow_registry: bool,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
 ) -> docker.RemoteImage:
     """Declare an image kept on the host; containers use its `image_id`, which changes only with the image."""
     return docker.RemoteImage(
         logical_name,
         name=image_name(reference, follow_registry=follow_registry, parent=parent),
         keep_locally=True,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
 
 

@@ -1,9 +1,16 @@
-"""The ArgusAI frontend (Next.js), when enabled.
+"""The ArgusAI frontend (Next.js), when enabled, served behind the proxy from the app's one origin.
 
 Creates:
 - `<name>-image`: the frontend image, kept locally.
-- `<name>-container`: the frontend on the app network, BACKEND_URL pointing at the backend's alias,
-  publishing its port on the chosen host address, healthy when its page answers.
+- `<name>-check`: a one-shot step (`components/step.py`, role `frontend-check`) in that image, run before the
+  running frontend is replaced: it checks the image is what the origin rewrite expects (a Next.js
+  standalone build whose browser code calls no loopback address but the release's baked API URL), and
+  stops `pulumi up`, the old frontend still serving, with the image named and what to set when it is not.
+- `<name>-container`: the frontend on the app network, BACKEND_URL pointing at the backend's alias, healthy
+  when its page answers. It starts through `components/scripts/frontend_origin.sh`, which takes the API URL
+  the release bakes into its published image (`http://localhost:8000`: the localhost of every device that
+  runs the browser) out of the build, so the browser calls the API on the page's own origin, then runs the
+  release's server. An image built for one origin is served as it is.
 """
 
 from __future__ import annotations
@@ -14,18 +21,20 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_common import (
-    Healthcheck,
-    local_image,
-    published_ports,
-    service_container,
-)
+from components.docker_common import Healthcheck, local_image, service_container
 from components.naming import Naming
+from components.scripts import FRONTEND_ORIGIN
+from components.step import Step, StepArgs
 
 ALIAS = "frontend"
 PORT = 3000
 STOP_GRACE_SECONDS = 10
 WAIT_TIMEOUT_SECONDS = 120
+#: What ArgusAI's published image bakes into its browser code (its Dockerfile's default NEXT_PUBLIC_API_URL).
+BAKED_API_URL = "http://localhost:8000"
+CHECK_LOG_MOUNT = "/backups"
+CHECK_LOG_DIR = f"{CHECK_LOG_MOUNT}/steps"
+ROOT_USER = "0"
 # The frontend image is Node.js: probe with node itself rather than assume curl or wget.
 HEALTHCHECK = Healthcheck(
     test=(
@@ -53,10 +62,8 @@ class FrontendArgs:
     """URL the frontend's server side uses to reach the backend."""
     app_network: pulumi.Input[str]
     """The app network."""
-    host_port: int | None
-    """Host port that publishes port 3000, or None (reached only through the proxy)."""
-    bind_address: str
-    """Host address the port is published on (`::`: every IPv4 and IPv6 address)."""
+    log_volume: pulumi.Input[str]
+    """A volume for the check's log (the backups volume)."""
     follow_registry: bool
     """Resolve the image tag to the registry's current digest."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -64,27 +71,47 @@ class FrontendArgs:
 
 
 class Frontend(pulumi.ComponentResource):
-    """The frontend container."""
+    """The frontend container, and the check of its image."""
 
     container: docker.Container
     image: docker.RemoteImage
 
     def __init__(self, name: str, args: FrontendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        """Declare image and container."""
+        """Declare image, check and container."""
         super().__init__("argusai:frontend:Frontend", name, None, opts)
         naming = args.naming
         self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
+        origin_env = [f"FRONTEND_IMAGE={args.image}", f"BAKED_API_URL={BAKED_API_URL}"]
+        check = Step(
+            f"{name}-check",
+            StepArgs(
+                naming=naming,
+                role="frontend-check",
+                image=self.image.image_id,
+                # Root: the log goes to the backups volume (root's); the image's files are only read.
+                user=ROOT_USER,
+                script=f"{FRONTEND_ORIGIN.shell} check",
+                volumes=[docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=CHECK_LOG_MOUNT)],
+                log_dir=CHECK_LOG_DIR,
+                env=origin_env,
+                files=FRONTEND_ORIGIN.uploads(),
+                # Once the backend serves: a stack whose backend cannot start is left as it was.
+                depends_on=args.depends_on,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.container = service_container(
             f"{name}-container",
             naming=naming,
             role="frontend",
             grace_seconds=STOP_GRACE_SECONDS,
             parent=self,
-            depends_on=args.depends_on,
+            depends_on=[*args.depends_on, check.container],
             image=self.image.image_id,
-            envs=[f"BACKEND_URL={args.backend_url}"],
+            entrypoints=[*FRONTEND_ORIGIN.argv, "serve"],
+            envs=[f"BACKEND_URL={args.backend_url}", *origin_env],
+            uploads=FRONTEND_ORIGIN.uploads(),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])],
-            ports=published_ports(PORT, args.host_port, args.bind_address) if args.host_port else None,
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,

@@ -6,6 +6,8 @@ Creates:
 - `<name>-key-seed`: random.RandomPassword, 64 letters and digits (381 bits). ENCRYPTION_KEY and
   JWT_SECRET_KEY are derived from it with HMAC-SHA256, each under its own context: the Fernet key is the
   url-safe base64 of one 32-byte HMAC, the JWT key the hex of another.
+- `<name>-admin-password`: random.RandomPassword, 24 letters and digits: the first admin's password, set by
+  the `admin-seed` step through the release's own code on a database with no user yet (`adminPassword`).
 - `<name>-in-use`: random.RandomShuffle holding the fingerprints of the values this stack first deployed.
   Its inputs are ignored after creation, so the engine hands back what it holds on every later run.
 
@@ -46,6 +48,8 @@ import pulumi_random as random
 from components.settings import ConfigError
 
 PASSWORD_LENGTH = 40
+#: The first admin's password: letters and digits, easy to type on a phone, 143 bits.
+ADMIN_PASSWORD_LENGTH = 24
 #: The length the program gave passwords before its keys left the ids: how a stack from before shows itself.
 LEGACY_PASSWORD_LENGTH = 32
 #: Letters and digits: log2(62) = 5.95 bits each, 381 bits in all.
@@ -93,7 +97,7 @@ def _unchanged(key: str, value: str, first: Any) -> str:
             key,
             "differs from the value this stack last deployed; the data was written with the old one, so the "
             "backend would be locked out of it. Unset the key to keep the value in use (or set it to that "
-            "value); changing a secret in use is a rotation, not a config change (see the README, Secrets)",
+            "value); changing a secret in use is a rotation, not a config change (see docs/secrets.md)",
         )
     return value
 
@@ -140,6 +144,11 @@ class AppSecrets(pulumi.ComponentResource):
     jwt_secret_key: pulumi.Output[str]
     fingerprints: pulumi.Output[dict[str, str]]
     """Fingerprint of each secret in use, for the stack output `secretFingerprints`."""
+    admin_password: pulumi.Output[str]
+    """The password the first admin gets on a stack created by this version (secret)."""
+    first_admin_password: pulumi.Output[str | None]
+    """The same, or None on a stack from before (its first admin was made by the release, with a password
+    it printed in its log): the `adminPassword` output (secret)."""
     record: random.RandomShuffle
     """The record of the values in use: declared once every value is checked (a container that uses no
     secret but must not start on a stack the checks stop depends on it)."""
@@ -167,6 +176,15 @@ class AppSecrets(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["length"])),
         )
         seed = random.RandomPassword(f"{name}-key-seed", length=SEED_LENGTH, special=False, opts=child).result
+        self.admin_password = pulumi.Output.secret(
+            random.RandomPassword(
+                f"{name}-admin-password", length=ADMIN_PASSWORD_LENGTH, special=False, opts=child
+            ).result
+        )
+        from_before = password.result.apply(lambda result: len(result) == LEGACY_PASSWORD_LENGTH)
+        self.first_admin_password = pulumi.Output.secret(
+            pulumi.Output.all(self.admin_password, from_before).apply(lambda v: None if v[1] else v[0])
+        )
         keys_supplied = args.encryption_key is not None and args.jwt_secret_key is not None
         # Every key waits for the check of a stack from before: nothing that uses one is created first.
         checked = password.result.apply(lambda result: _from_before(result, keys_supplied))

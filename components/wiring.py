@@ -38,12 +38,15 @@ def backend_env(
     return env
 
 
+HTTP_DEFAULT_PORT = 80
+
+
 def public_url(bind_address: str, port: int) -> str:
-    """Return the URL an operator on the Docker host opens for a published port."""
+    """Return the URL an operator on the Docker host opens for a published port (other devices: the host's name)."""
     if bind_address in _ANY_ADDRESS:
         host = "localhost"
     elif ipaddress.ip_address(bind_address).version == _IPV6:
         host = f"[{bind_address}]"
     else:
         host = bind_address
-    return f"http://{host}:{port}"
+    return f"http://{host}" if port == HTTP_DEFAULT_PORT else f"http://{host}:{port}"

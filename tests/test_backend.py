@@ -1,4 +1,4 @@
-"""Backend: database URL and keys in a secret env, /health, published port, waits for postgres."""
+"""Backend: database URL and keys in a secret env, /health, reached only through the proxy, waits for postgres."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ PROBE_SETTLE_SECONDS = 2.0
 
 
 def test_component_with_args_passed_in() -> None:
-    """Volume, image by id, networks with alias, port on the chosen address, healthcheck, wait."""
+    """Volume, image by id, networks with alias, no port of its own, healthcheck, wait."""
     _, deployment = run_components(
         lambda: Backend(
             "api",
@@ -46,15 +46,13 @@ def test_component_with_args_passed_in() -> None:
                 env=["A=1"],
                 app_network="argusai-unit-app",
                 db_network="argusai-unit-db",
-                host_port=8123,
-                bind_address="127.0.0.1",
                 protect_data=True,
                 follow_registry=False,
             ),
         )
     )
     c = deployment.container("backend")
-    assert c.plain("ports") == [{"internal": 8000, "external": 8123, "ip": "127.0.0.1"}]
+    assert not c.plain("ports"), "reached through the proxy only"
     assert c.plain("networksAdvanced") == [
         {"name": "argusai-unit-app", "aliases": ["backend"]},
         {"name": "argusai-unit-db", "aliases": ["backend"]},
@@ -110,17 +108,19 @@ def test_secret_settings_are_secret() -> None:
 
 
 def test_published_where_configured() -> None:
-    """BindAddress and backendPort decide where the port is published, and the exported URL."""
-    deployment = run_program("embedded", {"bindAddress": "192.0.2.10", "backendPort": 18000})
-    (port,) = deployment.container("backend").plain("ports")
-    assert (port["ip"], port["external"]) == ("192.0.2.10", 18000)
+    """BindAddress and the ports decide where the proxy publishes the app and the API, and the exported URLs."""
+    deployment = run_program("embedded", {"bindAddress": "192.0.2.10", "backendPort": 18000, "httpPort": 8080})
+    assert not deployment.container("backend").plain("ports")
+    ports = {(p["ip"], p["external"]) for p in deployment.container("proxy").plain("ports")}
+    assert ports == {("192.0.2.10", 8080), ("192.0.2.10", 18000), ("192.0.2.10", 3000)}
+    assert deployment.outputs["url"].value == "http://192.0.2.10:8080"
     assert deployment.outputs["backendUrl"].value == "http://192.0.2.10:18000"
 
 
 def test_cors_origins_default_to_the_published_urls() -> None:
     """The release's default (ports 3000 and 8000) is wrong for any other port: the published URLs instead."""
     env = run_program("it", {"frontendPort": 3300, "backendPort": 8300}).container("backend").env()
-    assert env["CORS_ORIGINS"] == "http://localhost:3300,http://localhost:8300"
+    assert env["CORS_ORIGINS"] == "http://localhost,http://localhost:3300,http://localhost:8300"
     env = run_program("it", {"corsOrigins": "https://argus.example.lan"}).container("backend").env()
     assert env["CORS_ORIGINS"] == "https://argus.example.lan"
 

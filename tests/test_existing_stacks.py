@@ -42,17 +42,38 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #   cannot write the backups volume);
 # - in PostgreSQL mode the data move runs once after the gate (a stack that never had SQLite data has
 #   nothing to move; one whose SQLite file has rows while PostgreSQL has data too is refused, untouched).
-# Nothing else.
+# - every container of the backend image waits for the first admin's seed (`admin-seed`: the release's own
+#   code, on a database with no user; these stacks have their admin already, so it touches nothing);
+# - every device reaches the app through the proxy, the one origin (created last: it takes over the host
+#   ports 8000 and 3000 once the backend and the frontend, which published them, are replaced without
+#   them); the frontend starts through the origin rewrite, after the check of its image;
+# - in PostgreSQL mode the backend image's driver comes from the driver step (the image's own, here) and
+#   its volume is mounted into the backend;
 # - the keys come from the stack's config (the command put the values in use there); the secrets gain their
-#   seed (for a later rotation, unused while config sets both keys) and the record of the values in use.
-SECRETS = ["create secrets-key-seed", "create secrets-in-use"]
+#   seed (for a later rotation, unused while config sets both keys), the first admin's password (not
+#   exported on these stacks: their admin was made by the release) and the record of the values in use.
+# Nothing else.
+SECRETS = ["create secrets-key-seed", "create secrets-admin-password", "create secrets-in-use"]
 GATE = ["create schema-backup-container", "create schema-gate-container"]
-BACKEND = "replace backend-container (envs, healthcheck)"
+PROXY = ["create proxy-image", "create proxy-data", "create proxy-container"]
+FRONTEND = ["create frontend-check-container", "replace frontend-container (entrypoints, envs, ports, uploads)"]
+SEED = "create admin-seed-container"
+DRIVER = ["create driver-volume", "create driver-step-container"]
+BACKEND = "replace backend-container (envs, ports, healthcheck)"
+POSTGRES_BACKEND = "replace backend-container (envs, ports, volumes, healthcheck)"
 POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
-POSTGRES_GATE = [POSTGRES_HEALTHCHECK, *GATE, "create data-move-container", BACKEND]
-POSTGRES_CHANGES = [*SECRETS, *POSTGRES_GATE, "replace backup-container (entrypoints, uploads)"]
-POSTGRES_NO_BACKUPS = [*SECRETS, *POSTGRES_GATE]
-SQLITE_CHANGES = [*SECRETS, *GATE, BACKEND, "replace backup-container (entrypoints, envs, uploads, user)"]
+POSTGRES_GATE = [POSTGRES_HEALTHCHECK, *DRIVER, *GATE, "create data-move-container", SEED, POSTGRES_BACKEND]
+POSTGRES_NO_BACKUPS = [*SECRETS, *POSTGRES_GATE, *FRONTEND, *PROXY]
+POSTGRES_CHANGES = [*POSTGRES_NO_BACKUPS, "replace backup-container (entrypoints, uploads)"]
+SQLITE_CHANGES = [
+    *SECRETS,
+    *GATE,
+    SEED,
+    BACKEND,
+    *FRONTEND,
+    *PROXY,
+    "replace backup-container (entrypoints, envs, uploads, user)",
+]
 
 
 @pytest.mark.parametrize(
@@ -85,7 +106,8 @@ def test_existing_stack_keeps_every_resource(
     steps = planning.plan(migrated, deployment)
     assert steps.refusals == []
     assert steps.ops("delete", "forget") == []
-    assert steps.summary() == expected
+    # Sorted: resources register from several threads, in no fixed order.
+    assert sorted(steps.summary()) == sorted(expected)
     before = next(r for r in state.resources.values() if r.name == "backend-container").inputs["envs"]
     after = deployment.container("backend").plain("envs")
     for name in ("ENCRYPTION_KEY", "JWT_SECRET_KEY", "DATABASE_URL"):

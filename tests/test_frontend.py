@@ -1,14 +1,16 @@
-"""Frontend: talks to the backend by alias, healthcheck, published port, optional."""
+"""Frontend: talks to the backend by alias, healthcheck, behind the proxy, its image checked first, optional."""
 
 from __future__ import annotations
 
-from components.frontend import Frontend, FrontendArgs
+from components.frontend import BAKED_API_URL, Frontend, FrontendArgs
 from components.naming import Naming
+from components.scripts import FRONTEND_ORIGIN, IN_CONTAINER
 from testkit.harness import Deployment, run_components, run_program
 
 
 def test_component_with_args_passed_in() -> None:
-    """BACKEND_URL, app network only, port, healthcheck, wait, replace order."""
+    """BACKEND_URL, app network only, no port of its own, healthcheck, wait, replace order; checked, then served
+    through the origin rewrite."""
     _, deployment = run_components(
         lambda: Frontend(
             "web",
@@ -17,16 +19,26 @@ def test_component_with_args_passed_in() -> None:
                 image="example/frontend:1",
                 backend_url="http://backend:8000",
                 app_network="argusai-unit-app",
-                host_port=3300,
-                bind_address="0.0.0.0",  # noqa: S104 - a declared value under test, nothing binds
+                log_volume="argusai-unit-backups",
                 follow_registry=False,
             ),
         )
     )
-    c = deployment.container("frontend")
-    assert c.plain("envs") == ["BACKEND_URL=http://backend:8000"]
+    c, check = deployment.container("frontend"), deployment.container("frontend-check")
+    assert c.env() == {
+        "BACKEND_URL": "http://backend:8000",
+        "FRONTEND_IMAGE": "example/frontend:1",
+        "BAKED_API_URL": BAKED_API_URL,
+    }
+    assert c.plain("entrypoints") == [*FRONTEND_ORIGIN.argv, "serve"]
+    assert f"{IN_CONTAINER}/frontend_origin.sh" in c.uploaded()
     assert [n["name"] for n in c.plain("networksAdvanced")] == ["argusai-unit-app"]
-    assert c.plain("ports")[0]["external"] == 3300
+    assert not c.plain("ports")
+    # The image is checked before the running frontend is touched, by the same script.
+    assert check.urn in c.dependencies
+    assert check.plain("image") == c.plain("image")
+    assert check.plain("networkMode") == "none"
+    assert check.uploaded() == c.uploaded()
     assert c.plain("healthcheck")["tests"][:2] == ["CMD", "node"]
     assert c.plain("wait") is True
     assert c.delete_before_replace
@@ -35,7 +47,7 @@ def test_component_with_args_passed_in() -> None:
 def test_frontend_waits_for_backend(prod: Deployment) -> None:
     """The frontend is created once the backend is healthy."""
     assert prod.container("backend").urn in prod.container("frontend").dependencies
-    assert prod.outputs["frontendUrl"].value == "http://localhost:3100"
+    assert prod.outputs["frontendUrl"].value == prod.outputs["url"].value
 
 
 def test_empty_image_disables_frontend() -> None:

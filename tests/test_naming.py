@@ -8,8 +8,9 @@ from testkit.harness import CONTAINER, NETWORK, VOLUME, Deployment, labels_of, r
 DOCKER_KINDS = (CONTAINER, NETWORK, VOLUME)
 
 
-def _physical_names(deployment: Deployment) -> set[str]:
-    return {r.plain("name") for r in deployment.registrations if r.type in DOCKER_KINDS}
+def _physical_names(deployment: Deployment) -> set[tuple[str, str]]:
+    """(kind, name): Docker names containers, networks and volumes each in a namespace of its own."""
+    return {(r.type, r.plain("name")) for r in deployment.registrations if r.type in DOCKER_KINDS}
 
 
 def test_names_follow_prefix_stack_role() -> None:
@@ -25,14 +26,14 @@ def test_dev_and_prod_share_no_physical_name(prod: Deployment) -> None:
     dev_names, prod_names = _physical_names(dev), _physical_names(prod)
     assert len(dev_names) == len([r for r in dev.registrations if r.type in DOCKER_KINDS])
     assert dev_names.isdisjoint(prod_names)
-    assert all(name.startswith("argusai-dev-") for name in dev_names)
-    assert all(name.startswith("argusai-prod-") for name in prod_names)
+    assert all(name.startswith("argusai-dev-") for _, name in dev_names)
+    assert all(name.startswith("argusai-prod-") for _, name in prod_names)
 
 
 def test_name_prefix_applies_to_everything() -> None:
     """`namePrefix` replaces the project name in every physical name."""
     deployment = run_program("embedded", {"namePrefix": "cams", "database": "postgres"})
-    assert all(name.startswith("cams-embedded-") for name in _physical_names(deployment))
+    assert all(name.startswith("cams-embedded-") for _, name in _physical_names(deployment))
 
 
 def test_every_docker_object_is_labelled(prod: Deployment) -> None:

@@ -104,18 +104,32 @@ def test_durations_are_declared_as_go_prints_them() -> None:
 def test_config_changes_never_delete_or_replace_protected_resources(
     first: dict[str, Any], second: dict[str, Any]
 ) -> None:
-    """Each transition plans without a refusal, and no volume or generated secret is deleted or replaced."""
+    """Each transition plans without a refusal, and no volume or generated secret is deleted or replaced.
+
+    The one exception is the server modes' driver volume: a cache, made again from the index when needed.
+    """
     steps = _replan("it", first, second)
     assert steps.refusals == []
-    kept = [s for s in steps.changes if s.type.startswith(("random:", "docker:index/volume"))]
+    kept = [
+        s
+        for s in steps.changes
+        if s.type.startswith(("random:", "docker:index/volume")) and s.name != "driver-volume"
+    ]
     assert kept == [], [str(s) for s in kept]
 
 
 def test_leaving_postgres_keeps_its_data_volume() -> None:
-    """Postgres -> sqlite: the server goes (and the data move with it), its data volume stays declared."""
+    """Postgres -> sqlite: the server goes (and the data move and the driver with it), its data volume stays."""
     steps = _replan("it", PROD_LIKE, {**PROD_LIKE, "database": "sqlite"})
     deleted = sorted(s.name for s in steps.ops("delete", "forget"))
-    assert deleted == ["data-move-container", "network-db", "postgres-container", "postgres-image"]
+    assert deleted == [
+        "data-move-container",
+        "driver-step-container",
+        "driver-volume",
+        "network-db",
+        "postgres-container",
+        "postgres-image",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -123,8 +137,10 @@ def test_leaving_postgres_keeps_its_data_volume() -> None:
     [
         (
             {"backendImage": "example/backend:2"},
-            # The gate's two steps run again for the new image, before the backend is replaced.
+            # The gate's two steps and the first admin's seed run again for the new image, before the backend
+            # is replaced.
             {
+                "admin-seed-container",
                 "backend-container",
                 "backend-image",
                 "backup-container",
@@ -132,9 +148,10 @@ def test_leaving_postgres_keeps_its_data_volume() -> None:
                 "schema-gate-container",
             },
         ),
-        ({"backendPort": 8111}, {"backend-container"}),
-        ({"bindAddress": "127.0.0.1"}, {"backend-container", "frontend-container"}),
-        ({"bindAddress": "::"}, {"backend-container", "frontend-container"}),
+        # The proxy publishes the ports; the backend's CORS list names the published URLs.
+        ({"backendPort": 8111}, {"backend-container", "proxy-container"}),
+        ({"bindAddress": "127.0.0.1"}, {"backend-container", "proxy-container"}),
+        ({"bindAddress": "::"}, {"proxy-container"}),
     ],
 )
 def test_image_port_and_address_changes_replace_only_what_they_touch(change: dict[str, Any], replaced: set) -> None:

@@ -13,16 +13,20 @@ def _declared(deployment: Deployment) -> list[tuple[str, str]]:
 
 
 def test_embedded_default_is_sqlite_with_frontend_and_backups(embedded: Deployment) -> None:
-    """No stack file: SQLite, backend + frontend + backup, published on every interface like compose."""
+    """No stack file: SQLite, backend + frontend + backup behind the proxy, published on every interface."""
     containers = sorted(r.plain("name") for r in embedded.of_type(CONTAINER))
     assert containers == [
+        "argusai-embedded-admin-seed",
         "argusai-embedded-backend",
         "argusai-embedded-backup",
         "argusai-embedded-frontend",
+        "argusai-embedded-frontend-check",
+        "argusai-embedded-proxy",
         "argusai-embedded-schema-backup",
         "argusai-embedded-schema-gate",
     ]
     assert sorted(embedded.outputs) == [
+        "adminPassword",
         "backendUrl",
         "backupVolume",
         "dataVolume",
@@ -31,24 +35,35 @@ def test_embedded_default_is_sqlite_with_frontend_and_backups(embedded: Deployme
         "frontendUrl",
         "networkName",
         "pgdataVolume",
+        "proxyVolume",
         "secretFingerprints",
+        "url",
     ]
+    assert embedded.outputs["url"].value == "http://localhost"
     assert embedded.outputs["backendUrl"].value == "http://localhost:8000"
+    assert embedded.outputs["adminPassword"].secret
     assert embedded.outputs["networkName"].value == "argusai-embedded-app"
     assert embedded.outputs["dataVolume"].value == "argusai-embedded-data"
 
 
 def test_prod_declares_every_piece(prod: Deployment) -> None:
-    """PostgreSQL mode: two networks, three retained volumes, four containers, pgdata exported."""
+    """PostgreSQL mode: two networks, four retained volumes and the driver's cache, pgdata exported."""
     assert sorted(r.plain("name") for r in prod.of_type(NETWORK)) == ["argusai-prod-app", "argusai-prod-db"]
     volumes = prod.of_type(VOLUME)
     assert sorted(r.plain("name") for r in volumes) == [
         "argusai-prod-backups",
         "argusai-prod-data",
         "argusai-prod-pgdata",
+        "argusai-prod-proxy",
+        "argusai-prod-pydeps",
     ]
-    assert all(v.retain_on_delete and v.protect for v in volumes)
-    assert len(prod.of_type(CONTAINER)) == 7  # postgres, backend, frontend, backup, gate steps, data move
+    data = [v for v in volumes if not v.plain("name").endswith("-pydeps")]
+    assert all(v.retain_on_delete and v.protect for v in data)
+    # The driver volume is a cache: made again from the index when it is gone.
+    assert not prod.volume("pydeps").protect
+    # postgres, backend, frontend, proxy, backup; the steps: driver, gate's two, data move, first admin, frontend
+    # check.
+    assert len(prod.of_type(CONTAINER)) == 11
     assert prod.outputs["pgdataVolume"].value == "argusai-prod-pgdata"
 
 
@@ -73,6 +88,7 @@ def test_only_postgres_and_backend_on_the_database_network(prod: Deployment) -> 
         if "argusai-prod-db" in [n["name"] for n in c.plain("networksAdvanced") or []]
     )
     assert members == [
+        "argusai-prod-admin-seed",
         "argusai-prod-backend",
         "argusai-prod-backup",
         "argusai-prod-data-move",

@@ -30,10 +30,10 @@ def _generated(protect: bool = True) -> tuple[AppSecrets, object]:
 
 
 def test_generates_the_password_the_seed_and_the_record_protected() -> None:
-    """With nothing supplied: the password, the seed of the keys and the record of what is in use, all protected."""
+    """With nothing supplied: the passwords, the seed of the keys and the record of what is in use, all protected."""
     _, deployment = _generated()
     kinds = sorted(r.type for r in deployment.registrations if r.type.startswith("random:"))
-    assert kinds == [RANDOM_PASSWORD, RANDOM_PASSWORD, RANDOM_SHUFFLE]
+    assert kinds == [RANDOM_PASSWORD, RANDOM_PASSWORD, RANDOM_PASSWORD, RANDOM_SHUFFLE]
     for registration in deployment.registrations:
         if registration.type.startswith("random:"):
             assert registration.protect, registration.name
@@ -77,7 +77,7 @@ def test_supplied_values_are_used_and_nothing_generated() -> None:
         )
     )
     # The generators stay declared (supplying a value later never deletes a protected resource), unused.
-    assert len([r for r in deployment.registrations if r.type.startswith("random:")]) == 3
+    assert len([r for r in deployment.registrations if r.type.startswith("random:")]) == 4
     assert resolve(secrets.postgres_password).value == "operator-pass"
     assert resolve(secrets.encryption_key).value == supplied
 

@@ -27,10 +27,11 @@ import pulumi_docker as docker
 from components import backend
 from components.backend import Backend, GateFactory
 from components.backup import BACKUP_PATH, BackupPlan
+from components.database.driver import Driver, DriverArgs
 from components.database.postgres_server import Postgres, PostgresArgs
 from components.naming import Naming
 from components.network import Networks
-from components.scripts import DATA_MOVE, PG_BACKUP, PYTHONPATH_ENV, SCHEMA_GATE, Script
+from components.scripts import ADMIN_SEED, DATA_MOVE, IN_CONTAINER, PG_BACKUP, SCHEMA_GATE, Script
 from components.secrets import AppSecrets
 from components.settings import DatabaseKind, Settings
 from components.step import DONE_MARKER, Step, StepArgs
@@ -114,6 +115,25 @@ class DatabaseMode(ABC):
         return []
 
     @property
+    def python_path(self) -> list[str]:
+        """Directories the backend's Python needs besides the image's own (a driver the image lacks)."""
+        return []
+
+    @property
+    def python_volumes(self) -> list[docker.ContainerVolumeArgs]:
+        """What holds `python_path`, mounted read-only into every container of the backend image."""
+        return []
+
+    @property
+    def _script_env(self) -> list[str]:
+        """PYTHONPATH of a step running a script of this project (`python -m`) in the backend image."""
+        return [f"PYTHONPATH={':'.join([IN_CONTAINER, *self.python_path])}"]
+
+    def _ready_to_connect(self, image_id: pulumi.Input[str], backups: docker.Volume) -> list[pulumi.Resource]:
+        """What must succeed before the backend image connects to the database (nothing for a file)."""
+        return []
+
+    @property
     def files(self) -> list[docker.ContainerUploadArgs]:
         """Files every container that connects to the database needs (none for a file)."""
         return []
@@ -124,39 +144,78 @@ class DatabaseMode(ABC):
         """What else must succeed after the gate before the backend serves; the backend depends on it."""
         return [gate.container]
 
-    def gate(self, backups: docker.Volume) -> GateFactory:
-        """The schema gate for a backend image: a backup first, then the database to the release's head.
+    def before_serving(self, backups: docker.Volume, *, gate: bool, admin_password: pulumi.Output[str]) -> GateFactory:
+        """What must succeed before a backend image serves, in order.
 
-        Both steps take the backend image id among their inputs, so both run again whenever it changes;
-        the backend container depends on the gate, so a failure leaves the old backend serving.
+        What the image needs to connect (a server's driver); with `gate`, the schema gate: a backup first,
+        then the database to the release's head (and a server's data move); then the first admin seeded with
+        the stack's password when the database has no user. Every step takes the backend image id among its
+        inputs, so each runs again whenever it changes; the backend depends on the last, so a failure leaves
+        the old backend serving.
         """
 
         def declare(image_id: pulumi.Input[str], data: docker.Volume) -> list[pulumi.Resource]:
-            backup = self._pre_upgrade_backup(image_id, data, backups)
-            gate = Step(
-                "schema-gate",
+            ready = self._ready_to_connect(image_id, backups)
+            last = ready
+            if gate:
+                last = self._gate(image_id, data, backups, ready)
+            seed = Step(
+                "admin-seed",
                 StepArgs(
                     naming=self.naming,
-                    role="schema-gate",
+                    role="admin-seed",
                     image=image_id,
-                    script=SCHEMA_GATE.shell,
-                    # Mounted where the backend mounts it: a first mount copies the image's ownership.
-                    volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH)],
+                    script=ADMIN_SEED.shell,
+                    volumes=[
+                        docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
+                        *self.python_volumes,
+                    ],
                     log_dir=GATE_LOG_DIR,
                     env=[
                         *self.backend_env,
-                        # The release's settings refuse to load without them (no migration uses them).
                         *self.secrets.app_env,
-                        PYTHONPATH_ENV,
+                        *self._script_env,
+                        pulumi.Output.concat("ADMIN_PASSWORD=", admin_password),
                     ],
                     networks=self._networks,
-                    files=[*SCHEMA_GATE.uploads(), *self.files],
-                    depends_on=[backup.container, *self.backend_depends_on],
+                    files=[*ADMIN_SEED.uploads(), *self.files],
+                    depends_on=[*last, *self.backend_depends_on, *ready, self.secrets.record],
                 ),
             )
-            return self._after_gate(image_id, data, backups, gate)
+            return [seed.container]
 
         return declare
+
+    def _gate(
+        self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume, ready: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        """The pre-upgrade backup, then the schema gate, then what else comes after it (`_after_gate`)."""
+        backup = self._pre_upgrade_backup(image_id, data, backups)
+        gate = Step(
+            "schema-gate",
+            StepArgs(
+                naming=self.naming,
+                role="schema-gate",
+                image=image_id,
+                script=SCHEMA_GATE.shell,
+                # Mounted where the backend mounts it: a first mount copies the image's ownership.
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
+                    *self.python_volumes,
+                ],
+                log_dir=GATE_LOG_DIR,
+                env=[
+                    *self.backend_env,
+                    # The release's settings refuse to load without them (no migration uses them).
+                    *self.secrets.app_env,
+                    *self._script_env,
+                ],
+                networks=self._networks,
+                files=[*SCHEMA_GATE.uploads(), *self.files],
+                depends_on=[backup.container, *self.backend_depends_on, *ready],
+            ),
+        )
+        return self._after_gate(image_id, data, backups, gate)
 
     @property
     @abstractmethod
@@ -177,6 +236,13 @@ class DatabaseMode(ABC):
     def backend_depends_on(self) -> list[pulumi.Resource]:
         """What must be ready before the backend is created."""
         return []
+
+    @property
+    def backend_python_env(self) -> list[str]:
+        """The backend's PYTHONPATH when it needs `python_path` (the image's own, /app, kept first)."""
+        if not self.python_path:
+            return []
+        return [f"PYTHONPATH={':'.join([backend.APP_DIR, *self.python_path])}"]
 
     @abstractmethod
     def backup_plan(self, api: Backend) -> BackupPlan:
@@ -205,16 +271,49 @@ class ServerMode(DatabaseMode):
         tools_image_id: pulumi.Input[str],
         libpq_env: Sequence[pulumi.Input[str]],
         network: pulumi.Input[str],
+        app_network: pulumi.Input[str],
         ready: Sequence[pulumi.Resource],
+        backups: docker.Volume,
         files: Sequence[docker.ContainerUploadArgs] = (),
     ) -> None:
-        """Keep how the server is reached: `ready` must succeed before anything connects to it."""
+        """Keep how the server is reached: `ready` must succeed before anything connects to it.
+
+        Declares the backend's driver (`driver.py`): installed from `pythonIndexUrl` over `app_network`
+        (which has a route out) when the backend image carries none; its step's log goes to `backups`.
+        """
         super().__init__(postgres, settings.naming, secrets)
         self._tools_image_id = tools_image_id
         self._libpq_env = list(libpq_env)
         self._network = network
+        self._app_network = app_network
         self._ready = list(ready)
         self._files = list(files)
+        self.driver = Driver(
+            "driver",
+            DriverArgs(
+                naming=settings.naming,
+                driver=settings.postgres.driver,
+                index_url=settings.postgres.driver_index,
+                network=app_network,
+                log_volume=backups.name,
+                log_mount=BACKUP_PATH,
+                depends_on=(secrets.record,),
+            ),
+        )
+
+    @property
+    def python_path(self) -> list[str]:
+        """The driver's directory (empty when the image carries its own)."""
+        return [self.driver.directory]
+
+    @property
+    def python_volumes(self) -> list[docker.ContainerVolumeArgs]:
+        """The driver volume, read-only."""
+        return self.driver.mounts
+
+    def _ready_to_connect(self, image_id: pulumi.Input[str], backups: docker.Volume) -> list[pulumi.Resource]:
+        """The `driver` step: the image's own PostgreSQL driver, or the pinned one installed from the index."""
+        return [self.driver.install(image_id, BACKUP_LOG_DIR).container]
 
     @property
     def _networks(self) -> list[pulumi.Input[str]]:
@@ -261,12 +360,13 @@ class ServerMode(DatabaseMode):
                 volumes=[
                     docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
                     docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
+                    *self.python_volumes,
                 ],
                 log_dir=BACKUP_LOG_DIR,
                 env=[
                     *self.backend_env,
                     *self.secrets.app_env,
-                    PYTHONPATH_ENV,
+                    *self._script_env,
                     f"MOVE_SOURCE_URL={SQLITE_URL}",
                     f"MOVE_BACKUP_DIR={BACKUP_PATH}",
                     f"MOVE_REPORT={MOVE_REPORT}",

@@ -42,7 +42,7 @@ class ExternalMode(ServerMode):
                 follow_registry=settings.registry_digests,
             ),
         )
-        return cls(postgres_component(settings, secrets, None), client, settings, secrets, networks.app)
+        return cls(postgres_component(settings, secrets, None), client, settings, secrets, networks.app, backups)
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class ExternalMode(ServerMode):
         settings: Settings,
         secrets: AppSecrets,
         app_network: docker.Network,
+        backups: docker.Volume,
     ) -> None:
         """Reach the server through the app network, after the version check."""
         super().__init__(
@@ -60,7 +61,9 @@ class ExternalMode(ServerMode):
             tools_image_id=client.image.image_id,
             libpq_env=client.libpq_env,
             network=app_network.name,
+            app_network=app_network.name,
             ready=[client.check],
+            backups=backups,
             files=client.files,
         )
         self.client = client

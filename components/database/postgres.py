@@ -31,12 +31,15 @@ class PostgresMode(ServerMode):
         """The server, on the database network."""
         if networks.db is None:
             raise ValueError("PostgreSQL mode needs the database network")
-        return cls(postgres_component(settings, secrets, networks.db), networks.db, settings, secrets)
+        return cls(postgres_component(settings, secrets, networks.db), networks, settings, secrets, backups)
 
-    def __init__(self, postgres: Postgres, network: docker.Network, settings: Settings, secrets: AppSecrets) -> None:
+    def __init__(
+        self, postgres: Postgres, networks: Networks, settings: Settings, secrets: AppSecrets, backups: docker.Volume
+    ) -> None:
         """Wrap the running server; libpq settings come from the same values as its URL."""
-        if postgres.container is None or postgres.image is None:
-            raise ValueError("PostgresMode needs the PostgreSQL server declared")
+        if postgres.container is None or postgres.image is None or networks.db is None:
+            raise ValueError("PostgresMode needs the PostgreSQL server and the database network declared")
+        network = networks.db
         super().__init__(
             postgres,
             settings,
@@ -51,8 +54,10 @@ class PostgresMode(ServerMode):
                 pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),
             ],
             network=network.name,
+            app_network=networks.app.name,
             # Created with `wait`: ready once it answers.
             ready=[postgres.container],
+            backups=backups,
         )
         self.network = network
 

@@ -102,5 +102,5 @@ def _leaving_server(previous: DatabaseKind | None, settings: Settings) -> None:
             f"argusai:database changed from {previous} to sqlite: the backend serves the SQLite file in "
             f"{settings.naming.physical_name('data')} as it was before the move; the data on {previous} is kept, "
             f"nothing was deleted. To bring it into SQLite use scripts/move-to-sqlite.sh {settings.naming.base} "
-            "(README: Growing past SQLite, Going back)."
+            "(docs/databases.md: Going back to SQLite)."
         )

@@ -1,21 +1,18 @@
-"""The HTTPS reverse proxy (Caddy): one origin for the backend and the frontend.
+"""The reverse proxy (Caddy): the one origin of the backend and the frontend, in front in every mode.
 
 Creates:
 - `<name>-data`: named volume at /data (certificates, ACME account, the stack's own CA); protected and
   retained with `protectData`, like the data volumes, so the stack CA outlives a `destroy`.
 - `<name>-image`: the proxy image (Caddy 2), kept locally.
-- `<name>-container`: Caddy with a Caddyfile written here and uploaded to /etc/caddy/Caddyfile, on the app
-  network (aliases: the stack's host names, so containers reach the origin by its name; not its addresses),
-  publishing HTTPS and plain HTTP on the chosen host address; healthy when its admin endpoint answers.
+- `<name>-container`: Caddy with the Caddyfile it is given, uploaded to /etc/caddy/Caddyfile, on the app
+  network (with the aliases it is given: an HTTPS stack's host names, so containers reach the origin by its
+  name), publishing its ports on the chosen host address; healthy when its admin endpoint answers.
 - `<name>-ca-container` (when the certificate source is a CA of the stack's own): a one-shot container in
   the proxy's image that prints the CA's root certificate from the proxy volume and exits; pulumi-docker
   keeps what it printed (`attach` + `logs`: `container_logs`), which is `ca_certificate`. It runs again
   whenever the proxy is replaced.
 
-Routes: `/api/`, `/ws` and `/health` to the backend, the rest to the frontend (everything to the backend when
-there is no frontend). Plain HTTP redirects to HTTPS (Caddy's own redirect, which also answers ACME HTTP-01
-challenges). While an upstream is replaced, a request is held and retried until it answers (HOLD_SECONDS),
-instead of failing.
+What it serves is the way in's (`components/https/entry.py`, `caddyfile.py`); the proxy knows no route.
 """
 
 from __future__ import annotations
@@ -29,14 +26,12 @@ import pulumi_docker as docker
 from components.docker_common import (
     data_volume,
     local_image,
+    published_ports,
     service_container,
     shell_poll,
     waiting_healthcheck,
 )
-from components.https import certs
-from components.https.sources import HSTS_MAX_AGE_SECONDS, CertificateSource
 from components.naming import Naming
-from components.settings import HttpsSettings
 
 #: Where the proxy keeps what it makes (certificates, the stack CA): the image's data directory.
 DATA_PATH = "/data"
@@ -44,21 +39,6 @@ CADDYFILE_PATH = "/etc/caddy/Caddyfile"
 ADMIN_URL = "http://localhost:2019/config/"
 STOP_GRACE_SECONDS = 10
 WAIT_TIMEOUT_SECONDS = 120
-# How long a request waits for an upstream that does not answer (a backend being replaced: its successor
-# imports the release for about 20 s); retried every HOLD_RETRY_SECONDS.
-HOLD_SECONDS = 120
-HOLD_RETRY_SECONDS = 0.25
-#: The release's nginx limit (client_max_body_size 50M): uploads of that size pass.
-MAX_BODY = "50MB"
-#: The release's security headers (nginx/nginx.conf), and no Server header.
-SECURITY_HEADERS = (
-    ("X-Frame-Options", '"SAMEORIGIN"'),
-    ("X-Content-Type-Options", '"nosniff"'),
-    ("X-XSS-Protection", '"1; mode=block"'),
-    ("Referrer-Policy", '"strict-origin-when-cross-origin"'),
-)
-#: What goes to the backend (nginx: /api/ and /ws); /health too, for monitoring through the origin.
-BACKEND_PATHS = ("/api/*", "/ws", "/ws/*", "/health")
 # How long the CA printer waits for the proxy to have written the root (it does so at its first start).
 CA_WAIT_SECONDS = 60
 CA_POLL_SECONDS = 0.5
@@ -77,67 +57,18 @@ HEALTHCHECK = waiting_healthcheck(
 )
 
 
-def _reverse_proxy(upstream: str) -> str:
-    return (
-        f"reverse_proxy {upstream} {{\n"
-        f"\t\t\tlb_try_duration {HOLD_SECONDS}s\n"
-        f"\t\t\tlb_try_interval {round(HOLD_RETRY_SECONDS * 1000)}ms\n"
-        "\t\t}"
-    )
-
-
-def caddyfile(https: HttpsSettings, source: CertificateSource, backend: str, frontend: str | None) -> str:
-    """The proxy's whole configuration: ports, the source's options, one site for every hostname."""
-    options = [
-        # Caddy listens on the host's port numbers, so its redirects and URLs name the ports users see.
-        f"http_port {https.http_port}",
-        f"https_port {https.https_port}",
-        # Caddy's own redirect drops a port other than 443 (it takes https_port for the default); the sites
-        # below redirect to the origin users browse to instead.
-        "auto_https disable_redirects",
-        # Only TCP is published: no HTTP/3 advertised that no client could reach.
-        "servers {\n\t\tprotocols h1 h2\n\t}",
-        *source.global_options(),
-    ]
-    headers = [*SECURITY_HEADERS, ("-Server", "")]
-    if source.hsts:
-        headers.append(("Strict-Transport-Security", f'"max-age={HSTS_MAX_AGE_SECONDS}"'))
-    site = []
-    if tls := source.site_tls():
-        site.append(tls)
-    site.append("header {\n" + "".join(f"\t\t{name} {value}".rstrip() + "\n" for name, value in headers) + "\t}")
-    site.append(f"request_body {{\n\t\tmax_size {MAX_BODY}\n\t}}")
-    if frontend is None:
-        site.append(f"handle {{\n\t\t{_reverse_proxy(backend)}\n\t}}")
-    else:
-        site.append(f"@backend path {' '.join(BACKEND_PATHS)}")
-        site.append(f"handle @backend {{\n\t\t{_reverse_proxy(backend)}\n\t}}")
-        site.append(f"handle {{\n\t\t{_reverse_proxy(frontend)}\n\t}}")
-    addresses = ", ".join(certs.url_host(name) for name in https.hostnames)
-    body = "".join(f"\t{line}\n" for line in site)
-    # Plain HTTP: every name redirects to its HTTPS origin (ACME HTTP-01 challenges are answered before).
-    redirects = "".join(
-        f"\nhttp://{certs.url_host(name)} {{\n\tredir {origin}{{uri}} 308\n}}\n"
-        for name, origin in zip(https.hostnames, https.origins, strict=True)
-    )
-    global_block = "{\n" + "".join(f"\t{line}\n" for line in options) + "}\n"
-    return f"{global_block}\n{addresses} {{\n{body}}}\n{redirects}"
-
-
 @dataclass(frozen=True)
 class ProxyArgs:
     """Inputs of Proxy."""
 
     naming: Naming
     """Physical names and labels."""
-    https: HttpsSettings
-    """Names, ports, image and certificate settings."""
-    source: CertificateSource
-    """Where the certificate comes from (decided in settings)."""
-    backend: str
-    """The backend's address on the app network (`host:port`)."""
-    frontend: str | None
-    """The frontend's address on the app network, or None when the stack has no frontend."""
+    image: str
+    """The proxy's image reference."""
+    config: str
+    """The whole Caddyfile."""
+    ports: Sequence[int]
+    """Host ports to publish, each on the same port in the container (Caddy listens on the numbers users see)."""
     app_network: pulumi.Input[str]
     """The app network."""
     bind_address: str
@@ -146,6 +77,12 @@ class ProxyArgs:
     """Protect and retain the proxy volume (false: a disposable stack)."""
     follow_registry: bool
     """Resolve the image tag to the registry's current digest."""
+    aliases: Sequence[str] = ("proxy",)
+    """Its names on the app network."""
+    uploads: Sequence[docker.ContainerUploadArgs] = field(default_factory=tuple)
+    """Files uploaded besides the Caddyfile (certificates)."""
+    ca_root: str | None = None
+    """A stack CA's root certificate under DATA_PATH to print for `ca_certificate`, or None."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must be ready first (backend and frontend)."""
 
@@ -161,17 +98,24 @@ class Proxy(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare volume, image, container and, for a CA of the stack's own, its printer."""
+        # The type keeps its first name: every URN under it stays what existing stacks hold.
         super().__init__("argusai:proxy:Proxy", name, None, opts)
-        https = args.https
         self.volume = data_volume(
             f"{name}-data",
             args.naming.physical_name("proxy"),
             args.naming.labels("proxy"),
             parent=self,
             keep=args.protect_data,
+            # Nothing of the proxy's before what it serves is up (a stack the secrets' checks stop is untouched).
+            depends_on=args.depends_on,
         )
-        self.image = local_image(f"{name}-image", https.proxy_image, follow_registry=args.follow_registry, parent=self)
-        config = caddyfile(https, args.source, args.backend, args.frontend)
+        self.image = local_image(
+            f"{name}-image",
+            args.image,
+            follow_registry=args.follow_registry,
+            parent=self,
+            depends_on=args.depends_on,
+        )
         self.container = service_container(
             f"{name}-container",
             naming=args.naming,
@@ -181,24 +125,16 @@ class Proxy(pulumi.ComponentResource):
             depends_on=args.depends_on,
             image=self.image.image_id,
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(
-                    name=args.app_network,
-                    aliases=["proxy", *(name for name in https.hostnames if certs.hostname_kind(name) != "ip")],
-                )
-            ],
-            ports=[
-                docker.ContainerPortArgs(internal=port, external=port, ip=args.bind_address)
-                for port in sorted((https.http_port, https.https_port))
-            ],
-            uploads=[docker.ContainerUploadArgs(file=CADDYFILE_PATH, content=config), *args.source.uploads()],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=list(args.aliases))],
+            ports=published_ports(args.ports, args.bind_address),
+            uploads=[docker.ContainerUploadArgs(file=CADDYFILE_PATH, content=args.config), *args.uploads],
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
         )
         self.ca_certificate = None
-        if args.source.ca_root is not None:
-            self.ca_certificate = self._ca_printer(name, args, f"{DATA_PATH}/{args.source.ca_root}").container_logs
+        if args.ca_root is not None:
+            self.ca_certificate = self._ca_printer(name, args, f"{DATA_PATH}/{args.ca_root}").container_logs
         self.register_outputs({"container": self.container.name, "volume": self.volume.name})
 
     def _ca_printer(self, name: str, args: ProxyArgs, root: str) -> docker.Container:

@@ -68,11 +68,15 @@ class Settings:
     backend_image: str
     """Backend image reference."""
     backend_port: int
-    """Host port that publishes the backend."""
+    """Host port of the backend's API alone, through the proxy (plain HTTP)."""
     frontend_image: str | None
     """Frontend image reference, or None when the frontend is disabled."""
     frontend_port: int
-    """Host port that publishes the frontend."""
+    """Host port of the old frontend address: redirected to the app's origin (plain HTTP)."""
+    http_port: int
+    """Host port of plain HTTP: the app's origin, or (HTTPS on) the redirect to HTTPS."""
+    proxy_image: str
+    """The proxy's image reference (the proxy is in front in every mode)."""
     bind_address: str
     """Host address that published ports listen on."""
     encryption_key: pulumi.Output[str] | None
@@ -121,12 +125,15 @@ def load_settings(
     frontend_image = reader.image("frontendImage", allow_empty=True)
     backend_port = app.port(reader, "backendPort")
     frontend_port = app.port(reader, "frontendPort")
-    check(
-        "frontendPort",
-        not frontend_image or frontend_port != backend_port,
-        f"must differ from argusai:backendPort ({backend_port})",
-    )
-    https = read_https(reader)
+    http_port, https = read_https(reader)
+    if https is None:  # the ports the proxy publishes for plain HTTP
+        check("backendPort", backend_port != http_port, f"must differ from argusai:httpPort ({http_port})")
+        for other, value in (("httpPort", http_port), ("backendPort", backend_port)):
+            check(
+                "frontendPort",
+                not frontend_image or frontend_port != value,
+                f"must differ from argusai:{other} ({value})",
+            )
     cookie_secure, same_site = app.cookies(reader, https=https is not None)
     return Settings(
         project=project,
@@ -139,6 +146,8 @@ def load_settings(
         backend_port=backend_port,
         frontend_image=frontend_image or None,
         frontend_port=frontend_port,
+        http_port=http_port,
+        proxy_image=reader.image("proxyImage"),
         bind_address=bind_address,
         encryption_key=reader.secret("encryptionKey", fernet_key_problem),
         jwt_secret_key=reader.secret("jwtSecretKey", app.jwt_problem),

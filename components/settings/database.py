@@ -65,6 +65,8 @@ class PostgresSettings:
     """The backend's PostgreSQL driver, named in DATABASE_URL."""
     password: pulumi.Output[str] | None
     """Operator-supplied password (secret), or None to generate one."""
+    driver_index: str
+    """The package index the driver is installed from when the backend image carries none."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,18 @@ def _external_database(reader: Reader, kind: DatabaseKind) -> ExternalDatabase |
     )
 
 
+def _index_url(reader: Reader) -> str:
+    """`pythonIndexUrl`: an http(s) URL of a package index (its simple API)."""
+    value = reader.string("pythonIndexUrl").strip()
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    check("pythonIndexUrl", ok, f"must be the http(s) URL of a package index's simple API; got '{value}'")
+    return value.rstrip("/")
+
+
 def read_database(reader: Reader) -> tuple[DatabaseKind, PostgresSettings, ExternalDatabase | None]:
     """The mode, the PostgreSQL keys (validated in every mode) and the server kept elsewhere (external only)."""
     kind = DatabaseKind(reader.choice("database", tuple(DatabaseKind), fold=str.lower))
@@ -221,5 +235,6 @@ def read_database(reader: Reader) -> tuple[DatabaseKind, PostgresSettings, Exter
         db=_identifier(reader, "postgresDb"),
         driver=reader.choice("postgresDriver", POSTGRES_DRIVERS, fold=str.lower),
         password=reader.secret("postgresPassword", password_problem),
+        driver_index=_index_url(reader),
     )
     return kind, postgres, _external_database(reader, kind)

@@ -85,8 +85,6 @@ class HttpsSettings:
     """Host port of plain HTTP (redirects; ACME HTTP-01)."""
     source: CertificateSettings
     """The certificate source, with its own values."""
-    proxy_image: str
-    """The proxy's image reference."""
 
     @property
     def origins(self) -> tuple[str, ...]:
@@ -176,20 +174,19 @@ def _acme(present: dict[str, str]) -> AcmeCertificate:
     )
 
 
-def read_https(reader: Reader) -> HttpsSettings | None:
-    """The HTTPS keys, every one validated; None (and no source key set) when `tlsHostnames` is empty."""
+def read_https(reader: Reader) -> tuple[int, HttpsSettings | None]:
+    """`httpPort`, and the HTTPS keys, every one validated; no HTTPS (and no source key set) without names."""
     names = [name.strip() for name in reader.string_list("tlsHostnames")]
     https_port = reader.integer("httpsPort", PORT_MIN, PORT_MAX)
     http_port = reader.integer("httpPort", PORT_MIN, PORT_MAX)
     check("httpPort", http_port != https_port, f"must differ from argusai:httpsPort ({https_port})")
     chosen = TlsSource(reader.choice("tlsSource", tuple(TlsSource), fold=str.lower))
     minutes = reader.integer("tlsCertificateMinutes", *TLS_CERTIFICATE_MINUTES)
-    proxy_image = reader.image("proxyImage")
     present = {key: reader.stripped(key) for key in SOURCE_KEYS}
     if not names:
         for key, value in present.items():
             check(key, not value, "is used only with HTTPS on (argusai:tlsHostnames); unset it")
-        return None
+        return http_port, None
     hostnames = tuple(_certs_check(lambda name=name: certs.check_hostname(name)) for name in names)
     check("tlsHostnames", len(set(hostnames)) == len(hostnames), "lists a name twice")
     source = _resolve(chosen, hostnames, bool(present["tlsCertificate"]), bool(present["acmeDirectory"]))
@@ -201,10 +198,6 @@ def read_https(reader: Reader) -> HttpsSettings | None:
         TlsSource.ACME: lambda: _acme(present),
         TlsSource.STACK_CA: lambda: StackCaCertificate(certificate_minutes=minutes),
     }
-    return HttpsSettings(
-        hostnames=hostnames,
-        https_port=https_port,
-        http_port=http_port,
-        source=variants[source](),
-        proxy_image=proxy_image,
+    return http_port, HttpsSettings(
+        hostnames=hostnames, https_port=https_port, http_port=http_port, source=variants[source]()
     )

@@ -77,7 +77,10 @@ def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: 
         # PostgreSQL: the data move comes between the gate and the backend.
         last = deployment.container("data-move") if deployment is prod else gate
         assert gate.urn in last.dependencies or last is gate
-        assert last.urn in backend.dependencies
+        # Then the first admin (on a database with no user), then the backend.
+        seed = deployment.container("admin-seed")
+        assert last.urn in seed.dependencies
+        assert seed.urn in backend.dependencies
         assert backup.urn in gate.dependencies
         assert gate.plain("image") == backend.plain("image")
         env = gate.env()
@@ -93,9 +96,12 @@ def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: 
 
 
 def test_schema_gate_can_be_turned_off_for_images_without_alembic() -> None:
-    """`schemaGate: false`: no steps, the backend depends on nothing but its database."""
+    """`schemaGate: false`: no schema steps; the backend waits only for the first admin's seed."""
     deployment = run_program("embedded", {"schemaGate": False})
-    assert not [r for r in deployment.registrations if r.type == "argusai:step:Step"]
+    steps = sorted(r.name for r in deployment.registrations if r.type == "argusai:step:Step")
+    assert steps == ["admin-seed", "frontend-check"]
+    backend = deployment.container("backend")
+    assert deployment.container("admin-seed").urn in backend.dependencies
 
 
 def test_leaving_a_server_for_sqlite_says_where_the_data_is_and_how_to_bring_it(

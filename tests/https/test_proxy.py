@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.https.proxy import CADDYFILE_PATH, HOLD_SECONDS
+from components.https.caddyfile import HOLD_SECONDS
+from components.https.proxy import CADDYFILE_PATH
 from components.https.sources import STACK_CA_ROOT
 from components.settings import ConfigError
 from testkit.harness import Deployment, commit, run_program
@@ -25,14 +26,27 @@ def https() -> Deployment:
     return run_program("embedded", HTTPS)
 
 
-def test_https_off_declares_no_proxy(embedded: Deployment) -> None:
-    """The default stays as it was: backend and frontend publish their ports; no proxy, no TLS outputs."""
-    names = [r.plain("name") for r in embedded.registrations if r.type == "docker:index/container:Container"]
-    assert not [n for n in names if "proxy" in n]
-    assert embedded.container("backend").plain("ports")[0]["external"] == 8000
-    assert embedded.container("frontend").plain("ports")[0]["external"] == 3000
-    assert {"backendUrl", "frontendUrl"} <= set(embedded.outputs)
-    assert "url" not in embedded.outputs
+def test_plain_http_is_one_origin_through_the_proxy(embedded: Deployment) -> None:
+    """HTTPS off: the proxy serves the app on httpPort for any host name; the old ports redirect or pass on."""
+    assert not embedded.container("backend").plain("ports")
+    assert not embedded.container("frontend").plain("ports")
+    ports = sorted(p["external"] for p in embedded.container("proxy").plain("ports"))
+    assert ports == [80, 3000, 8000]
+    config = _caddyfile(embedded)
+    assert "auto_https off" in config
+    app = config.split("http://:80 {")[1].split("\n}\n")[0]
+    assert "@backend path /api/* /ws /ws/* /health" in app
+    assert "reverse_proxy backend:8000" in app
+    assert "reverse_proxy frontend:3000" in app
+    # The old frontend address keeps working: it sends the browser to the app, on the same host name.
+    assert "http://:3000 {\n\tredir http://{host}{uri} 308\n}" in config
+    api = config.split("http://:8000 {")[1].split("\n}\n")[0]
+    assert "reverse_proxy backend:8000" in api
+    assert "frontend" not in api
+    assert embedded.outputs["url"].value == "http://localhost"
+    assert embedded.outputs["frontendUrl"].value == "http://localhost"
+    assert embedded.outputs["backendUrl"].value == "http://localhost:8000"
+    assert "tlsSource" not in embedded.outputs
 
 
 def test_only_the_proxy_publishes_ports(https: Deployment) -> None:
