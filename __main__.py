@@ -27,6 +27,7 @@ secrets = AppSecrets(
         encryption_key=settings.encryption_key,
         jwt_secret_key=settings.jwt_secret_key,
         protect=settings.protect_data,
+        seed_admin=settings.schema_gate,
     ),
 )
 networks = Networks("network", NetworksArgs(naming=naming, database_network=Database.uses_database_network))

@@ -134,6 +134,8 @@ class AppSecretsArgs:
     """Operator-supplied JWT signing key, or None to derive one from the seed."""
     protect: bool
     """Protect the generators and the record of the values in use from deletion and replacement."""
+    seed_admin: bool
+    """Whether the first admin gets `admin_password` (the release's steps run: `schemaGate`)."""
 
 
 class AppSecrets(pulumi.ComponentResource):
@@ -147,8 +149,8 @@ class AppSecrets(pulumi.ComponentResource):
     admin_password: pulumi.Output[str]
     """The password the first admin gets on a stack created by this version (secret)."""
     first_admin_password: pulumi.Output[str | None]
-    """The same, or None on a stack from before (its first admin was made by the release, with a password
-    it printed in its log): the `adminPassword` output (secret)."""
+    """The same, or None where no seed gives it to the first admin (a stack from before, whose first admin the
+    release made with a password it printed in its log; `schemaGate: false`): `adminPassword` (secret)."""
     record: random.RandomShuffle
     """The record of the values in use: declared once every value is checked (a container that uses no
     secret but must not start on a stack the checks stop depends on it)."""
@@ -183,7 +185,9 @@ class AppSecrets(pulumi.ComponentResource):
         )
         from_before = password.result.apply(lambda result: len(result) == LEGACY_PASSWORD_LENGTH)
         self.first_admin_password = pulumi.Output.secret(
-            pulumi.Output.all(self.admin_password, from_before).apply(lambda v: None if v[1] else v[0])
+            pulumi.Output.all(self.admin_password, from_before).apply(
+                lambda v: v[0] if args.seed_admin and not v[1] else None
+            )
         )
         keys_supplied = args.encryption_key is not None and args.jwt_secret_key is not None
         # Every key waits for the check of a stack from before: nothing that uses one is created first.

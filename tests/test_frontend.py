@@ -9,8 +9,7 @@ from testkit.harness import Deployment, run_components, run_program
 
 
 def test_component_with_args_passed_in() -> None:
-    """BACKEND_URL, app network only, no port of its own, healthcheck, wait, replace order; checked, then served
-    through the origin rewrite."""
+    """BACKEND_URL, app network only, no port of its own, healthcheck, wait; checked, then served rewritten."""
     _, deployment = run_components(
         lambda: Frontend(
             "web",

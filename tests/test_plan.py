@@ -111,9 +111,7 @@ def test_config_changes_never_delete_or_replace_protected_resources(
     steps = _replan("it", first, second)
     assert steps.refusals == []
     kept = [
-        s
-        for s in steps.changes
-        if s.type.startswith(("random:", "docker:index/volume")) and s.name != "driver-volume"
+        s for s in steps.changes if s.type.startswith(("random:", "docker:index/volume")) and s.name != "driver-volume"
     ]
     assert kept == [], [str(s) for s in kept]
 

@@ -24,7 +24,10 @@ from testkit.provider import RANDOM_PASSWORD, RANDOM_SHUFFLE
 def _generated(protect: bool = True) -> tuple[AppSecrets, object]:
     return run_components(
         lambda: AppSecrets(
-            "s", AppSecretsArgs(postgres_password=None, encryption_key=None, jwt_secret_key=None, protect=protect)
+            "s",
+            AppSecretsArgs(
+                postgres_password=None, encryption_key=None, jwt_secret_key=None, protect=protect, seed_admin=True
+            ),
         )
     )
 
@@ -73,6 +76,7 @@ def test_supplied_values_are_used_and_nothing_generated() -> None:
                 encryption_key=pulumi.Output.secret(supplied),
                 jwt_secret_key=pulumi.Output.secret("j" * 40),
                 protect=True,
+                seed_admin=True,
             ),
         )
     )

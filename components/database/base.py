@@ -147,18 +147,18 @@ class DatabaseMode(ABC):
     def before_serving(self, backups: docker.Volume, *, gate: bool, admin_password: pulumi.Output[str]) -> GateFactory:
         """What must succeed before a backend image serves, in order.
 
-        What the image needs to connect (a server's driver); with `gate`, the schema gate: a backup first,
-        then the database to the release's head (and a server's data move); then the first admin seeded with
-        the stack's password when the database has no user. Every step takes the backend image id among its
-        inputs, so each runs again whenever it changes; the backend depends on the last, so a failure leaves
-        the old backend serving.
+        What the image needs to connect (a server's driver); then, with `gate` (an ArgusAI release), the schema
+        gate: a backup first, then the database to the release's head (and a server's data move), then the
+        first admin seeded with the stack's password when the database has no user. Every step takes the
+        backend image id among its inputs, so each runs again whenever it changes; the backend depends on the
+        last, so a failure leaves the old backend serving.
         """
 
         def declare(image_id: pulumi.Input[str], data: docker.Volume) -> list[pulumi.Resource]:
             ready = self._ready_to_connect(image_id, backups)
-            last = ready
-            if gate:
-                last = self._gate(image_id, data, backups, ready)
+            if not gate:
+                return ready
+            last = self._gate(image_id, data, backups, ready)
             seed = Step(
                 "admin-seed",
                 StepArgs(

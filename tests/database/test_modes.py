@@ -96,12 +96,11 @@ def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: 
 
 
 def test_schema_gate_can_be_turned_off_for_images_without_alembic() -> None:
-    """`schemaGate: false`: no schema steps; the backend waits only for the first admin's seed."""
+    """`schemaGate: false`: none of the release's steps (gate, first admin); the backend depends on its database."""
     deployment = run_program("embedded", {"schemaGate": False})
     steps = sorted(r.name for r in deployment.registrations if r.type == "argusai:step:Step")
-    assert steps == ["admin-seed", "frontend-check"]
-    backend = deployment.container("backend")
-    assert deployment.container("admin-seed").urn in backend.dependencies
+    assert steps == ["frontend-check"]
+    assert deployment.outputs["adminPassword"].value is None
 
 
 def test_leaving_a_server_for_sqlite_says_where_the_data_is_and_how_to_bring_it(

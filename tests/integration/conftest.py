@@ -30,7 +30,7 @@ from testkit.export import clear_secrets, deployed_secrets, stack_export
 from testkit.harness import PROJECT, Deployment, run_program
 from testkit.images.derive import remove_derived
 from testkit.images.ensure import ensure_images
-from testkit.images.recipes import ARGUSAI_BACKEND, BACKEND, FRONTEND, POSTGRES
+from testkit.images.recipes import ARGUSAI_BACKEND, BACKEND, CADDY, FRONTEND, POSTGRES
 from testkit.net import free_port
 from testkit.oneoff import run_once
 from testkit.registry import LoopbackRegistry, registry_binary
@@ -41,6 +41,7 @@ ROOT = HERE.parent.parent
 BACKEND_IMAGE = BACKEND.tag
 POSTGRES_IMAGE = POSTGRES.tag
 FRONTEND_IMAGE = FRONTEND.tag
+PROXY_IMAGE = CADDY.tag
 NAME_PREFIX = "argusai-it"
 #: The stacks this session made: its end checks and removes only their objects (another test run may
 #: share the engine).
@@ -116,6 +117,7 @@ class Stack:
         self.name = name
         self.backend_port = free_port()
         self.frontend_port = free_port()
+        self.http_port = free_port()
         self.deployment: Deployment | None = None
         self.state = planning.State()
         """The engine's state of this stack between runs."""
@@ -128,6 +130,9 @@ class Stack:
             "frontendImage": "",
             "backendPort": self.backend_port,
             "frontendPort": self.frontend_port,
+            # The proxy in front (every stack has it): the test Caddy image, the app on a port of its own.
+            "httpPort": self.http_port,
+            "proxyImage": PROXY_IMAGE,
             "bindAddress": "127.0.0.1",
             "protectData": False,
             # The test images exist only on this engine; tests/integration/test_engine_registry.py pushes
