@@ -36,7 +36,7 @@ from testkit.images.ensure import ensure_images
 from testkit.images.recipes import ARGUSAI_BACKEND, POSTGRES
 from testkit.net import LOOPBACK, free_port
 from testkit.oneoff import run_once
-from testkit.release_api import HTTP_OK, Session, admin_password_in, call, longest_gap, seed, wait_health
+from testkit.release_api import HTTP_OK, Session, call, longest_gap, seed, wait_health
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 POLL_SECONDS = 0.2
@@ -101,8 +101,7 @@ def filled_stack(
     state = applier.up(deployment, planning.State())
     base_url = f"http://{LOOPBACK}:{port}"
     wait_health(base_url)
-    backend = client.containers.get(f"argusai-{stack}-backend")
-    session = seed(base_url, admin_password_in(backend.logs().decode(errors="replace")))
+    session = seed(base_url, deployment.outputs["adminPassword"].value)
     begin = time.monotonic()
     filled = run_once(
         client,

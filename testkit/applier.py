@@ -286,10 +286,9 @@ class Applier:
     def _finish(record: planning.ResourceState, reg: Registration, outputs: dict[str, Any]) -> planning.ResourceState:
         """Give `record` what its provider read back, and the id the provider gives."""
         record.outputs = outputs
-        if reg.type in (CONTAINER, NETWORK):
-            record.id = str(outputs.get("id", ""))
-        else:
-            record.id = resource_id(reg.type, reg.name, outputs, "") if reg.type.startswith("docker:") else reg.id
+        # The id the program saw when it declared what depends on it (the harness runs the program before
+        # anything is applied): for a container or a network dockerd's own is in `outputs["id"]`.
+        record.id = reg.id or resource_id(reg.type, reg.name, outputs, str(outputs.get("id", "")))
         record.secret_paths = secret_paths(reg, outputs)
         return record
 

@@ -38,6 +38,8 @@ from typing import Any, TypeVar
 
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response, WebSocket, sync_playwright
 
+from testkit.netns import Host
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -289,13 +291,13 @@ def _ca_list(trust_ca: str | bytes | Sequence[str | bytes] | None) -> list[str |
     return list(trust_ca)
 
 
-def resolver_rules(hosts: Iterable[str]) -> str:
-    """Chromium's `--host-resolver-rules` value mapping every name in `hosts` to 127.0.0.1."""
+def resolver_rules(hosts: Iterable[str], address: str = LOOPBACK) -> str:
+    """Chromium's `--host-resolver-rules` value mapping every name in `hosts` to `address`."""
     names = list(hosts)
     for name in names:
         if not re.fullmatch(r"[A-Za-z0-9.-]+", name):
             raise ValueError(f"hosts: not a host name: {name!r}")
-    return ",".join(f"MAP {name} {LOOPBACK}" for name in names)
+    return ",".join(f"MAP {name} {address}" for name in names)
 
 
 @contextmanager
@@ -305,14 +307,18 @@ def browser_session(
     hosts: Iterable[str] = (),
     prefix: str = "",
     artifacts: Path | None = None,
+    host: Host | None = None,
 ) -> Iterator[BrowserSession]:
     """Launch headless chromium in a new profile; yield its session; close it and remove the profile.
 
     Args:
         trust_ca: PEM certificate(s) of CAs the profile trusts for HTTPS (besides the system's roots).
-        hosts: names chromium resolves to 127.0.0.1 (e.g. `["argusai.lan"]`).
+        hosts: names chromium resolves to 127.0.0.1 (e.g. `["argusai.lan"]`), or with `host` to the Docker host's
+            address on that host's link.
         prefix: put before every screenshot's file name.
         artifacts: where screenshots go (default: `artifacts_dir()`).
+        host: another host (`testkit.netns`): chromium runs in its network namespace, as a phone or a
+            laptop on the household's network would.
 
     Yields:
         The session: `page` (watched), `context`, `observed`, `screenshot()`.
@@ -330,7 +336,14 @@ def browser_session(
         args = list(CHROMIUM_ARGS)
         names = list(hosts)
         if names:
-            args.append(f"--host-resolver-rules={resolver_rules(names)}")
+            address = host.docker_host if host is not None else LOOPBACK
+            args.append(f"--host-resolver-rules={resolver_rules(names, address)}")
+        executable = CHROMIUM
+        if host is not None:
+            # Playwright talks to chromium over pipes, which cross into the namespace with the process.
+            executable = Path(scratch) / "chromium-on-another-host"
+            executable.write_text(f'#!/bin/sh\nexec ip netns exec {host.namespace} {CHROMIUM} "$@"\n')
+            executable.chmod(0o755)
         # Chromium reads its NSS database (and any other per-user state) under HOME: a temporary one keeps
         # the machine's user out of the test and the test out of the user's.
         env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
@@ -339,7 +352,7 @@ def browser_session(
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
                 str(profile),
-                executable_path=str(CHROMIUM),
+                executable_path=str(executable),
                 headless=True,
                 args=args,
                 env=env,

@@ -7,7 +7,6 @@ the API acknowledged. Everything goes to a base URL on this machine (a published
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import urllib.error
@@ -21,8 +20,6 @@ HTTP_CREATED = 201
 REQUEST_TIMEOUT_SECONDS = 10
 READY_TIMEOUT_SECONDS = 300
 POLL_SECONDS = 0.2
-#: How the release prints the first admin's password at its first start.
-ADMIN_IN_LOG = re.compile(r"Username: admin\s+.*?Password: (\S+)", re.DOTALL)
 CAMERA = {"name": "Porch", "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:8554/p", "is_enabled": False}
 EVENT = {
     "timestamp": "2026-11-30T18:45:00Z",
@@ -56,14 +53,6 @@ def wait_health(base_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{base_url}/health did not answer 200 within {timeout:g} s")
         time.sleep(POLL_SECONDS)
-
-
-def admin_password_in(log: str) -> str:
-    """The first admin's password, from the backend's log of its first start."""
-    found = ADMIN_IN_LOG.search(log)
-    if found is None:
-        raise LookupError("no first-admin password in the backend's log")
-    return found.group(1)
 
 
 @dataclass(frozen=True)

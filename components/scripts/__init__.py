@@ -79,10 +79,8 @@ class Script:
 
     @property
     def shell(self) -> str:
-        """The same command as one line of shell, PYTHONPATH included."""
-        if self.name.endswith(".sh"):
-            return " ".join(self.argv)
-        return f"{PYTHONPATH_ENV} {' '.join(self.argv)}"
+        """The same command as one line of shell (the container's environment holds PYTHONPATH)."""
+        return " ".join(self.argv)
 
 
 PG_BACKUP = Script("pg_backup.sh")

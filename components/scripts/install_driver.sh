@@ -26,9 +26,14 @@ python -m pip --version >/dev/null 2>&1 || {
 }
 partial="$DRIVER_DIR.partial"
 rm -rf "$partial"
-# shellcheck disable=SC2086 # DRIVER_PACKAGES is a list of pinned requirements
+# pip ignores an index on plain HTTP unless its host is trusted: the operator named this one (a mirror).
+trusted=""
+case "$INDEX_URL" in
+http://*) trusted="--trusted-host $(echo "$INDEX_URL" | sed -e 's#^http://##' -e 's#[/:].*##')" ;;
+esac
+# shellcheck disable=SC2086 # DRIVER_PACKAGES is a list of pinned requirements, $trusted two words or none
 if ! python -m pip install --no-cache-dir --disable-pip-version-check --no-input --no-deps --only-binary=:all: \
-    --timeout 30 --retries 2 --index-url "$INDEX_URL" --target "$partial" $DRIVER_PACKAGES; then
+    --timeout 30 --retries 2 --index-url "$INDEX_URL" $trusted --target "$partial" $DRIVER_PACKAGES; then
     rm -rf "$partial"
     echo "driver: could not install $DRIVER_PACKAGES from $INDEX_URL: set argusai:pythonIndexUrl to an index" \
         "this Docker host reaches (a mirror), or use a backend image that carries $DRIVER_MODULE" >&2

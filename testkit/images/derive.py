@@ -64,6 +64,39 @@ def derive_image(
     return f"{repository}:{tag}" if repository else str(committed["Id"])
 
 
+#: A command run to derive an image (a package removed): a cold, loaded machine.
+RUN_TIMEOUT_SECONDS = 300
+
+
+def derive_by_running(
+    client: docker.DockerClient,
+    base: str,
+    label: str,
+    command: Sequence[str],
+    *,
+    repository: str,
+    restore: Sequence[str],
+    user: str = "0",
+) -> str:
+    """A new image from `base` with `command` run in it (as `user`), tagged `<repository>:<label>`.
+
+    `restore` are the Dockerfile instructions that put back what the run changed in the image's config
+    (its `CMD`, `USER`). Raises RuntimeError with the command's output when it fails.
+    """
+    container = client.containers.create(base, list(command), user=user, labels={DERIVED_LABEL: label})
+    try:
+        container.start()
+        status = container.wait(timeout=RUN_TIMEOUT_SECONDS)["StatusCode"]
+        if status != 0:
+            raise RuntimeError(f"deriving {label} from {base}: {container.logs().decode(errors='replace')[-2000:]}")
+        container.commit(
+            repository=repository, tag=label, changes=[*restore, f"LABEL {DERIVED_LABEL}={json.dumps(label)}"]
+        )
+    finally:
+        container.remove(force=True)
+    return f"{repository}:{label}"
+
+
 def remove_derived(client: docker.DockerClient, references: Iterator[str] | Sequence[str]) -> None:
     """Remove derived images, and first any container still made from one (it would keep it dangling)."""
     for reference in references:

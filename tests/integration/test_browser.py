@@ -1,16 +1,21 @@
-"""The real ArgusAI, deployed by the program with HTTPS off, used in a real browser (headless chromium).
+"""The real ArgusAI, as published, deployed by the program and used in a real browser on ANOTHER host.
 
-The release's frontend image bakes `NEXT_PUBLIC_API_URL=http://localhost:8000` into its pages, so the
-browser on the Docker host calls the backend at `http://localhost:8000` itself: the stack publishes the
-default ports (backend 8000, frontend 3000) and the backend's CORS list names the origin the browser is
-on (`http://localhost:3000`). The login goes through the form as a user's would; the session cookie is
-checked as the browser stored it; every page is saved as a screenshot (`artifacts/`).
+Who uses this program opens ArgusAI from a phone or a laptop, never from a browser on the server. So the
+browser (Debian's chromium, headless) runs in a network namespace of its own (`testkit.netns`), with its own
+address on a veth link to the Docker host and no other route, and opens the app at the Docker host's
+address on that link. The images are the release's as published: the frontend with the API URL its
+Dockerfile bakes in (`http://localhost:8000`), the backend with its own requirements and no PostgreSQL
+driver (the kit's release image with its driver uninstalled). Only config a user would set:
 
-Measured with the release (and worth an operator's knowing): without `corsOrigins` a stack bound to
-127.0.0.1 allows only `http://127.0.0.1:3000`, and a user on `http://localhost:3000` gets "Failed to
-fetch" in the login form; browsing `http://127.0.0.1:3000` instead logs in, but the backend's cookie (set
-by `localhost`, another site) is not stored and the session lives only in localStorage. Two live feeds of
-the dashboard fail with the published image whatever the settings (LIVE_FEEDS).
+- the defaults over plain HTTP, SQLite; then PostgreSQL, the driver installed at `up` from the kit's own
+  package index on the stack's network (as a host behind a mirror sets `pythonIndexUrl`), after the same
+  switch with the index unreachable stopped with the key named and the old deployment serving;
+- HTTPS with the stack's own CA (the browser trusts the exported CA); then the operator's own
+  certificate, with the operator's own images (built for one origin, a driver inside).
+
+Each time: the login page, the real login form with the password the stack exports, the dashboard with
+its live feeds (the event stream answering 200, the `/ws` WebSocket open), the cameras page, no failed
+request and no page error; every page saved as a screenshot (`artifacts/`).
 
 Also here: the browser kit's own check that it trusts exactly the CA it is given (no TLS error ignored).
 """
@@ -19,26 +24,31 @@ from __future__ import annotations
 
 import http.server
 import os
+import secrets
 import shutil
-import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import docker
 import pytest
-from docker.errors import NotFound
+from docker.errors import ContainerError, NotFound
 from playwright.sync_api import Error as PlaywrightError
 
+from components.database.driver import DRIVERS
 from testkit import argusai_ui as ui
-from testkit import browser
-from testkit.images.recipes import ARGUSAI_BACKEND, ARGUSAI_FRONTEND, ARGUSAI_FRONTEND_SAME_ORIGIN, CADDY
+from testkit import browser, netns
+from testkit.applier import ApplyError
+from testkit.images.derive import derive_by_running
+from testkit.images.recipes import ARGUSAI_BACKEND, ARGUSAI_FRONTEND, ARGUSAI_FRONTEND_SAME_ORIGIN
 from testkit.net import LOOPBACK, free_port
 from testkit.pki import Certificates
+from testkit.pyindex import package_index
 
-from .conftest import Stack, record_result, require_release_image, wait_for
+from .conftest import BACKEND_IMAGE, Stack, record_result, require_release_image, wait_for
 from .test_argusai_deploy import admin_password
 from .test_tls import ca_of
 
@@ -46,33 +56,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.argusai]
 
 #: The release's frontend as published (`frontend/Dockerfile`, NEXT_PUBLIC_API_URL=http://localhost:8000).
 FRONTEND_IMAGE = ARGUSAI_FRONTEND.tag
-#: The ports the published frontend's pages expect: the backend's is baked into them.
-BACKEND_PORT, FRONTEND_PORT = 8000, 3000
-FRONTEND_URL = f"http://localhost:{FRONTEND_PORT}"
-BACKEND_URL = f"http://localhost:{BACKEND_PORT}"
-#: What an operator sets to serve the release over plain HTTP: cookies a browser keeps without HTTPS (the
-#: program's defaults, set here as an operator would), and the origin users browse from. The derived
-#: default would name the bind address (`http://127.0.0.1:3000`), not the `localhost` the pages call from.
-PLAIN_HTTP = {
-    "backendImage": ARGUSAI_BACKEND.tag,
-    "schemaGate": True,
-    "frontendImage": FRONTEND_IMAGE,
-    "backendPort": BACKEND_PORT,
-    "frontendPort": FRONTEND_PORT,
-    "cookieSecure": False,
-    "cookieSameSite": "lax",
-    "corsOrigins": FRONTEND_URL,
-}
-#: Measured with the published frontend: two live feeds of the dashboard ("Recent AI Processing Activity",
-#: Server-Sent Events; "Hot Activity", a WebSocket) are opened with relative URLs, i.e. on the frontend's
-#: origin, whose Next server proxies /api/v1 to the rewrite baked at build time (`BACKEND_URL ||
-#: NEXT_PUBLIC_API_URL` = http://localhost:8000): inside the frontend's container that is the container
-#: itself, so they answer 500 or fail the handshake, and retry every few seconds (also after the dashboard
-#: is left). The runtime BACKEND_URL the program sets does not change a standalone build's rewrites.
-LIVE_FEEDS = ("/api/v1/system/ai-processing-stream", "/api/v1/system/ai-processing-hot-ws")
+#: The event stream the dashboard opens on the page's origin, and the WebSocket of its notifications.
+EVENT_STREAM = "/api/v1/system/ai-processing-stream"
+WEBSOCKET_PATH = "/ws"
 HEALTHY_TIMEOUT = 180
+HTTP_OK = 200
 WRONG_PASSWORD = "not-the-admin-password"
 TLS_NAME = "argusai.lan"
+#: An index nothing answers for: the name resolves nowhere on the stack's network.
+GONE_INDEX = "http://pypi-gone:8080/simple"
+#: The published backend: the kit's release image with its driver uninstalled, its command and user kept.
+BACKEND_RESTORE = ('CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000"]', "USER appuser")
+#: Run on the other host: the status of GET <argv[1]>, 0 when nothing answers.
+HEALTH_PROBE = """
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
+except Exception:
+    print(0)
+"""
 
 
 def _require(present: bool, message: str) -> None:
@@ -101,16 +103,12 @@ def _image_present(client: docker.DockerClient, reference: str) -> bool:
     return True
 
 
-def _port_taken(port: int) -> str:
-    """Why `port` cannot be published on 127.0.0.1 now ('' when it can)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As every server (docker-proxy too): connections of an earlier run in TIME_WAIT don't count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as exc:
-            return f"{LOOPBACK}:{port} is taken ({exc.strerror})"
-    return ""
+def _image_present(client: docker.DockerClient, reference: str) -> bool:
+    try:
+        client.images.get(reference)
+    except NotFound:
+        return False
+    return True
 
 
 def _shown(path: Path) -> str:
@@ -121,108 +119,75 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _backend_env(stack: Stack) -> dict[str, str]:
-    env = stack.container("backend").attrs["Config"]["Env"]
-    return dict(item.split("=", 1) for item in env)
+def _failures(observed: browser.Observed) -> list[str]:
+    """What the pages reported, but requests the page itself cancelled (`net::ERR_ABORTED`).
+
+    Leaving a page aborts its open event stream: chromium records that as a failed request, though
+    nothing failed.
+    """
+    return [line for line in observed.problems() if not line.endswith(": net::ERR_ABORTED")]
 
 
-def _unexpected(observed: browser.Observed) -> tuple[list[str], list[str]]:
-    """(what the pages reported that is not the live feeds' known failure, the live feed URLs that failed)."""
-    feeds = [f"http://localhost:{FRONTEND_PORT}{path}" for path in LIVE_FEEDS] + [
-        f"ws://localhost:{FRONTEND_PORT}{path}" for path in LIVE_FEEDS
-    ]
-
-    def feed(*texts: str) -> str:
-        return next((url for url in feeds for text in texts if url in text), "")
-
-    unexpected = [
-        *(str(e) for e in observed.console_errors() if not feed(e.text, e.url)),
-        *(f"page error: {error}" for error in observed.page_errors),
-        *(f"failed request: {r}" for r in observed.failed_requests if not feed(r.url)),
-    ]
-    failed_feeds = sorted({feed(r.url) for r in observed.failed_requests} - {""})
-    return unexpected, failed_feeds
-
-
-def test_default_stack_over_http(stack: Stack, engine: docker.DockerClient, chromium: None) -> None:
-    """HTTPS off, SQLite: log in through the real UI, the dashboard, the cameras page, no error anywhere."""
-    require_release_image(engine)
-    _require(
-        _image_present(engine, FRONTEND_IMAGE),
-        f"{FRONTEND_IMAGE} is missing (`python -m testkit.images.build --only argusai-frontend` builds it)",
+def published_backend(engine: docker.DockerClient, derived: list[str]) -> str:
+    """The release's backend as published: the kit's release image with its PostgreSQL driver uninstalled."""
+    image = derive_by_running(
+        engine,
+        ARGUSAI_BACKEND.tag,
+        f"published-{secrets.token_hex(3)}",
+        ["pip", "uninstall", "--yes", "psycopg", "psycopg-binary"],
+        repository=ARGUSAI_BACKEND.repository,
+        restore=BACKEND_RESTORE,
     )
-    taken = [reason for reason in (_port_taken(BACKEND_PORT), _port_taken(FRONTEND_PORT)) if reason]
-    assert not taken, (
-        f"the published frontend calls {BACKEND_URL} (baked into its pages), so this test needs host ports "
-        f"{BACKEND_PORT} and {FRONTEND_PORT}: {'; '.join(taken)}"
+    derived.append(image)
+    with pytest.raises(ContainerError, match="No module named"):
+        engine.containers.run(image, ["python", "-c", "import psycopg"], remove=True)
+    return image
+
+
+def _health(other: netns.Host, url: str) -> int:
+    """GET `url` from the other host; its status (0 when nothing answered)."""
+    done = other.run("python3", "-c", HEALTH_PROBE, url)
+    return int(done.stdout.strip() or 0) if done.returncode == 0 else 0
+
+
+def use_the_app(session: browser.BrowserSession, origin: str, password: str, name: str) -> list[Path]:
+    """Log in through the form, the dashboard with its live feeds, the cameras page: no failure anywhere."""
+    page = session.page
+    ui.open_login(page, origin)
+    shots = [session.screenshot(f"{name}-1-login")]
+    with pytest.raises(ui.LoginRefused, match="Invalid username or password"):
+        ui.submit_login(page, WRONG_PASSWORD)
+    page.reload()
+    ui.login(page, origin, password)
+    main = page.locator("main")
+    for text in ("System overview and statistics", "Total Events", "Active Cameras"):
+        assert main.get_by_text(text, exact=True).first.is_visible(), f"the dashboard does not show {text!r}"
+    shots.append(session.screenshot(f"{name}-2-dashboard"))
+    # One origin: the live feeds reach the backend through the proxy (the event stream answers 200, the
+    # WebSocket opens on the page's own origin) and nothing fails.
+    with (
+        page.expect_response(lambda response: response.url == origin + EVENT_STREAM) as stream,
+        page.expect_websocket(lambda ws: urlsplit(ws.url).path == WEBSOCKET_PATH) as socket,
+    ):
+        _, dashboard = session.observe(lambda: ui.open_dashboard(page, origin))
+    assert stream.value.status == HTTP_OK
+    assert urlsplit(socket.value.url).netloc == urlsplit(origin).netloc
+    assert not socket.value.is_closed(), "the /ws WebSocket closed"
+    assert not _failures(dashboard), "the dashboard reported:\n" + "\n".join(_failures(dashboard))
+    landed, cameras = session.observe(lambda: ui.open_cameras(page))
+    assert landed == "empty"
+    shots.append(session.screenshot(f"{name}-3-cameras"))
+    assert not _failures(cameras), "the cameras page reported:\n" + "\n".join(_failures(cameras))
+    assert {c["name"]: c for c in session.context.cookies()}[ui.SESSION_COOKIE]["httpOnly"] is True
+    return shots
+
+
+def _driver_log(stack: Stack) -> str:
+    code, log = stack.oneoff(
+        BACKEND_IMAGE, ["cat", "/b/steps/driver.log"], volumes={stack.physical("backups"): {"bind": "/b"}}
     )
-    started = time.monotonic()
-    stack.backend_port, stack.frontend_port = BACKEND_PORT, FRONTEND_PORT
-    stack.up(PLAIN_HTTP)
-    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    env = _backend_env(stack)
-    assert env["CORS_ORIGINS"] == FRONTEND_URL
-    assert (env["COOKIE_SECURE"], env["COOKIE_SAMESITE"]) == ("false", "lax")
-    password = admin_password(stack)
-    deployed = time.monotonic()
-
-    with browser.browser_session(prefix="http-default-") as session:
-        page = session.page
-        ui.open_login(page, FRONTEND_URL)
-        artifacts = [session.screenshot("1-login")]
-
-        # A wrong password is refused in the form, with the release's message, and leaves no session.
-        with pytest.raises(ui.LoginRefused, match="Invalid username or password"):
-            ui.submit_login(page, WRONG_PASSWORD)
-        assert not [c for c in session.context.cookies() if c["name"] == ui.SESSION_COOKIE]
-        page.reload()  # a fresh form, as a user retrying would see it
-
-        # The first-start admin: no forced password change, no setup wizard (`ensure_admin_exists`).
-        ui.login(page, FRONTEND_URL, password)
-        main = page.locator("main")
-        for text in ("System overview and statistics", "Total Events", "Active Cameras", "Getting Started"):
-            assert main.get_by_text(text, exact=True).first.is_visible(), f"the dashboard does not show {text!r}"
-        artifacts.append(session.screenshot("2-dashboard"))
-
-        # The session cookie as the browser keeps it: set by the backend on localhost (cookies ignore the
-        # port, so the frontend's pages and the API share it), HttpOnly, and over plain HTTP not Secure,
-        # SameSite as configured (the release's own defaults, Secure + None, would be dropped here).
-        cookies = {c["name"]: c for c in session.context.cookies()}
-        assert ui.SESSION_COOKIE in cookies, f"no session cookie; the browser holds {sorted(cookies)}"
-        cookie = cookies[ui.SESSION_COOKIE]
-        assert cookie["domain"] == "localhost"
-        assert cookie["httpOnly"] is True
-        assert cookie["secure"] is False
-        assert cookie["sameSite"] == "Lax"
-        assert ui.SESSION_COOKIE not in page.evaluate("document.cookie")  # HttpOnly: no script sees it
-
-        # The dashboard loaded afresh with the session: every call to the backend answers; only the live
-        # feeds that the release opens on the frontend's own origin fail (LIVE_FEEDS).
-        _, dashboard = session.observe(lambda: ui.open_dashboard(page, FRONTEND_URL))
-        unexpected, dashboard_feeds = _unexpected(dashboard)
-        assert not unexpected, "the dashboard reported:\n" + "\n".join(unexpected)
-
-        # To the cameras as a user goes (the sidebar): the dashboard's feeds may still retry meanwhile.
-        landed, via_link = session.observe(lambda: ui.open_cameras(page))
-        assert landed == "empty"
-        artifacts.append(session.screenshot("3-cameras"))
-        unexpected, _ = _unexpected(via_link)
-        assert not unexpected, "opening the cameras page reported:\n" + "\n".join(unexpected)
-
-        # The cameras page on its own (a reload keeps the session): nothing at all may fail.
-        landed, cameras = session.observe(lambda: ui.open_cameras(page, FRONTEND_URL))
-        assert landed == "empty"
-        problems = cameras.problems()
-        assert not problems, "the cameras page reported:\n" + "\n".join(problems)
-
-    for path in artifacts:
-        assert path.stat().st_size > 0
-    record_result(
-        f"RESULT browser over http: login form (wrong password refused), dashboard, cameras page without "
-        f"errors; live feeds failing through the frontend's /api/v1 rewrite: {dashboard_feeds or 'none'}; "
-        f"deploy {deployed - started:.0f}s, browser {time.monotonic() - deployed:.0f}s; screenshots in "
-        f"{_shown(artifacts[0].parent)}"
-    )
+    assert code == 0, log
+    return log
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
@@ -276,83 +241,113 @@ def test_browser_trusts_only_the_given_ca(tls_site: tuple[str, str, str], chromi
             assert [r.reason for r in session.observed.failed(url)] == ["net::ERR_CERT_AUTHORITY_INVALID"]
 
 
-def _failures(observed: browser.Observed) -> list[str]:
-    """What the pages reported, but requests the page itself cancelled (`net::ERR_ABORTED`).
-
-    Leaving a page aborts its open event stream: chromium records that as a failed request, though
-    nothing failed.
-    """
-    return [line for line in observed.problems() if not line.endswith(": net::ERR_ABORTED")]
-
-
-def test_https_stack_in_the_browser(stack: Stack, engine: docker.DockerClient, chromium: None) -> None:
-    """HTTPS through the proxy, the stack's own CA trusted: the real UI without a single error.
-
-    The frontend built for one origin, behind the proxy: the login through the form, a `Secure`,
-    `HttpOnly` session cookie, the dashboard with its live feeds (which fail over plain HTTP with the
-    published image) and the cameras page, all without a console error or a failed request; plain HTTP
-    redirects to the HTTPS origin in the browser too.
-    """
+def test_published_images_from_another_host_over_http_then_postgres(
+    stack: Stack, engine: docker.DockerClient, chromium: None, derived: list[str]
+) -> None:
+    """The defaults, with the images as published, from another host; then PostgreSQL with the driver."""
     require_release_image(engine)
-    _require(
-        _image_present(engine, ARGUSAI_FRONTEND_SAME_ORIGIN.tag),
-        f"{ARGUSAI_FRONTEND_SAME_ORIGIN.tag} is missing (`python -m testkit.images.build --only "
-        "argusai-frontend-same-origin` builds it)",
-    )
+    _require(_image_present(engine, FRONTEND_IMAGE), f"{FRONTEND_IMAGE} is missing (testkit.images.build)")
+    backend_image = published_backend(engine, derived)
     started = time.monotonic()
-    https_port, http_port = free_port(), free_port()
-    config = {
-        "backendImage": ARGUSAI_BACKEND.tag,
-        "schemaGate": True,
-        "frontendImage": ARGUSAI_FRONTEND_SAME_ORIGIN.tag,
-        "tlsHostnames": [TLS_NAME],
-        "httpsPort": https_port,
-        "httpPort": http_port,
-        "proxyImage": CADDY.tag,
-    }
-    stack.up(config)
-    ca = ca_of(stack, config)
-    origin = f"https://{TLS_NAME}:{https_port}"
-    password = admin_password(stack)
-    deployed = time.monotonic()
+    with netns.another_host() as other:
+        # Only the link's own subnet and no default route: the Docker host's address on it is all it reaches.
+        routes = other.routes()
+        assert len(routes) == 1, routes
+        assert routes[0].startswith(f"{other.docker_host.rsplit('.', 1)[0]}."), routes
+        config = {
+            "backendImage": backend_image,
+            "frontendImage": FRONTEND_IMAGE,
+            "schemaGate": True,
+            "bindAddress": other.docker_host,
+        }
+        stack.up(config)
+        origin = f"http://{other.docker_host}:{stack.http_port}"
+        wait_for("the release's /health", lambda: _health(other, f"{origin}/health") == HTTP_OK, HEALTHY_TIMEOUT)
+        password = admin_password(stack)
+        deployed = time.monotonic()
 
-    with browser.browser_session(trust_ca=ca, hosts=[TLS_NAME], prefix="https-stack-ca-") as session:
-        page = session.page
-        ui.open_login(page, origin)
-        artifacts = [session.screenshot("1-login")]
-        ui.login(page, origin, password)
-        main = page.locator("main")
-        for text in ("System overview and statistics", "Total Events", "Active Cameras"):
-            assert main.get_by_text(text, exact=True).first.is_visible(), f"the dashboard does not show {text!r}"
-        artifacts.append(session.screenshot("2-dashboard"))
+        with browser.browser_session(host=other, prefix="another-host-http-") as session:
+            shots = use_the_app(session, origin, password, "sqlite")
+            # A bookmark of the old frontend address lands on the app.
+            session.page.goto(f"http://{other.docker_host}:{stack.frontend_port}/cameras")
+            assert session.page.url == f"{origin}/cameras"
 
-        cookies = {c["name"]: c for c in session.context.cookies()}
-        assert ui.SESSION_COOKIE in cookies, f"no session cookie; the browser holds {sorted(cookies)}"
-        cookie = cookies[ui.SESSION_COOKIE]
-        assert cookie["domain"] == TLS_NAME
-        assert cookie["secure"] is True
-        assert cookie["httpOnly"] is True
-        assert ui.SESSION_COOKIE not in page.evaluate("document.cookie")
+        # PostgreSQL, the driver's index unreachable: stopped, the key named, the old backend serving.
+        serving = stack.container("backend").id
+        server = {**config, "database": "postgres", "pythonIndexUrl": GONE_INDEX}
+        with pytest.raises(ApplyError, match="driver"):
+            stack.apply(stack.program(server))
+        assert "argusai:pythonIndexUrl" in _driver_log(stack)
+        assert stack.container("backend").id == serving
+        assert _health(other, f"{origin}/health") == HTTP_OK
 
-        # One origin: the dashboard's live feeds reach the backend through the proxy (the event stream
-        # answers 200), and nothing fails.
-        with page.expect_response(lambda response: response.url.endswith(LIVE_FEEDS[0])) as stream:
-            _, dashboard = session.observe(lambda: ui.open_dashboard(page, origin))
-        assert stream.value.status == 200
-        assert not _failures(dashboard), "the dashboard reported:\n" + "\n".join(_failures(dashboard))
-        landed, cameras = session.observe(lambda: ui.open_cameras(page))
-        assert landed == "empty"
-        artifacts.append(session.screenshot("3-cameras"))
-        assert not _failures(cameras), "the cameras page reported:\n" + "\n".join(_failures(cameras))
+        # The same switch, the index as a mirror on the stack's network: the driver installed, the data moved.
+        packages = DRIVERS["psycopg"][1]
+        with package_index(engine, BACKEND_IMAGE, stack.physical("app"), stack.name, packages) as index_url:
+            stack.up({**server, "pythonIndexUrl": index_url})
+        assert f"driver: installed {' '.join(packages)}" in _driver_log(stack)
+        env = dict(item.split("=", 1) for item in stack.container("backend").attrs["Config"]["Env"])
+        assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
+        wait_for("the release's /health", lambda: _health(other, f"{origin}/health") == HTTP_OK, HEALTHY_TIMEOUT)
+        with browser.browser_session(host=other, prefix="another-host-postgres-") as session:
+            shots += use_the_app(session, origin, password, "postgres")
 
-        # Typed without https://: the proxy's plain HTTP port sends the browser to the HTTPS origin.
-        page.goto(f"http://{TLS_NAME}:{http_port}/cameras")
-        assert page.url == f"{origin}/cameras"
-
-    for path in artifacts:
+    for path in shots:
         assert path.stat().st_size > 0
     record_result(
-        f"RESULT browser over https: stack CA trusted, login form, Secure HttpOnly cookie, dashboard with live "
-        f"feeds and cameras page without errors, http redirected; deploy {deployed - started:.0f}s, browser "
-        f"{time.monotonic() - deployed:.0f}s; screenshots in {_shown(artifacts[0].parent)}"
+        f"RESULT browser from another host ({other.address}): the published images over http, then PostgreSQL "
+        f"with the driver from the kit's index (an unreachable index refused first, the old backend serving): "
+        f"login, dashboard with the event stream and /ws, cameras, no errors; first deploy "
+        f"{deployed - started:.0f}s, whole {time.monotonic() - started:.0f}s; screenshots in {_shown(shots[0].parent)}"
+    )
+
+
+def test_https_from_another_host(stack: Stack, engine: docker.DockerClient, chromium: None) -> None:
+    """HTTPS from another host: the stack's CA with the published frontend; the operator's certificate and images."""
+    require_release_image(engine)
+    _require(_image_present(engine, FRONTEND_IMAGE), f"{FRONTEND_IMAGE} is missing (testkit.images.build)")
+    started = time.monotonic()
+    https_port = free_port()
+    with netns.another_host() as other:
+        origin = f"https://{TLS_NAME}:{https_port}"
+        config = {
+            "backendImage": ARGUSAI_BACKEND.tag,
+            "frontendImage": FRONTEND_IMAGE,
+            "schemaGate": True,
+            "tlsHostnames": [TLS_NAME],
+            "httpsPort": https_port,
+            "bindAddress": other.docker_host,
+        }
+        stack.up(config)
+        ca = ca_of(stack, config)
+        password = admin_password(stack)
+        with browser.browser_session(
+            trust_ca=ca, hosts=[TLS_NAME], host=other, prefix="another-host-https-"
+        ) as session:
+            shots = use_the_app(session, origin, password, "stack-ca")
+            cookie = {c["name"]: c for c in session.context.cookies()}[ui.SESSION_COOKIE]
+            assert (cookie["domain"], cookie["secure"]) == (TLS_NAME, True)
+            # Typed without https://: the proxy's plain HTTP port sends the browser to the HTTPS origin.
+            session.page.goto(f"http://{TLS_NAME}:{stack.http_port}/cameras")
+            assert session.page.url == f"{origin}/cameras"
+
+        # The operator's own certificate, and the operator's own images: built for one origin, a driver in.
+        pki = Certificates.for_names(TLS_NAME)
+        operator = {
+            **config,
+            "frontendImage": ARGUSAI_FRONTEND_SAME_ORIGIN.tag,
+            "tlsCertificate": pki.server_cert.decode() + pki.ca,
+        }
+        stack.up(operator, {"tlsPrivateKey": pki.server_key.decode()})
+        with browser.browser_session(
+            trust_ca=pki.ca, hosts=[TLS_NAME], host=other, prefix="another-host-operator-"
+        ) as session:
+            shots += use_the_app(session, origin, password, "operator")
+
+    for path in shots:
+        assert path.stat().st_size > 0
+    record_result(
+        f"RESULT browser from another host over https: the stack's CA with the published frontend, then the "
+        f"operator's certificate with one-origin images: login, dashboard with the event stream and /ws, "
+        f"cameras, no errors; {time.monotonic() - started:.0f}s; screenshots in {_shown(shots[0].parent)}"
     )

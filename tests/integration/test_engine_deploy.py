@@ -39,6 +39,10 @@ def psql_tables(stack: Stack) -> tuple[int, str]:
     )
 
 
+# Asked inside the frontend's container: its server proxies /api/health to the backend's alias.
+FRONTEND_TO_BACKEND = "fetch('http://127.0.0.1:3000/api/health').then(r => console.log(r.status))"
+
+
 def test_postgres_from_nothing(stack: Stack) -> None:
     """PostgreSQL mode from an empty engine: every service healthy, the schema in the chosen database."""
     deployment = stack.up(FULL_POSTGRES)
@@ -53,9 +57,12 @@ def test_postgres_from_nothing(stack: Stack) -> None:
     for role in ("backend", "frontend"):
         assert stack.container(role).attrs["State"]["Health"]["Status"] == "healthy"
     assert stack.healthy()
-    # The frontend reaches the backend by its alias over the app network.
-    assert stack.http("GET", "/", port=stack.frontend_port)[0] == 200
-    assert stack.http("GET", "/api/health", port=stack.frontend_port)[0] == 200
+    # Through the proxy, the one origin: the page from the frontend, the API from the backend.
+    assert stack.http("GET", "/", port=stack.http_port)[0] == 200
+    assert stack.http("GET", "/health", port=stack.http_port)[0] == 200
+    # The frontend's own server side reaches the backend by its alias over the app network.
+    code, out = stack.exec("frontend", ["node", "-e", FRONTEND_TO_BACKEND])
+    assert (code, out.strip()) == (0, "200"), out
 
     code, out = psql_tables(stack)
     assert code == 0, out

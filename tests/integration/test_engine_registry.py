@@ -14,7 +14,7 @@ from testkit import plan as planning
 from testkit.images.derive import derive_image
 from testkit.registry import LoopbackRegistry
 
-from .conftest import BACKEND_IMAGE, Stack, wait_for
+from .conftest import BACKEND_IMAGE, PROXY_IMAGE, Stack, wait_for
 
 REPOSITORY = "argusai/backend"
 TAG = "stable"
@@ -26,7 +26,15 @@ def test_new_push_under_the_same_tag_is_deployed_and_data_kept(
 ) -> None:
     """Push v1, deploy; push v2 under the same tag; the next `up` replaces the backend with v2."""
     reference = registry.reference(REPOSITORY, TAG)
-    config = {"backendImage": reference, "registryDigests": True, "backupEnabled": False}
+    # Every image resolves through the registry: the proxy's too (every stack has it in front).
+    proxy_repository, proxy_tag = PROXY_IMAGE.rsplit(":", 1)
+    registry.push(engine, PROXY_IMAGE, proxy_repository, proxy_tag)
+    config = {
+        "backendImage": reference,
+        "proxyImage": registry.reference(proxy_repository, proxy_tag),
+        "registryDigests": True,
+        "backupEnabled": False,
+    }
     first_digest = registry.push(engine, BACKEND_IMAGE, REPOSITORY, TAG)
     derived = ""
     stack.registry_digests = registry.digest

@@ -13,6 +13,8 @@ BACKEND = Recipe(
         "python3",
         "python-is-python3",
         "python3-psycopg2",
+        # The driver a stack names by default (psycopg 3): the program's driver step finds it in the image.
+        "python3-psycopg",
         "python3-cryptography",
         "dumb-init",
     ),
