@@ -159,45 +159,40 @@ class DatabaseMode(ABC):
             if not gate:
                 return ready
             last = self._gate(image_id, data, backups, ready)
-            seed = Step(
+            seed = self._release_step(
+                ADMIN_SEED,
                 "admin-seed",
-                StepArgs(
-                    naming=self.naming,
-                    role="admin-seed",
-                    image=image_id,
-                    script=ADMIN_SEED.shell,
-                    volumes=[
-                        docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
-                        *self.python_volumes,
-                    ],
-                    log_dir=GATE_LOG_DIR,
-                    env=[
-                        *self.backend_env,
-                        *self.secrets.app_env,
-                        *self._script_env,
-                        pulumi.Output.concat("ADMIN_PASSWORD=", admin_password),
-                    ],
-                    networks=self._networks,
-                    files=[*ADMIN_SEED.uploads(), *self.files],
-                    depends_on=[*last, *self.backend_depends_on, *ready, self.secrets.record],
-                ),
+                image_id,
+                data,
+                env=[pulumi.Output.concat("ADMIN_PASSWORD=", admin_password)],
+                depends_on=[*last, *ready, self.secrets.record],
             )
             return [seed.container]
 
         return declare
 
-    def _gate(
-        self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume, ready: list[pulumi.Resource]
-    ) -> list[pulumi.Resource]:
-        """The pre-upgrade backup, then the schema gate, then what else comes after it (`_after_gate`)."""
-        backup = self._pre_upgrade_backup(image_id, data, backups)
-        gate = Step(
-            "schema-gate",
+    def _release_step(
+        self,
+        script: Script,
+        role: str,
+        image_id: pulumi.Input[str],
+        data: docker.Volume,
+        *,
+        env: Sequence[pulumi.Input[str]] = (),
+        depends_on: Sequence[pulumi.Resource],
+    ) -> Step:
+        """A step running one of this project's scripts on the release's own code.
+
+        In the backend image as its user, with what the backend gets: the database, the keys, the data
+        volume, the driver.
+        """
+        return Step(
+            role,
             StepArgs(
                 naming=self.naming,
-                role="schema-gate",
+                role=role,
                 image=image_id,
-                script=SCHEMA_GATE.shell,
+                script=script.shell,
                 # Mounted where the backend mounts it: a first mount copies the image's ownership.
                 volumes=[
                     docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
@@ -206,15 +201,23 @@ class DatabaseMode(ABC):
                 log_dir=GATE_LOG_DIR,
                 env=[
                     *self.backend_env,
-                    # The release's settings refuse to load without them (no migration uses them).
+                    # The release's settings refuse to load without them.
                     *self.secrets.app_env,
                     *self._script_env,
+                    *env,
                 ],
                 networks=self._networks,
-                files=[*SCHEMA_GATE.uploads(), *self.files],
-                depends_on=[backup.container, *self.backend_depends_on, *ready],
+                files=[*script.uploads(), *self.files],
+                depends_on=[*depends_on, *self.backend_depends_on],
             ),
         )
+
+    def _gate(
+        self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume, ready: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        """The pre-upgrade backup, then the schema gate, then what else comes after it (`_after_gate`)."""
+        backup = self._pre_upgrade_backup(image_id, data, backups)
+        gate = self._release_step(SCHEMA_GATE, "schema-gate", image_id, data, depends_on=[backup.container, *ready])
         return self._after_gate(image_id, data, backups, gate)
 
     @property
