@@ -8,6 +8,7 @@ stateful applier as every other deploy.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -66,19 +67,28 @@ BACKUP_TIMEOUT = 120
 COMMAND_TIMEOUT = 60
 
 
-def admin_password(stack: Stack) -> str:
-    """The first admin's password, as an operator reads it: `pulumi stack output adminPassword --show-secrets`.
+#: How the release prints the first admin's password when it makes the admin itself.
+ADMIN_IN_LOG = re.compile(r"Username: admin\s+.*?Password: (\S+)", re.DOTALL)
 
-    The program's `admin-seed` step gave it to the admin through the release's own code, so the release
-    printed none in its log (it says so when it makes the admin itself).
+
+def admin_password(stack: Stack) -> str:
+    """The first admin's password, as an operator reads it.
+
+    `pulumi stack output adminPassword --show-secrets`, when the program's `admin-seed` step gave it to the
+    admin through the release's own code (the release then printed none in its log); without the release's
+    steps (`schemaGate: false`) the release made the admin itself and printed its password in its log, read
+    with the README's command.
     """
     output = stack.deployment.outputs["adminPassword"] if stack.deployment else None
     assert output is not None, "no adminPassword output"
     assert output.secret, "adminPassword is exported as a secret"
-    assert output.value, "adminPassword is empty (no seed on this stack)"
     logs = stack.container("backend").logs().decode(errors="replace")
-    assert "Username: admin" not in logs, "the release made (and printed) an admin of its own"
-    return str(output.value)
+    if output.value:
+        assert "Username: admin" not in logs, "the release made (and printed) an admin of its own"
+        return str(output.value)
+    found = ADMIN_IN_LOG.search(logs)
+    assert found, "no admin line in the backend's log"
+    return found.group(1)
 
 
 def version(stack: Stack) -> tuple[str, bool]:
