@@ -99,7 +99,7 @@ def _created(client: docker.DockerClient, name: str) -> float:
 
 
 #: The containers on the path to the backend, in order; each phase runs from one's creation to the next's.
-PATH_ROLES = ("postgres", "schema-backup", "schema-gate", "backend")
+PATH_ROLES = ("postgres", "driver", "schema-backup", "schema-gate", "data-move", "admin-seed", "backend")
 
 
 def program_overrides(port: int) -> dict[str, Any]:
@@ -264,7 +264,7 @@ def main() -> None:
     """BENCH_RUNS runs (default 1) of each; print every run and the medians."""
     compose_bin, source, runs = compose_prerequisites()
     client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
-    ensure_images(recipes=(POSTGRES, FRONTEND, ARGUSAI_BACKEND))
+    ensure_images(recipes=(POSTGRES, FRONTEND, CADDY, ARGUSAI_BACKEND))
     figures: dict[str, list[float]] = {}
     changes: list[str] = []
     for run in range(1, runs + 1):
