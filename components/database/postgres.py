@@ -10,8 +10,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.database import postgres_server
 from components.database.base import ServerMode, postgres_component
+from components.database.postgres_server import ALIAS as POSTGRES_ALIAS
+from components.database.postgres_server import PORT as POSTGRES_PORT
 from components.database.postgres_server import Postgres
 from components.network import Networks
 from components.secrets import AppSecrets
@@ -47,8 +48,8 @@ class PostgresMode(ServerMode):
             # The server's own image: its pg_dump always matches the server.
             tools_image_id=postgres.image.image_id,
             libpq_env=[
-                f"PGHOST={postgres_server.ALIAS}",
-                f"PGPORT={postgres_server.PORT}",
+                f"PGHOST={POSTGRES_ALIAS}",
+                f"PGPORT={POSTGRES_PORT}",
                 f"PGUSER={settings.postgres.user}",
                 f"PGDATABASE={settings.postgres.db}",
                 pulumi.Output.concat("PGPASSWORD=", secrets.postgres_password),

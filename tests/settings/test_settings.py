@@ -143,3 +143,20 @@ def test_defaults_come_from_pulumi_yaml_alone() -> None:
     assert settings.backend_image == schema["backendImage"]["default"]
     assert settings.registry_digests is schema["registryDigests"]["default"]
     assert settings.backup_keep == schema["backupKeep"]["default"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("httpsPort", "abc", r"argusai:httpsPort' must be an integer from 1 to 65535; got 'abc'"),
+        ("httpPort", 0, r"argusai:httpPort' must be an integer from 1 to 65535; got 0"),
+        ("tlsCertificateMinutes", 1, r"argusai:tlsCertificateMinutes' must be an integer from 2 to 10000"),
+        ("tlsSource", "letsencrypt", r"argusai:tlsSource' must be one of auto, operator, acme, stack-ca"),
+        ("proxyImage", "Not An Image", r"argusai:proxyImage' must be an image reference"),
+        ("pythonIndexUrl", "ftp://mirror/simple", r"argusai:pythonIndexUrl' must be the http\(s\) URL"),
+        ("httpPort", 8000, r"argusai:backendPort' must differ from argusai:httpPort \(8000\)"),
+    ],
+)
+def test_https_and_driver_keys_are_validated_with_https_off(key: str, value: Any, match: str) -> None:
+    """A bad value fails the day it is set, not the day HTTPS (or PostgreSQL) is turned on."""
+    _fails({key: value}, match=match)
