@@ -22,8 +22,12 @@ if [ -x "${BIN}" ]; then
     exit 0
 fi
 command -v go >/dev/null 2>&1 || { log "no Go toolchain (go) on PATH"; exit 1; }
+mkdir -p "${OUT_DIR}"
+# While this file exists a build is under way (testkit/cli.py waits for it).
+readonly BUILDING="${OUT_DIR}/building"
+touch "${BUILDING}"
 scratch="$(mktemp -d)"
-trap 'chmod -R u+w "${scratch}" 2>/dev/null; rm -rf "${scratch}"' EXIT
+trap 'chmod -R u+w "${scratch}" 2>/dev/null; rm -rf "${scratch}" "${BUILDING}"' EXIT
 started=$(date +%s)
 for module in pkg sdk; do
     dir="$(cd "${scratch}" && GOFLAGS=-mod=mod timeout "${BUILD_TIMEOUT_SECONDS}" \
@@ -31,7 +35,6 @@ for module in pkg sdk; do
     cp -r "${dir}" "${scratch}/${module}"
 done
 chmod -R u+w "${scratch}"
-mkdir -p "${OUT_DIR}"
 (cd "${scratch}/pkg" && timeout "${BUILD_TIMEOUT_SECONDS}" go build -o "${OLDPWD}/${BIN}.partial" ./cmd/pulumi)
 mv "${BIN}.partial" "${BIN}"
 log "built ${VERSION} in $(($(date +%s) - started)) s"

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,27 @@ ROOT = Path(__file__).resolve().parent.parent
 #: One CLI call on a local file backend.
 TIMEOUT_SECONDS = 120
 PASSPHRASE = "argusai-test-passphrase"  # noqa: S105 - the scratch stack's own, thrown away with it
+#: A cold build of the CLI at the lowest priority beside a test run.
+BUILD_WAIT_SECONDS = 1800
+BUILD_POLL_SECONDS = 5
 
 
 def cli_path() -> str | None:
-    """The CLI to run, or None when it was not built."""
+    """The CLI to run; None when it was not built.
+
+    A build under way (`scripts/test.sh` starts one in the background) is waited for, up to
+    BUILD_WAIT_SECONDS.
+    """
     if os.environ.get("PULUMI_CLI"):
         return os.environ["PULUMI_CLI"]
-    built = sorted(ROOT.glob(".tools/pulumi-*/pulumi"))
-    return str(built[-1]) if built else None
+    deadline = time.monotonic() + BUILD_WAIT_SECONDS
+    while True:
+        built = sorted(ROOT.glob(".tools/pulumi-*/pulumi"))
+        if built:
+            return str(built[-1])
+        if not list(ROOT.glob(".tools/pulumi-*/building")) or time.monotonic() > deadline:
+            return None
+        time.sleep(BUILD_POLL_SECONDS)
 
 
 @dataclass

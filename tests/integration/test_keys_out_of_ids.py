@@ -34,7 +34,10 @@ def legacy(tmp_path: Path) -> tuple[CliStack, planning.State]:
     """The earlier program's prod stack, imported into a stack of the real CLI."""
     cli = cli_path()
     if cli is None:
-        pytest.fail("no pulumi CLI: scripts/pulumi-cli.sh builds it (the README's test command runs it)")
+        pytest.fail(
+            "no pulumi CLI: scripts/pulumi-cli.sh builds it"
+            " (scripts/test.sh starts it; its log: argusai-pulumi-cli.log in TMPDIR)"
+        )
     stack = new_stack(cli, tmp_path, "prod")
     state = planning.State.from_json(FIXTURE.read_text())
     stack.import_state(state)
