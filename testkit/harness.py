@@ -14,7 +14,9 @@ reads the previous run's outputs. :func:`commit` then turns a run into the next 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
 import hashlib
 import json
 import runpy
@@ -29,7 +31,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import wait_for_rpcs
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from testkit import plan as planning
 from testkit import provider
@@ -352,6 +354,31 @@ def _by_role(registrations: list[Registration], role: str) -> Registration:
     return matches[0]
 
 
+#: The last of asyncio's reports of a future whose error nobody read, one line each (see `_plain_reports`).
+UNREAD_ERRORS: collections.deque[str] = collections.deque(maxlen=100)
+UNREAD = "exception was never retrieved"
+
+
+def _report_unread_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if UNREAD in str(context.get("message", "")) and "exception" in context:
+        UNREAD_ERRORS.append(f"{context['message']}: {context['exception']!r}")
+        return
+    loop.default_exception_handler(context)
+
+
+def _plain_reports() -> None:
+    """Make the runs' event loop report a future's unread error as one line, without its traceback.
+
+    A failed run leaves futures holding its error (the run has raised it already), and asyncio reports
+    each from the future's finalizer: wherever the garbage collector happens to run. Python 3.11 formats
+    a traceback with `ast.parse` (for its ^^^ marks); nested inside another parse (a test reading
+    source, pytest rewriting a module) it breaks that one: "AST constructor recursion depth mismatch".
+    """
+    loop = _ensure_event_loop()
+    if loop.get_exception_handler() is not _report_unread_error:
+        loop.set_exception_handler(_report_unread_error)
+
+
 def run_program(
     stack: str = "dev",
     overrides: Mapping[str, Any] | None = None,
@@ -370,6 +397,7 @@ def run_program(
     config, secret_keys = layered_config(stack, overrides, secrets)
     mocks = RecordingMocks(stack, preview, image_ids, prior, registry_digests)
     monitor = RecordingMonitor(mocks)
+    _plain_reports()
     pulumi.runtime.settings.reset_options()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
@@ -396,6 +424,7 @@ def run_components(build: Callable[[], Any], stack: str = "unit", *, preview: bo
     """Call `build` (which declares components with args passed straight in) under mocks."""
     mocks = RecordingMocks(stack, preview)
     monitor = RecordingMonitor(mocks)
+    _plain_reports()
     pulumi.runtime.settings.reset_options()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config({}, [])
