@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
+from components.leftovers import remove_leftover
 from components.naming import Naming
 
 RESTART_POLICY = "unless-stopped"
@@ -216,8 +217,9 @@ def service_container(
 
     Shared: the physical name and labels of its role, a restart policy, rotated logs, a stop grace period
     on replacement and destroy (pulumi-docker otherwise removes it with SIGKILL), delete-before-replace
-    (creating the new one first fails with "name already in use" or "port is already allocated"), and
-    replacement on any change or failed create.
+    (creating the new one first fails with "name already in use" or "port is already allocated"),
+    replacement on any change or failed create, and the removal of a leftover of an interrupted `up`
+    before the create (`components/leftovers.py`).
     """
     return docker.Container(
         logical_name,
@@ -232,6 +234,7 @@ def service_container(
             delete_before_replace=True,
             replace_on_changes=list(REPLACE_ON_ANY_CHANGE),
             depends_on=list(depends_on),
+            hooks=pulumi.ResourceHookBinding(before_create=[remove_leftover(naming, role, grace_seconds)]),
         ),
         **args,
     )

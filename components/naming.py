@@ -18,6 +18,16 @@ MANAGED_BY = "pulumi"
 
 
 @dataclass(frozen=True)
+class Engine:
+    """The Docker engine the names live on: the one the Docker provider talks to."""
+
+    host: str | None = None
+    """The provider's `docker:host` (unix://, tcp://, ssh://), or None: DOCKER_HOST, else the local socket."""
+    cert_path: str | None = None
+    """The provider's `docker:certPath` (ca.pem, cert.pem, key.pem) for a tcp:// host over TLS."""
+
+
+@dataclass(frozen=True)
 class Naming:
     """Derives physical names and labels from the name prefix and the stack."""
 
@@ -25,6 +35,8 @@ class Naming:
     """Leading part of every name: the `namePrefix` config key, or the project name."""
     stack: str
     """The Pulumi stack, e.g. `dev` or `prod`."""
+    engine: Engine = Engine()
+    """Where these names are unique: a leftover of an interrupted `up` is looked for there."""
 
     @property
     def base(self) -> str:

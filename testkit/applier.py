@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import pulumi
 import requests
 from docker.errors import APIError, NotFound
 from docker.types import LogConfig
@@ -99,6 +100,18 @@ class ApplyError(RuntimeError):
         """Keep the state as it stands after the failure (what the engine would have saved)."""
         super().__init__(message)
         self.state = state
+
+
+class Interrupted(ApplyError):
+    """The `up` was ended (SIGHUP, SIGKILL) where `Applier.interrupt` said: the state is what was saved before.
+
+    The container being created exists in dockerd but not in the state: the engine's pending create.
+    """
+
+
+#: Where an `up` can be ended while it creates a container: dockerd has created it (not started), or
+#: started it and the provider waits for it (health, or a one-shot step's end).
+INTERRUPT_PHASES = ("created", "started")
 
 
 @dataclass(frozen=True)
@@ -186,12 +199,16 @@ class Applier:
         """Use `client` (its low-level `api` where precision matters)."""
         self.client = client
         self.api = client.api
+        self.interrupt: tuple[str, str] | None = None
+        """(container name, phase of INTERRUPT_PHASES): the next `up` ends there, raising Interrupted."""
+        self._hooks: dict[str, pulumi.ResourceHook] = {}
 
     # --- pulumi up -------------------------------------------------------------------------------------
 
     def up(self, deployment: Deployment, state: planning.State, *, refresh: bool = False) -> planning.State:
         """Apply `deployment` over `state`; return the new state (raise ApplyError with it on failure)."""
         self._validate(deployment)
+        self._hooks = deployment.hooks
         if refresh:
             state = self.refresh(state)
         steps = planning.plan(state, deployment)
@@ -223,7 +240,8 @@ class Applier:
                 self._delete(new.resources[step.urn], forget=step.op == "forget")
                 del new.resources[step.urn]
         except ApplyError as exc:
-            raise ApplyError(str(exc), new) from exc
+            exc.state = new
+            raise
         for reg in deployment.registrations:  # keep the engine's order: declaration order
             if reg.urn in new.resources:
                 new.resources[reg.urn] = new.resources.pop(reg.urn)
@@ -264,6 +282,7 @@ class Applier:
                 self._delete(old, forget=False)
                 del state.resources[reg.urn]
         record = self._record(reg, generation, None)
+        self._before_create(reg)
         try:
             outputs = self._create(reg)
         except _InitError as exc:
@@ -301,6 +320,20 @@ class Applier:
         return {**inputs, **{k: v for k, v in outputs.items() if k in ("imageId", "id")}}
 
     # --- create ----------------------------------------------------------------------------------------
+
+    def _before_create(self, reg: Registration) -> None:
+        """Call the resource's `before_create` hooks, as the engine does; a hook's error fails the step."""
+        for name in reg.before_create:
+            args = pulumi.ResourceHookArgs(urn=reg.urn, id="", name=reg.name, type=reg.type, new_inputs=reg.inputs)
+            try:
+                self._hooks[name](args)
+            except Exception as exc:  # the engine reports any error of a before hook as the step's
+                raise ApplyError(f"{reg.name}: before_create hook {name} failed: {exc}") from exc
+
+    def _interrupt_at(self, name: str, phase: str) -> None:
+        if self.interrupt == (name, phase):
+            self.interrupt = None
+            raise Interrupted(f"up interrupted: {name} {phase}, not yet in the state")
 
     def _create(self, reg: Registration) -> dict[str, Any]:
         inputs = reg.plain_inputs()
@@ -372,6 +405,7 @@ class Applier:
             host_config=host_config,
         )
         cid = created["Id"]
+        self._interrupt_at(reg.plain("name"), "created")
         uploads = reg.plain("uploads") or []
         if uploads:
             # As the provider: after create, before start, each file in a tar extracted at `/`.
@@ -385,6 +419,7 @@ class Applier:
             for net in networks:
                 self.api.connect_container_to_network(cid, net["name"], aliases=net.get("aliases") or None)
         self.api.start(cid)
+        self._interrupt_at(reg.plain("name"), "started")
         inputs = reg.plain_inputs()
         if reg.plain("attach"):
             return {**self._attached(reg, cid), "id": cid}

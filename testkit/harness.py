@@ -107,6 +107,8 @@ class Registration(planning.Options):
     """What the (mock) provider answered: inputs plus computed outputs, secret markers removed."""
     wire_outputs: dict[str, Any] = field(default_factory=dict)
     """The same, secret markers kept."""
+    before_create: list[str] = field(default_factory=list)
+    """The names of the resource hooks the engine calls before creating it (`Deployment.hooks`)."""
 
     def plain_inputs(self) -> dict[str, Any]:
         """Every input with secret markers removed."""
@@ -294,9 +296,40 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     id=response.id,
                     wire_outputs=rpc.deserialize_properties(response.object),
                     outputs=unwrap(rpc.deserialize_properties(response.object)),
+                    before_create=list(request.hooks.before_create),
                 )
             )
         return response
+
+
+class RecordingCallbacks:
+    """Stands in for the SDK's callback server: keeps the program's resource hooks by name.
+
+    The real engine calls a hook through that server; the applier calls it here, at the same point.
+    """
+
+    def __init__(self) -> None:
+        """No hook yet."""
+        self.hooks: dict[str, pulumi.ResourceHook] = {}
+
+    def register_resource_hook(self, hook: pulumi.ResourceHook) -> None:
+        """Keep the hook (names are unique in a program, as the engine requires)."""
+        assert hook.name not in self.hooks, f"resource hook {hook.name} registered twice"  # noqa: S101
+        self.hooks[hook.name] = hook
+
+
+def _start_recording(
+    mocks: RecordingMocks, stack: str, preview: bool, config: dict[str, Any], secret_keys: list[str]
+) -> tuple[RecordingMonitor, RecordingCallbacks]:
+    """Point the SDK at the kit's monitor and callbacks, for one run."""
+    monitor = RecordingMonitor(mocks)
+    callbacks = RecordingCallbacks()
+    _plain_reports()
+    pulumi.runtime.settings.reset_options()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.settings.SETTINGS.callbacks = callbacks  # type: ignore[assignment]
+    pulumi.runtime.set_all_config(config, secret_keys)
+    return monitor, callbacks
 
 
 @dataclass
@@ -319,6 +352,8 @@ class Deployment:
     """(type, name) -> generation of each resource's outputs (0 = first create)."""
     raw_outputs: dict[str, Any] = field(default_factory=dict)
     """The stack outputs in the engine's form (secrets wrapped), as the next run's stack reference reads them."""
+    hooks: dict[str, pulumi.ResourceHook] = field(default_factory=dict)
+    """The program's resource hooks by name (each registration's `before_create` names some)."""
 
     def of_type(self, typ: str) -> list[Registration]:
         """Return the registrations of one resource type, e.g. `docker:index/container:Container`."""
@@ -396,11 +431,7 @@ def run_program(
     """
     config, secret_keys = layered_config(stack, overrides, secrets)
     mocks = RecordingMocks(stack, preview, image_ids, prior, registry_digests)
-    monitor = RecordingMonitor(mocks)
-    _plain_reports()
-    pulumi.runtime.settings.reset_options()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    pulumi.runtime.set_all_config(config, secret_keys)
+    monitor, callbacks = _start_recording(mocks, stack, preview, config, secret_keys)
     try:
         runpy.run_path(str(MAIN), run_name="__main__")
         _sync_await(wait_for_rpcs())
@@ -417,20 +448,17 @@ def run_program(
         outputs=outputs,
         generations=dict(mocks.generations),
         raw_outputs=raw,
+        hooks=callbacks.hooks,
     )
 
 
 def run_components(build: Callable[[], Any], stack: str = "unit", *, preview: bool = False) -> tuple[Any, Deployment]:
     """Call `build` (which declares components with args passed straight in) under mocks."""
     mocks = RecordingMocks(stack, preview)
-    monitor = RecordingMonitor(mocks)
-    _plain_reports()
-    pulumi.runtime.settings.reset_options()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    pulumi.runtime.set_all_config({}, [])
+    monitor, callbacks = _start_recording(mocks, stack, preview, {}, [])
     result = build()
     _sync_await(wait_for_rpcs())
-    return result, Deployment(stack=stack, registrations=monitor.registrations, outputs={})
+    return result, Deployment(stack=stack, registrations=monitor.registrations, outputs={}, hooks=callbacks.hooks)
 
 
 def resolve(output: pulumi.Output[Any]) -> Output:

@@ -138,7 +138,7 @@ def load_settings(
     return Settings(
         project=project,
         stack=stack,
-        naming=Naming(prefix=prefix, stack=stack),
+        naming=Naming(prefix=prefix, stack=stack, engine=app.docker_engine()),
         database=database,
         postgres=postgres,
         external_database=external,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.naming import Engine
 from components.settings.reader import ConfigError, Reader, check
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -70,6 +71,12 @@ def jwt_problem(value: str) -> str | None:
     if len(value) < JWT_MIN_LENGTH:
         return f"must be at least {JWT_MIN_LENGTH} characters (or unset, to generate one)"
     return None
+
+
+def docker_engine() -> Engine:
+    """The Docker provider's own `docker:host` and `docker:certPath` (the program talks to the same engine)."""
+    provider = pulumi.Config("docker")
+    return Engine(host=provider.get("host") or None, cert_path=provider.get("certPath") or None)
 
 
 def name_prefix(reader: Reader, project: str) -> str:
