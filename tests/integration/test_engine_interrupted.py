@@ -1,8 +1,9 @@
 """An `up` ended while it creates a container (SIGHUP, SIGKILL) leaves nothing the next `up` cannot repair.
 
 The applier models the engine's pending create: dockerd holds the container, the state does not. The next
-`up` must converge with no `docker rm` by hand (components/leftovers.py); a container of that name that
-is not the stack's is left alone and named in the error.
+`up` must converge with no `docker rm` by hand (components/leftovers.py): the README's recovery, less its
+`pulumi cancel`, which clears the backend's lock (the kit keeps none). A container of that name that is
+not the stack's is left alone and named in the error.
 """
 
 from __future__ import annotations
