@@ -8,6 +8,9 @@ Creates:
   backup whenever the newest is older than the interval (and on SIGHUP), keeps the newest N, and writes
   each under a temporary name renamed when complete. What it runs, in which image, on which network and
   with which volumes is the mode's plan (`components.database`): this component knows no database.
+  Its healthcheck is its own (never the image's, which probes a server this container does not run):
+  unhealthy once a backup has failed (until the next succeeds), or when none has succeeded for the
+  interval plus OVERDUE_SLACK_MINUTES; the loop reports each outcome in STATUS_DIR.
 """
 
 from __future__ import annotations
@@ -18,11 +21,37 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_common import data_volume, secret_env, service_container
+from components.docker_common import Healthcheck, data_volume, secret_env, service_container
 from components.naming import Naming
 
 BACKUP_PATH = "/backups"
 STOP_GRACE_SECONDS = 10
+#: Where the loop reports its last outcome (`succeeded`, `failed`: the UTC time and the file or the cause):
+#: inside the container, not on the backups volume, which may be the thing that is full.
+STATUS_DIR = "/tmp/argusai-backup"  # noqa: S108 - the container's own /tmp, read by its healthcheck
+#: A backup counts as overdue this long after the interval (a large database's copy takes a while).
+OVERDUE_SLACK_MINUTES = 60
+#: Seconds between two probes: a failed backup shows within this.
+HEALTH_INTERVAL_SECONDS = 30
+HEALTH_TIMEOUT_SECONDS = 10
+
+
+def backup_healthcheck(interval_hours: int) -> Healthcheck:
+    """Healthy unless the last backup failed (its cause printed) or none succeeded for too long."""
+    overdue = interval_hours * 60 + OVERDUE_SLACK_MINUTES
+    succeeded = f"{STATUS_DIR}/succeeded"
+    return Healthcheck(
+        test=(
+            "CMD-SHELL",
+            f"if [ -e {STATUS_DIR}/failed ]; then cat {STATUS_DIR}/failed; exit 1; fi; "
+            f'[ ! -e {succeeded} ] || [ -n "$(find {succeeded} -mmin -{overdue})" ] '
+            f"|| {{ echo no backup succeeded for {overdue} minutes; exit 1; }}",
+        ),
+        interval=HEALTH_INTERVAL_SECONDS,
+        timeout=HEALTH_TIMEOUT_SECONDS,
+        retries=1,
+        start_period=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -99,7 +128,15 @@ class Backup(pulumi.ComponentResource):
             image=plan.image_id,
             user=plan.user,
             entrypoints=list(plan.entrypoints),
-            envs=secret_env([*plan.env, f"BACKUP_INTERVAL_HOURS={args.interval_hours}", f"BACKUP_KEEP={args.keep}"]),
+            envs=secret_env(
+                [
+                    *plan.env,
+                    f"BACKUP_INTERVAL_HOURS={args.interval_hours}",
+                    f"BACKUP_KEEP={args.keep}",
+                    f"BACKUP_STATUS_DIR={STATUS_DIR}",
+                ]
+            ),
+            healthcheck=backup_healthcheck(args.interval_hours).args(),
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=BACKUP_PATH),
                 *plan.volumes,

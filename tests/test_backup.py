@@ -16,6 +16,7 @@ from types import ModuleType
 
 import pytest
 
+from components.backup import STATUS_DIR, backup_healthcheck
 from components.scripts import IN_CONTAINER, PG_BACKUP
 from testkit.harness import CONTAINER, Deployment, run_program
 
@@ -169,7 +170,10 @@ def test_sqlite_backup_skips_missing_database(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+# The loop reads each dump's table of contents back before it counts: a dump with content passes here.
+FAKE_PG_RESTORE = 'for a; do case "$a" in --list) ;; *) [ -s "$a" ] || exit 1;; esac; done\n'
 FAKE_PG_DUMP = 'for a; do case "$a" in --file=*) echo dump > "${a#--file=}";; esac; done\n'
+EMPTY_PG_DUMP = 'for a; do case "$a" in --file=*) : > "${a#--file=}";; esac; done\n'
 FAILING_PG_DUMP = 'for a; do case "$a" in --file=*) echo half > "${a#--file=}";; esac; done\nexit 1\n'
 LONG_AGO = 946684800  # 2000-01-01, as an mtime: far older than any interval
 
@@ -192,12 +196,9 @@ def _run_pg_script(
     sh = shutil.which("sh")
     if sh is None:
         pytest.skip("no sh on this machine")
-    bin_dir, backups, log = tmp_path / "bin", tmp_path / "backups", tmp_path / "log"
-    bin_dir.mkdir()
+    backups, log = tmp_path / "backups", tmp_path / "log"
+    bin_dir = _fake_pg_dump(tmp_path, pg_dump_body)
     backups.mkdir()
-    fake = bin_dir / "pg_dump"
-    fake.write_text("#!/bin/sh\n" + pg_dump_body)
-    fake.chmod(0o755)
     for stamp in ("20000101T000000Z", "20010101T000000Z"):
         old = backups / f"argusai-{stamp}.dump"
         old.write_bytes(b"old")
@@ -209,6 +210,7 @@ def _run_pg_script(
         "BACKUP_DIR": str(backups),
         "BACKUP_INTERVAL_HOURS": "1",
         "BACKUP_KEEP": str(keep),
+        "BACKUP_STATUS_DIR": str(tmp_path / "status"),
     }
     with log.open("w") as sink:
         # Own process group, so the loop's background `sleep` is stopped with it.
@@ -227,10 +229,17 @@ def _run_pg_script(
 
 
 def test_pg_backup_renames_complete_dump_and_prunes(tmp_path: Path) -> None:
-    """Due at start: a finished dump is renamed into place, stale partials cleared, only `keep` remain."""
+    """Due at start: a finished dump is renamed into place, stale partials cleared, only `keep` remain.
+
+    Reported as the last success, clearing an earlier failure.
+    """
+    (tmp_path / "status").mkdir()
+    (tmp_path / "status" / "failed").write_text("an earlier failure")
     backups, log = _run_pg_script(tmp_path, FAKE_PG_DUMP, keep=2)
     names = sorted(p.name for p in backups.iterdir())
     assert "backup: wrote" in log
+    assert not (tmp_path / "status" / "failed").exists(), "a success clears the last failure"
+    assert names[1] in (tmp_path / "status" / "succeeded").read_text()
     assert len(names) == 2, names
     assert names[0] == "argusai-20010101T000000Z.dump"
     assert names[1].startswith("argusai-2")
@@ -238,13 +247,26 @@ def test_pg_backup_renames_complete_dump_and_prunes(tmp_path: Path) -> None:
 
 
 def test_pg_backup_failure_leaves_no_partial(tmp_path: Path) -> None:
-    """A failed pg_dump leaves no file that could be mistaken for a backup, and prunes nothing."""
+    """A failed pg_dump leaves no file that could be mistaken for a backup, prunes nothing, and is reported."""
     backups, log = _run_pg_script(tmp_path, FAILING_PG_DUMP, keep=1)
     assert "pg_dump failed" in log
+    assert "pg_dump failed" in (tmp_path / "status" / "failed").read_text()
+    assert not (tmp_path / "status" / "succeeded").exists()
     assert sorted(p.name for p in backups.iterdir()) == [
         "argusai-20000101T000000Z.dump",
         "argusai-20010101T000000Z.dump",
     ]
+
+
+def test_pg_dump_that_wrote_nothing_and_said_nothing_is_no_backup(tmp_path: Path) -> None:
+    """pg_dump on a full volume: an empty file and exit status 0. Read back, it fails, and is reported."""
+    backups, log = _run_pg_script(tmp_path, EMPTY_PG_DUMP, keep=1)
+    assert "the dump cannot be read back" in log
+    assert sorted(p.name for p in backups.iterdir()) == [
+        "argusai-20000101T000000Z.dump",
+        "argusai-20010101T000000Z.dump",
+    ]
+    assert "free on the backups volume" in (tmp_path / "status" / "failed").read_text()
 
 
 def test_pg_restart_with_recent_backup_takes_none(tmp_path: Path) -> None:
@@ -286,11 +308,13 @@ def test_sqlite_backups_in_one_second_do_not_clash(tmp_path: Path) -> None:
 
 
 def _fake_pg_dump(tmp_path: Path, body: str) -> Path:
+    """A directory for PATH with a stand-in pg_dump (`body`) and pg_restore (reads a non-empty dump)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake = bin_dir / "pg_dump"
-    fake.write_text("#!/bin/sh\n" + body)
-    fake.chmod(0o755)
+    for name, text in (("pg_dump", body), ("pg_restore", FAKE_PG_RESTORE)):
+        fake = bin_dir / name
+        fake.write_text("#!/bin/sh\n" + text)
+        fake.chmod(0o755)
     return bin_dir
 
 
@@ -358,3 +382,54 @@ def test_sqlite_pre_upgrade_backup_is_one_named_copy_and_fails_the_step(tmp_path
     assert failed.returncode == 1
     assert "backup: failed" in failed.stderr
     assert [p.name for p in out.iterdir() if not p.name.startswith("pre-upgrade-")] == []
+
+
+def _health(status_dir: Path, interval_hours: int = 1) -> subprocess.CompletedProcess[str]:
+    """The backup container's own healthcheck, run by a real sh against `status_dir`."""
+    test = backup_healthcheck(interval_hours).test
+    assert test[0] == "CMD-SHELL"
+    return subprocess.run(  # noqa: S603 - runs our own healthcheck
+        ["sh", "-c", test[1].replace(STATUS_DIR, str(status_dir))],  # noqa: S607 - sh from PATH
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+        check=False,
+    )
+
+
+def test_sqlite_backup_outcome_turns_the_health(tmp_path: Path) -> None:
+    """A failed backup (a full or unwritable volume) turns the health unhealthy with its cause; the next success heals.
+
+    Before any backup (nothing to copy yet) the container is healthy; a success older than the interval
+    plus the slack is overdue.
+    """
+    script = _sqlite_script()
+    source, out = _empty_database(tmp_path)
+    status = tmp_path / "status"
+    assert _health(status).returncode == 0, "no outcome yet: healthy"
+
+    script.attempt(str(source), str(tmp_path / "gone"), 3, str(status))  # the directory cannot be written
+    failed = _health(status)
+    assert failed.returncode == 1
+    assert "unable to open database file" in failed.stdout, "the probe's output names the cause"
+
+    script.attempt(str(source), str(out), 3, str(status))
+    assert _health(status).returncode == 0
+    assert not (status / "failed").exists()
+    (newest,) = out.glob("argusai-*.sqlite3")
+    assert newest.name in (status / "succeeded").read_text()
+
+    os.utime(status / "succeeded", (LONG_AGO, LONG_AGO))
+    overdue = _health(status)
+    assert overdue.returncode == 1
+    assert "no backup succeeded for 120 minutes" in overdue.stdout
+
+
+@pytest.mark.parametrize("deployment", ["prod", "embedded"])
+def test_backup_container_has_a_healthcheck_of_its_own(deployment: str, request: pytest.FixtureRequest) -> None:
+    """Never the image's own (the backend image's probes a server this container does not run)."""
+    backup = request.getfixturevalue(deployment).container("backup")
+    health = backup.plain("healthcheck")
+    assert health["tests"][0] == "CMD-SHELL"
+    assert f"{STATUS_DIR}/failed" in health["tests"][1]
+    assert backup.env()["BACKUP_STATUS_DIR"] == STATUS_DIR

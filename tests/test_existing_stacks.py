@@ -64,7 +64,7 @@ POSTGRES_BACKEND = "replace backend-container (envs, ports, volumes, healthcheck
 POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
 POSTGRES_GATE = [POSTGRES_HEALTHCHECK, *DRIVER, *GATE, "create data-move-container", SEED, POSTGRES_BACKEND]
 POSTGRES_NO_BACKUPS = [*SECRETS, *POSTGRES_GATE, *FRONTEND, *PROXY]
-POSTGRES_CHANGES = [*POSTGRES_NO_BACKUPS, "replace backup-container (entrypoints, uploads)"]
+POSTGRES_CHANGES = [*POSTGRES_NO_BACKUPS, "replace backup-container (entrypoints, envs, uploads, healthcheck)"]
 SQLITE_CHANGES = [
     *SECRETS,
     *GATE,
@@ -72,7 +72,7 @@ SQLITE_CHANGES = [
     BACKEND,
     *FRONTEND,
     *PROXY,
-    "replace backup-container (entrypoints, envs, uploads, user)",
+    "replace backup-container (entrypoints, envs, uploads, user, healthcheck)",
 ]
 
 

@@ -14,6 +14,10 @@ SIGHUP (`docker kill --signal HUP <container>`); the newest BACKUP_KEEP are kept
 
 With BACKUP_ONCE=1 it takes one backup named BACKUP_PREFIX-<UTC time>.sqlite3 (e.g. `pre-upgrade`),
 prunes nothing and exits: 0 when written (or when there is no database yet), 1 when the copy failed.
+
+The loop's outcome, for the container's healthcheck and a monitor, goes to BACKUP_STATUS_DIR (outside
+the backups volume, which may be the thing that is full): `succeeded` (the UTC time and the file) after
+each backup, `failed` (the UTC time and the cause) after a failed one, removed by the next success.
 """
 
 from __future__ import annotations
@@ -95,7 +99,8 @@ def backup(
         src.backup(dst, pages=ALL_PAGES, progress=give_up_when_late, sleep=BUSY_PAUSE_SECONDS)
     except sqlite3.Error:
         dst.close()
-        os.remove(tmp)  # nothing half-written stays behind
+        if os.path.exists(tmp):
+            os.remove(tmp)  # nothing half-written stays behind
         raise
     finally:
         dst.close()
@@ -106,6 +111,32 @@ def backup(
             os.remove(old)
     print(f"backup: wrote {os.path.basename(final)}", flush=True)
     return final
+
+
+def report(status_dir: str | None, outcome: str, text: str) -> None:
+    """Record `succeeded` or `failed` (with `text`) in `status_dir`; a success clears the last failure."""
+    if not status_dir:
+        return
+    os.makedirs(status_dir, exist_ok=True)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
+    tmp = os.path.join(status_dir, f".{outcome}")
+    with open(tmp, "w") as out:
+        out.write(f"{when} {text}\n")
+    os.replace(tmp, os.path.join(status_dir, outcome))
+    if outcome == "succeeded" and os.path.exists(os.path.join(status_dir, "failed")):
+        os.remove(os.path.join(status_dir, "failed"))
+
+
+def attempt(source: str, directory: str, keep: int, status_dir: str | None) -> None:
+    """One scheduled backup: its outcome printed (the cause, on failure) and reported; never raises."""
+    try:
+        written = backup(source, directory, keep)
+    except (sqlite3.Error, OSError) as exc:  # a full disk is either, depending on where it strikes
+        print(f"backup: failed: {exc}", file=sys.stderr, flush=True)
+        report(status_dir, "failed", f"{type(exc).__name__}: {exc}")
+        return
+    if written is not None:
+        report(status_dir, "succeeded", os.path.basename(written))
 
 
 def main() -> None:
@@ -124,6 +155,7 @@ def main() -> None:
             sys.exit(1)
         return
     keep = int(os.environ["BACKUP_KEEP"])
+    status_dir = os.environ.get("BACKUP_STATUS_DIR")
     interval = int(os.environ["BACKUP_INTERVAL_HOURS"]) * SECONDS_PER_HOUR
     for stale in glob.glob(os.path.join(directory, f".{PREFIX}-*.partial")):
         os.remove(stale)
@@ -132,10 +164,7 @@ def main() -> None:
     requested = False
     while True:
         if requested or is_due(directory, interval):
-            try:
-                backup(source, directory, keep)
-            except sqlite3.Error as exc:
-                print(f"backup: failed: {exc}", file=sys.stderr, flush=True)
+            attempt(source, directory, keep, status_dir)
         requested = signal.sigtimedwait({signal.SIGHUP}, CHECK_SECONDS) is not None
 
 
