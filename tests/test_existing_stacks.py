@@ -62,7 +62,15 @@ DRIVER = ["create driver-volume", "create driver-step-container"]
 BACKEND = "replace backend-container (envs, ports, healthcheck)"
 POSTGRES_BACKEND = "replace backend-container (envs, ports, volumes, healthcheck)"
 POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
-POSTGRES_GATE = [POSTGRES_HEALTHCHECK, *DRIVER, *GATE, "create data-move-container", SEED, POSTGRES_BACKEND]
+POSTGRES_GATE = [
+    "create pgdata-check-container",
+    POSTGRES_HEALTHCHECK,
+    *DRIVER,
+    *GATE,
+    "create data-move-container",
+    SEED,
+    POSTGRES_BACKEND,
+]
 POSTGRES_NO_BACKUPS = [*SECRETS, *POSTGRES_GATE, *FRONTEND, *PROXY]
 POSTGRES_CHANGES = [*POSTGRES_NO_BACKUPS, "replace backup-container (entrypoints, envs, uploads, healthcheck)"]
 SQLITE_CHANGES = [

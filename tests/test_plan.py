@@ -117,7 +117,7 @@ def test_config_changes_never_delete_or_replace_protected_resources(
 
 
 def test_leaving_postgres_keeps_its_data_volume() -> None:
-    """Postgres -> sqlite: the server goes (and the data move and the driver with it), its data volume stays."""
+    """Postgres -> sqlite: the server goes (and its version check, the data move and the driver), its data stays."""
     steps = _replan("it", PROD_LIKE, {**PROD_LIKE, "database": "sqlite"})
     deleted = sorted(s.name for s in steps.ops("delete", "forget"))
     assert deleted == [
@@ -125,6 +125,7 @@ def test_leaving_postgres_keeps_its_data_volume() -> None:
         "driver-step-container",
         "driver-volume",
         "network-db",
+        "pgdata-check-container",
         "postgres-container",
         "postgres-image",
     ]

@@ -61,9 +61,9 @@ def test_prod_declares_every_piece(prod: Deployment) -> None:
     assert all(v.retain_on_delete and v.protect for v in data)
     # The driver volume is a cache: made again from the index when it is gone.
     assert not prod.volume("pydeps").protect
-    # postgres, backend, frontend, proxy, backup; the steps: driver, gate's two, data move, first admin, frontend
-    # check.
-    assert len(prod.of_type(CONTAINER)) == 11
+    # postgres, backend, frontend, proxy, backup; the steps: the data's version check, driver, gate's two, data
+    # move, first admin, frontend check.
+    assert len(prod.of_type(CONTAINER)) == 12
     assert prod.outputs["pgdataVolume"].value == "argusai-prod-pgdata"
 
 

@@ -400,7 +400,9 @@ class ServerMode(DatabaseMode):
         )
 
 
-def postgres_component(settings: Settings, secrets: AppSecrets, network: docker.Network | None) -> Postgres:
+def postgres_component(
+    settings: Settings, secrets: AppSecrets, network: docker.Network | None, backups: docker.Volume
+) -> Postgres:
     """The PostgreSQL component: with a network, the server; without, only its data volume."""
     return Postgres(
         "postgres",
@@ -414,5 +416,9 @@ def postgres_component(settings: Settings, secrets: AppSecrets, network: docker.
             network_name=network.name if network is not None else None,
             protect_data=settings.protect_data,
             follow_registry=settings.registry_digests,
+            log_volume=backups.name,
+            log_mount=BACKUP_PATH,
+            log_dir=BACKUP_LOG_DIR,
+            settled_first=[secrets.record],
         ),
     )

@@ -42,7 +42,8 @@ class ExternalMode(ServerMode):
                 follow_registry=settings.registry_digests,
             ),
         )
-        return cls(postgres_component(settings, secrets, None), client, settings, secrets, networks.app, backups)
+        postgres = postgres_component(settings, secrets, None, backups)
+        return cls(postgres, client, settings, secrets, networks.app, backups)
 
     def __init__(
         self,

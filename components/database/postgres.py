@@ -32,7 +32,7 @@ class PostgresMode(ServerMode):
         """The server, on the database network."""
         if networks.db is None:
             raise ValueError("PostgreSQL mode needs the database network")
-        return cls(postgres_component(settings, secrets, networks.db), networks, settings, secrets, backups)
+        return cls(postgres_component(settings, secrets, networks.db, backups), networks, settings, secrets, backups)
 
     def __init__(
         self, postgres: Postgres, networks: Networks, settings: Settings, secrets: AppSecrets, backups: docker.Volume

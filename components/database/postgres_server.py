@@ -4,6 +4,10 @@ Creates:
 - `<name>-pgdata`: named volume at /var/lib/postgresql/data, in both database modes: a stack that leaves
   PostgreSQL for SQLite keeps its PostgreSQL data (protected and retained with `protectData`).
 - `<name>-image` (PostgreSQL mode): the PostgreSQL image, kept locally.
+- `pgdata-check` (PostgreSQL mode, a Step): runs in the image about to serve, with the data volume
+  read-only, before the server container is created or replaced: data of another major version, or an
+  image that keeps its data elsewhere (PostgreSQL 18's layout), stops `pulumi up` there with the running
+  server untouched (`components/scripts/pgdata_check.sh`).
 - `<name>-container` (PostgreSQL mode): the server, on the internal database network only, alias
   `postgres`, no host port, healthy once `pg_isready` answers over TCP, created with `wait` so dependants
   start only then, and stopped with a grace period so replacement and destroy shut it down cleanly.
@@ -11,6 +15,7 @@ Creates:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -27,6 +32,8 @@ from components.docker_common import (
     waiting_healthcheck,
 )
 from components.naming import Naming
+from components.scripts import PGDATA_CHECK
+from components.step import Step, StepArgs
 
 ALIAS = "postgres"
 PORT = 5432
@@ -39,6 +46,8 @@ WAIT_TIMEOUT_SECONDS = 120
 FIRST_PROBE_WAIT_SECONDS = 60
 STEADY_PROBE_SECONDS = 2
 READY_MARKER = "/tmp/argusai-ready.reported"  # noqa: S108 - inside the PostgreSQL container
+#: Where the version check sees the data volume (read-only; not the image's PGDATA, which it checks).
+CHECK_MOUNT = "/pgdata"
 
 
 def healthcheck() -> Healthcheck:
@@ -96,6 +105,14 @@ class PostgresArgs:
     """Protect and retain the data volume (false: a disposable stack; destroy deletes it)."""
     follow_registry: bool
     """Resolve the image tag to the registry's current digest."""
+    log_volume: pulumi.Input[str]
+    """The volume that keeps the version check's log (the backups volume), mounted at `log_mount`."""
+    log_mount: str
+    """Where `log_volume` is mounted in the check."""
+    log_dir: str
+    """The check's log directory, under `log_mount`."""
+    settled_first: Sequence[pulumi.Resource] = ()
+    """What must be settled before anything new runs (the secrets' record: a stack it stops stays untouched)."""
 
 
 class Postgres(pulumi.ComponentResource):
@@ -125,6 +142,31 @@ class Postgres(pulumi.ComponentResource):
             self.register_outputs({"volume": self.volume.name})
             return
         self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
+        self.check = Step(
+            "pgdata-check",
+            StepArgs(
+                naming=naming,
+                role="pgdata-check",
+                image=self.image.image_id,
+                script=PGDATA_CHECK.shell,
+                volumes=[
+                    docker.ContainerVolumeArgs(
+                        volume_name=self.volume.name, container_path=CHECK_MOUNT, read_only=True
+                    ),
+                    docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=args.log_mount),
+                ],
+                log_dir=args.log_dir,
+                env=[
+                    f"PGDATA_MOUNT={CHECK_MOUNT}",
+                    f"EXPECTED_PGDATA={DATA_PATH}",
+                    f"IMAGE={args.image}",
+                    f"VOLUME={naming.physical_name('pgdata')}",
+                ],
+                files=PGDATA_CHECK.uploads(),
+                depends_on=args.settled_first,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.container = service_container(
             f"{name}-container",
             naming=naming,
@@ -145,5 +187,6 @@ class Postgres(pulumi.ComponentResource):
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
             stop_signal=STOP_SIGNAL,
+            depends_on=[self.check.container],
         )
         self.register_outputs({"url": self.url, "volume": self.volume.name, "container": self.container.name})

@@ -37,7 +37,7 @@ class SqliteMode(DatabaseMode):
     @classmethod
     def declare(cls, settings: Settings, secrets: AppSecrets, networks: Networks, backups: docker.Volume) -> SqliteMode:
         """Only the PostgreSQL data volume (kept from, or for, PostgreSQL mode)."""
-        mode = cls(postgres_component(settings, secrets, None), settings.naming, secrets)
+        mode = cls(postgres_component(settings, secrets, None, backups), settings.naming, secrets)
         # Back from a server: its data stays where it is; say how to bring it into the SQLite file.
         _leaving_server(server_left_behind(settings.naming), settings)
         return mode

@@ -12,6 +12,7 @@ import pulumi
 import pytest
 
 from components.database.postgres_server import (
+    CHECK_MOUNT,
     DATA_PATH,
     READY_MARKER,
     Postgres,
@@ -20,6 +21,7 @@ from components.database.postgres_server import (
     healthcheck,
 )
 from components.naming import Naming
+from components.scripts import PGDATA_CHECK
 from testkit.harness import IMAGE, Deployment, resolve, run_components, run_program
 
 HOSTILE = "p@ss:w/rd%?#"
@@ -42,6 +44,9 @@ def _postgres(protect: bool = True) -> tuple[Postgres, Deployment]:
                 network_name="argusai-unit-db",
                 protect_data=protect,
                 follow_registry=False,
+                log_volume="argusai-unit-backups",
+                log_mount="/backups",
+                log_dir="/backups/steps",
             ),
         )
     )
@@ -151,3 +156,69 @@ def test_first_probe_waits_for_the_server_and_later_probes_check_once(tmp_path: 
     later = run()
     later.communicate(timeout=PROBE_TIMEOUT_SECONDS)
     assert later.returncode == 2
+
+
+def test_the_data_is_checked_in_the_new_image_before_the_server_is_touched() -> None:
+    """The check runs the image about to serve, the data read-only; the server waits for it."""
+    _, deployment = _postgres()
+    check, server = deployment.container("pgdata-check"), deployment.container("postgres")
+    assert check.plain("image") == server.plain("image")
+    mounts = {m["containerPath"]: m for m in check.plain("volumes")}
+    assert mounts[CHECK_MOUNT]["volumeName"] == "argusai-unit-pgdata"
+    assert mounts[CHECK_MOUNT]["readOnly"] is True
+    assert check.urn in server.dependencies
+    env = check.env()
+    assert env["IMAGE"] == "postgres:16-alpine"
+    assert env["EXPECTED_PGDATA"] == DATA_PATH
+
+
+def _check(tmp_path: Path, *, data_major: str | None, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The check script run by a real sh on a data directory of `data_major` (None: empty)."""
+    data = tmp_path / "pgdata"
+    data.mkdir()
+    if data_major is not None:
+        (data / "PG_VERSION").write_text(f"{data_major}\n")
+    return subprocess.run(  # noqa: S603 - runs our own script
+        ["sh", "-c", PGDATA_CHECK.text()],  # noqa: S607 - sh from PATH
+        env={
+            "PATH": os.environ["PATH"],
+            "PGDATA_MOUNT": str(data),
+            "EXPECTED_PGDATA": DATA_PATH,
+            "IMAGE": "postgres:17",
+            "VOLUME": "argusai-unit-pgdata",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("data_major", "ok"), [(None, True), ("17", True), ("15", False)])
+def test_data_of_another_major_version_is_refused(tmp_path: Path, data_major: str | None, ok: bool) -> None:
+    """Empty or the same major: on. Another: refused, naming both versions and the way back."""
+    done = _check(tmp_path, data_major=data_major, env={"PG_MAJOR": "17", "PGDATA": DATA_PATH})
+    assert (done.returncode == 0) is ok, done.stderr
+    if not ok:
+        assert "the data in argusai-unit-pgdata is PostgreSQL 15, and postgres:17 runs PostgreSQL 17" in done.stderr
+        assert "Set argusai:postgresImage back to a PostgreSQL 15 image" in done.stderr
+
+
+def test_the_major_comes_from_the_server_binary_without_pg_major(tmp_path: Path) -> None:
+    """An image without the official PG_MAJOR: `postgres --version` says it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "postgres"
+    fake.write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 16.4'\n")
+    fake.chmod(0o755)
+    done = _check(tmp_path, data_major="15", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert done.returncode == 1
+    assert "runs PostgreSQL 16" in done.stderr
+
+
+def test_postgres_18s_layout_is_refused_clearly(tmp_path: Path) -> None:
+    """PostgreSQL 18's images keep their data in /var/lib/postgresql/18/docker: an empty server beside the data."""
+    done = _check(tmp_path, data_major="17", env={"PG_MAJOR": "18", "PGDATA": "/var/lib/postgresql/18/docker"})
+    assert done.returncode == 1
+    assert "keeps its data in /var/lib/postgresql/18/docker" in done.stderr

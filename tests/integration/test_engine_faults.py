@@ -12,13 +12,17 @@ import pytest
 from testkit import plan as planning
 from testkit.applier import ApplyError
 from testkit.harness import Deployment
+from testkit.images.derive import derive_image
+from testkit.images.recipes import POSTGRES
 
-from .conftest import Stack, record_result, wait_for
+from .conftest import POSTGRES_IMAGE, Stack, record_result, wait_for
 
 pytestmark = pytest.mark.integration
 
 RECOVERY_TIMEOUT = 90
 UNHEALTHY_WAIT_SECONDS = 8
+#: Where PostgreSQL 18's images keep their data (a directory of the volume they mount one level up).
+PG18_DATA = "/var/lib/postgresql/18/docker"
 FAILED_STARTS = 2  # backend starts seen failing before PostgreSQL is started again
 
 
@@ -103,3 +107,45 @@ def test_failed_wait_is_not_accepted_on_the_next_up(stack: Stack) -> None:
     # Healthy again (the program's own healthcheck): PostgreSQL replaced, then the backend created.
     stack.up(config)
     wait_for("backend /health", stack.healthy, RECOVERY_TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("label", "changes", "refusal"),
+    [
+        ("pg17", ["ENV PG_MAJOR=17"], "the data in {volume} is PostgreSQL 15, and {image} runs PostgreSQL 17"),
+        ("pg18-layout", [f"ENV PGDATA={PG18_DATA}"], f"keeps its data in {PG18_DATA}"),
+    ],
+)
+def test_an_image_that_cannot_read_the_data_is_refused_with_the_server_untouched(
+    stack: Stack, derived: list[str], label: str, changes: list[str], refusal: str
+) -> None:
+    """A PostgreSQL image of another major (or PostgreSQL 18's layout): `up` stops before the server is touched.
+
+    Without the check the server is replaced and restarts forever ("database files are incompatible"), or
+    starts empty beside the data.
+    """
+    config: dict[str, object] = {"database": "postgres", "backupEnabled": False}
+    stack.up(config)
+    stack.post_notes(["kept-by-the-refusal"])
+    server = stack.container("postgres").id
+    image = derive_image(stack.client, POSTGRES_IMAGE, label, changes=changes, repository=POSTGRES.repository)
+    derived.append(image)
+
+    with pytest.raises(ApplyError, match="pgdata-check"):
+        stack.up({**config, "postgresImage": image})
+    code, log = stack.oneoff(
+        POSTGRES_IMAGE,
+        ["cat", "/backups/steps/pgdata-check.log"],
+        volumes={stack.physical("backups"): {"bind": "/backups", "mode": "ro"}},
+    )
+    assert code == 0, log
+    assert refusal.format(volume=stack.physical("pgdata"), image=image) in log, log
+    assert stack.container("postgres").id == server, "the running server was left as it was"
+    assert stack.container("postgres").status == "running"
+    assert stack.healthy()
+    assert "kept-by-the-refusal" in stack.notes()
+
+    stack.up(config)  # back to the image that reads the data: nothing else to do
+    wait_for("backend /health", stack.healthy, RECOVERY_TIMEOUT)
+    assert stack.container("postgres").id == server
+    record_result(f"RESULT fault=pgdata-{label}: refused before the server was touched; server and data as they were")
