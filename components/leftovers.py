@@ -5,8 +5,9 @@ ended in between (SIGHUP when the SSH session drops, SIGKILL, a reboot) leaves d
 with the fixed name that the state does not know (the engine's pending create), and the next create of
 that name fails with `Conflict. The container name ... is already in use`. Compose adopts what carries
 its labels; here a `before_create` resource hook on every container removes a container of that name
-if, and only if, it carries this stack's labels for that role: stopped within its grace period first, so
-a PostgreSQL left running shuts down cleanly before the new one opens the same data directory. Volumes
+if, and only if, it carries this stack's labels for that role: let finish first if it is still starting
+(PostgreSQL's first initialisation, a step's work), then stopped within its grace period, so a PostgreSQL
+left running shuts down cleanly before the new one opens the same data directory. Volumes
 are never touched. A container of that name that is not this stack's stops the `up` with an error naming
 it: it is not ours to remove.
 
@@ -16,6 +17,7 @@ the Docker provider uses (`docker:host`, else DOCKER_HOST, else the local socket
 
 from __future__ import annotations
 
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,10 @@ from components.naming import LABEL_PROJECT, LABEL_ROLE, LABEL_STACK, Engine, Na
 
 #: One call to the engine (the stop adds its own grace): generous for a cold or remote host.
 ENGINE_TIMEOUT_SECONDS = 120
+#: How long a leftover still starting (PostgreSQL's first initialisation, a step's work) is let finish
+#: before it is stopped: the longest a step may run.
+SETTLE_SECONDS = 600
+SETTLE_POLL_SECONDS = 1
 #: The labels that say whose a container is: this project's prefix, this stack, this role.
 IDENTITY = (LABEL_PROJECT, LABEL_STACK, LABEL_ROLE)
 
@@ -59,6 +65,21 @@ def engine_client(engine: Engine) -> docker.DockerClient:
     if not args:
         return docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
     return docker.DockerClient(**args, timeout=ENGINE_TIMEOUT_SECONDS)
+
+
+def _settle(container: Container) -> None:
+    """Let a leftover that is still starting finish first (its health `starting`), up to SETTLE_SECONDS.
+
+    Stopped in the middle, PostgreSQL's first initialisation leaves a data directory with no database in
+    it that no later start repairs (the image initialises only an empty one), and a step its work half done.
+    """
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        container.reload()
+        state = container.attrs["State"]
+        if not state.get("Running") or state.get("Health", {}).get("Status") != "starting":
+            return
+        time.sleep(SETTLE_POLL_SECONDS)
 
 
 def _remove(container: Container) -> None:
@@ -97,6 +118,7 @@ def remove_leftover(naming: Naming, role: str, grace_seconds: int) -> pulumi.Res
                 f"{name}: removing the container an interrupted `pulumi up` left ({container.short_id}); "
                 "its volumes stay"
             )
+            _settle(container)
             container.stop(timeout=grace_seconds)
             _remove(container)
 
