@@ -3,7 +3,8 @@
 # the driver volume at DRIVER_ROOT and the app network (the index is reached through it).
 #
 # Environment: DRIVER_MODULE (psycopg or psycopg2), DRIVER_PACKAGES (pinned, space separated), DRIVER_DIR
-# (where in the volume; named after the pins), INDEX_URL (argusai:pythonIndexUrl).
+# (where in the volume; named after the pins), INDEX_URL (argusai:pythonIndexUrl; empty: the index pip in
+# the image is configured with, else pip's own default).
 #
 # - The image imports DRIVER_MODULE by itself: used as it is, nothing installed.
 # - DRIVER_DIR is complete (an earlier run): nothing to do.
@@ -27,15 +28,18 @@ python -m pip --version >/dev/null 2>&1 || {
 partial="$DRIVER_DIR.partial"
 rm -rf "$partial"
 # pip ignores an index on plain HTTP unless its host is trusted: the operator named this one (a mirror).
-trusted=""
+index="" source="pip's configured index"
 case "$INDEX_URL" in
-http://*) trusted="--trusted-host $(echo "$INDEX_URL" | sed -e 's#^http://##' -e 's#[/:].*##')" ;;
+"") ;;
+http://*) index="--index-url $INDEX_URL --trusted-host $(echo "$INDEX_URL" | sed -e 's#^http://##' -e 's#[/:].*##')" ;;
+*) index="--index-url $INDEX_URL" ;;
 esac
-# shellcheck disable=SC2086 # DRIVER_PACKAGES is a list of pinned requirements, $trusted two words or none
+[ -z "$INDEX_URL" ] || source="$INDEX_URL"
+# shellcheck disable=SC2086 # DRIVER_PACKAGES is a list of pinned requirements, $index words or none
 if ! python -m pip install --no-cache-dir --disable-pip-version-check --no-input --no-deps --only-binary=:all: \
-    --timeout 30 --retries 2 --index-url "$INDEX_URL" $trusted --target "$partial" $DRIVER_PACKAGES; then
+    --timeout 30 --retries 2 $index --target "$partial" $DRIVER_PACKAGES; then
     rm -rf "$partial"
-    echo "driver: could not install $DRIVER_PACKAGES from $INDEX_URL: set argusai:pythonIndexUrl to an index" \
+    echo "driver: could not install $DRIVER_PACKAGES from $source: set argusai:pythonIndexUrl to an index" \
         "this Docker host reaches (a mirror), or use a backend image that carries $DRIVER_MODULE" >&2
     exit 1
 fi
@@ -43,4 +47,4 @@ PYTHONPATH="$partial" python -c "import $DRIVER_MODULE; print('driver:', $DRIVER
 rm -rf "$DRIVER_DIR"
 mv "$partial" "$DRIVER_DIR"
 touch "$complete"
-echo "driver: installed $DRIVER_PACKAGES from $INDEX_URL"
+echo "driver: installed $DRIVER_PACKAGES from $source"

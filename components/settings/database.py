@@ -215,8 +215,10 @@ def _external_database(reader: Reader, kind: DatabaseKind) -> ExternalDatabase |
 
 
 def _index_url(reader: Reader) -> str:
-    """`pythonIndexUrl`: an http(s) URL of a package index (its simple API)."""
-    value = reader.string("pythonIndexUrl").strip()
+    """`pythonIndexUrl`: an http(s) URL of a package index (its simple API), or empty for pip's own."""
+    value = reader.string("pythonIndexUrl", allow_empty=True).strip()
+    if not value:
+        return ""
     try:
         parts = urlsplit(value)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
