@@ -8,7 +8,11 @@ not the stack's is left alone and named in the error.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
+import pulumi
 import pytest
+from docker.models.containers import Container
 
 from testkit.applier import INTERRUPT_PHASES, ApplyError, Interrupted, ordered_containers
 from testkit.provider import CONTAINER
@@ -19,6 +23,11 @@ pytestmark = pytest.mark.integration
 
 CONFIG = {"database": "postgres", "frontendImage": FRONTEND_IMAGE, "backupIntervalHours": 1}
 HEALTH_TIMEOUT = 60
+#: The leftover of the settle test is `starting` this long (PostgreSQL's first initialisation, shortened).
+STARTING_SECONDS = 6
+HEALTH_INTERVAL_NS = 1_000_000_000
+#: dockerd's event filter counts whole seconds: wait past the current one for the last events.
+EVENTS_SETTLE = timedelta(seconds=2)
 KEYS = ("ENCRYPTION_KEY", "JWT_SECRET_KEY", "DATABASE_URL")
 
 
@@ -86,3 +95,48 @@ def test_a_container_of_that_name_not_the_stacks_is_left_alone(stack: Stack) -> 
         foreign.remove(force=True)
     stack.up(CONFIG)
     wait_for("backend /health 200", stack.healthy, HEALTH_TIMEOUT)
+
+
+
+def _health(container: Container) -> str | None:
+    return container.attrs["State"].get("Health", {}).get("Status")
+
+
+def test_a_leftover_still_starting_is_let_finish_before_it_is_stopped(stack: Stack) -> None:
+    """PostgreSQL stopped in its first initialisation keeps a data directory with no database in it.
+
+    The leftover is this stack's PostgreSQL by name and labels, `starting` for a few seconds and then
+    healthy; dockerd's own events must show it healthy before it was stopped.
+    """
+    name = stack.physical("postgres")
+    deployment = stack.program(CONFIG)
+    (reg,) = [r for r in deployment.of_type(CONTAINER) if r.plain("name") == name]
+    (hook,) = [deployment.hooks[hook] for hook in reg.before_create]
+    since = datetime.now(tz=timezone.utc) - timedelta(seconds=1)
+    leftover = stack.client.containers.run(
+        POSTGRES_IMAGE,
+        ["sh", "-c", f"sleep {STARTING_SECONDS}; touch /tmp/started; exec sleep 600"],
+        name=name,
+        labels={label["label"]: label["value"] for label in reg.plain("labels")},
+        detach=True,
+        # `starting` until the file is there, as the program's waiting healthchecks are while they wait.
+        healthcheck={
+            "test": ["CMD", "test", "-f", "/tmp/started"],
+            "interval": HEALTH_INTERVAL_NS,
+            "start_period": HEALTH_TIMEOUT * HEALTH_INTERVAL_NS,
+        },
+    )
+    try:
+        wait_for(f"{name} starting", lambda: leftover.reload() or _health(leftover) == "starting", HEALTH_TIMEOUT)
+        # The engine's call of the hook before it creates that name, alone.
+        hook.callback(pulumi.ResourceHookArgs(urn=reg.urn, id="", name=reg.name, type=reg.type, new_inputs={}))
+        assert not stack.client.containers.list(all=True, filters={"name": f"^/{name}$"})
+    finally:
+        if stack.client.containers.list(all=True, filters={"name": f"^/{name}$"}):
+            leftover.remove(force=True)
+    events = stack.client.events(
+        since=since, until=datetime.now(tz=timezone.utc) + EVENTS_SETTLE, filters={"container": leftover.id}, decode=True
+    )
+    actions = [event["Action"] for event in events]
+    assert "health_status: healthy" in actions, actions
+    assert actions.index("health_status: healthy") < actions.index("kill"), actions
