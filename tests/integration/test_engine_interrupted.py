@@ -8,7 +8,7 @@ not the stack's is left alone and named in the error.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pulumi
 import pytest
@@ -28,6 +28,8 @@ STARTING_SECONDS = 6
 HEALTH_INTERVAL_NS = 1_000_000_000
 #: dockerd's event filter counts whole seconds: wait past the current one for the last events.
 EVENTS_SETTLE = timedelta(seconds=2)
+#: Inside the leftover: there once its start finished.
+STARTED = "/run/started"
 KEYS = ("ENCRYPTION_KEY", "JWT_SECRET_KEY", "DATABASE_URL")
 
 
@@ -97,7 +99,6 @@ def test_a_container_of_that_name_not_the_stacks_is_left_alone(stack: Stack) -> 
     wait_for("backend /health 200", stack.healthy, HEALTH_TIMEOUT)
 
 
-
 def _health(container: Container) -> str | None:
     return container.attrs["State"].get("Health", {}).get("Status")
 
@@ -112,16 +113,16 @@ def test_a_leftover_still_starting_is_let_finish_before_it_is_stopped(stack: Sta
     deployment = stack.program(CONFIG)
     (reg,) = [r for r in deployment.of_type(CONTAINER) if r.plain("name") == name]
     (hook,) = [deployment.hooks[hook] for hook in reg.before_create]
-    since = datetime.now(tz=timezone.utc) - timedelta(seconds=1)
+    since = datetime.now(tz=UTC) - timedelta(seconds=1)
     leftover = stack.client.containers.run(
         POSTGRES_IMAGE,
-        ["sh", "-c", f"sleep {STARTING_SECONDS}; touch /tmp/started; exec sleep 600"],
+        ["sh", "-c", f"sleep {STARTING_SECONDS}; touch {STARTED}; exec sleep 600"],
         name=name,
         labels={label["label"]: label["value"] for label in reg.plain("labels")},
         detach=True,
         # `starting` until the file is there, as the program's waiting healthchecks are while they wait.
         healthcheck={
-            "test": ["CMD", "test", "-f", "/tmp/started"],
+            "test": ["CMD", "test", "-f", STARTED],
             "interval": HEALTH_INTERVAL_NS,
             "start_period": HEALTH_TIMEOUT * HEALTH_INTERVAL_NS,
         },
@@ -135,7 +136,7 @@ def test_a_leftover_still_starting_is_let_finish_before_it_is_stopped(stack: Sta
         if stack.client.containers.list(all=True, filters={"name": f"^/{name}$"}):
             leftover.remove(force=True)
     events = stack.client.events(
-        since=since, until=datetime.now(tz=timezone.utc) + EVENTS_SETTLE, filters={"container": leftover.id}, decode=True
+        since=since, until=datetime.now(tz=UTC) + EVENTS_SETTLE, filters={"container": leftover.id}, decode=True
     )
     actions = [event["Action"] for event in events]
     assert "health_status: healthy" in actions, actions
