@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from types import ModuleType
 
@@ -175,6 +176,8 @@ FAKE_PG_RESTORE = 'for a; do case "$a" in --list) ;; *) [ -s "$a" ] || exit 1;; 
 FAKE_PG_DUMP = 'for a; do case "$a" in --file=*) echo dump > "${a#--file=}";; esac; done\n'
 EMPTY_PG_DUMP = 'for a; do case "$a" in --file=*) : > "${a#--file=}";; esac; done\n'
 FAILING_PG_DUMP = 'for a; do case "$a" in --file=*) echo half > "${a#--file=}";; esac; done\nexit 1\n'
+#: `date`'s format for the time in a status file (the backup's own name uses another).
+STATUS_DATE_FORMAT = "+%Y-%m-%dT%H:%M:%SZ"
 LONG_AGO = 946684800  # 2000-01-01, as an mtime: far older than any interval
 
 
@@ -186,18 +189,25 @@ def _wait_for_line(log: Path, text: str, count: int = 1) -> None:
 
 
 def _run_pg_script(
-    tmp_path: Path, pg_dump_body: str, keep: int, *, recent: bool = False, hup: bool = False
+    tmp_path: Path, pg_dump_body: str, keep: int, *, recent: bool = False, hup: bool = False, slow_status: bool = False
 ) -> tuple[Path, str]:
     """Run the real backup loop with a stand-in pg_dump on PATH; stop it after its first round.
 
     Two earlier backups lie in the volume, old ones unless `recent`. With `hup`, "back up now" is
-    requested once the loop has started.
+    requested once the loop has started. With `slow_status`, writing the outcome's status takes a second
+    (its timestamp comes from a slow `date`).
     """
     sh = shutil.which("sh")
     if sh is None:
         pytest.skip("no sh on this machine")
     backups, log = tmp_path / "backups", tmp_path / "log"
     bin_dir = _fake_pg_dump(tmp_path, pg_dump_body)
+    if slow_status:
+        date = bin_dir / "date"
+        date.write_text(
+            f'#!/bin/sh\ncase "$2" in {STATUS_DATE_FORMAT}) sleep 1;; esac\nexec {shutil.which("date")} "$@"\n'
+        )
+        date.chmod(0o755)
     backups.mkdir()
     for stamp in ("20000101T000000Z", "20010101T000000Z"):
         old = backups / f"argusai-{stamp}.dump"
@@ -244,6 +254,38 @@ def test_pg_backup_renames_complete_dump_and_prunes(tmp_path: Path) -> None:
     assert names[0] == "argusai-20010101T000000Z.dump"
     assert names[1].startswith("argusai-2")
     assert (backups / names[1]).read_text() == "dump\n"
+
+
+def test_pg_backup_reports_its_outcome_before_it_logs_it(tmp_path: Path) -> None:
+    """Whoever sees "backup: wrote" in the log finds the status already saying so (here: the loop stopped then)."""
+    (tmp_path / "status").mkdir()
+    (tmp_path / "status" / "failed").write_text("an earlier failure")
+    _run_pg_script(tmp_path, FAKE_PG_DUMP, keep=2, slow_status=True)
+    assert (tmp_path / "status" / "succeeded").exists()
+    assert not (tmp_path / "status" / "failed").exists()
+
+
+def test_sqlite_backup_reports_its_outcome_before_it_logs_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same for the SQLite loop: nothing is logged about a backup before its status is written."""
+    module = _sqlite_script()
+    source = tmp_path / "app.db"
+    with closing(sqlite3.connect(source)) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+    (tmp_path / "backups").mkdir()
+    logged_before: list[str] = []
+    report = module.report
+
+    def observed(status_dir: str | None, outcome: str, text: str) -> None:
+        logged_before.append(capsys.readouterr().out)
+        report(status_dir, outcome, text)
+
+    module.report = observed
+    module.attempt(str(source), str(tmp_path / "backups"), 2, str(tmp_path / "status"))
+    assert logged_before == [""]
+    assert "backup: wrote" in capsys.readouterr().out
 
 
 def test_pg_backup_failure_leaves_no_partial(tmp_path: Path) -> None:

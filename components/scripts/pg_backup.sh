@@ -30,13 +30,14 @@ backup() {
         if [ -n "${BACKUP_KEEP:-}" ]; then
             ls -1 "$dir/$prefix"-*.dump 2>/dev/null | sort -r | tail -n "+$((BACKUP_KEEP + 1))" | xargs -r rm -f --
         fi
-        echo "backup: wrote $prefix-$stamp.dump"
+        # Reported before it is logged: whoever reads the log line finds the status already written.
         report succeeded "$prefix-$stamp.dump"
+        echo "backup: wrote $prefix-$stamp.dump"
     else
         rm -f "$tmp"
+        report failed "pg_dump failed ($(free_space) free on the backups volume; the cause is in the container's log)"
         # pg_dump's own message, just above in the log, names the cause (a full disk, a refused login).
         echo "backup: pg_dump failed" >&2
-        report failed "pg_dump failed ($(free_space) free on the backups volume; the cause is in the container's log)"
         return 1
     fi
 }

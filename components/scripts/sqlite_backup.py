@@ -109,7 +109,6 @@ def backup(
     if keep is not None:
         for old in sorted(glob.glob(os.path.join(directory, _pattern(prefix))), reverse=True)[keep:]:
             os.remove(old)
-    print(f"backup: wrote {os.path.basename(final)}", flush=True)
     return final
 
 
@@ -132,11 +131,13 @@ def attempt(source: str, directory: str, keep: int, status_dir: str | None) -> N
     try:
         written = backup(source, directory, keep)
     except (sqlite3.Error, OSError) as exc:  # a full disk is either, depending on where it strikes
-        print(f"backup: failed: {exc}", file=sys.stderr, flush=True)
+        # Reported before it is logged: whoever reads the log line finds the status already written.
         report(status_dir, "failed", f"{type(exc).__name__}: {exc}")
+        print(f"backup: failed: {exc}", file=sys.stderr, flush=True)
         return
     if written is not None:
         report(status_dir, "succeeded", os.path.basename(written))
+        print(f"backup: wrote {os.path.basename(written)}", flush=True)
 
 
 def main() -> None:
@@ -149,10 +150,12 @@ def main() -> None:
     directory = os.environ.get("BACKUP_DIR", "/backups")
     if os.environ.get("BACKUP_ONCE") == "1":
         try:
-            backup(source, directory, None, os.environ.get("BACKUP_PREFIX", PREFIX))
+            written = backup(source, directory, None, os.environ.get("BACKUP_PREFIX", PREFIX))
         except sqlite3.Error as exc:
             print(f"backup: failed: {exc}", file=sys.stderr, flush=True)
             sys.exit(1)
+        if written is not None:
+            print(f"backup: wrote {os.path.basename(written)}", flush=True)
         return
     keep = int(os.environ["BACKUP_KEEP"])
     status_dir = os.environ.get("BACKUP_STATUS_DIR")
