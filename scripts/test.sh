@@ -10,10 +10,13 @@
 #    and installs what the browser tests drive (scripts/test-tools.sh: Debian's chromium), and starts
 #    building the pulumi CLI the state tests run (scripts/pulumi-cli.sh, from its Go module, in the
 #    background at the lowest priority; its log in $TMPDIR/argusai-pulumi-cli.log);
-# 3. runs pytest. Without an engine the integration tests are skipped with one line, unless
-#    REQUIRE_DOCKER=1, which makes a missing engine a failure (CI sets it).
+# 3. runs pytest: the whole suite on TEST_WORKERS workers (default 2), then alone the tests marked
+#    `exclusive`; with arguments, `pytest` with those alone. Without an engine the integration tests are
+#    skipped with one line, unless REQUIRE_DOCKER=1, which makes a missing engine a failure (CI sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Parallel pytest workers for the whole suite.
+TEST_WORKERS="${TEST_WORKERS:-2}"
 
 if [ -z "${ARGUSAI_SOURCE:-}" ] && [ -d ../shared/argusai/backend ]; then
     ARGUSAI_SOURCE="$(cd ../shared/argusai && pwd)"
@@ -52,4 +55,14 @@ if [ "$(id -u)" -eq 0 ] || docker info >/dev/null 2>&1; then
     fi
 fi
 
-exec .venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+    exec .venv/bin/python -m pytest "$@"
+fi
+# The whole suite: two workers (pytest-xdist), since a real-engine test mostly waits (health, migrations,
+# certificates) and two deployments side by side keep both cores busy; `--dist loadfile` keeps a file's
+# tests, and its module fixtures, on one worker. Then, alone, the tests that need the whole engine (they
+# restart it). Both parts always run; the status is the first failure's.
+status=0
+.venv/bin/python -m pytest -n "${TEST_WORKERS}" --dist loadfile -m "not exclusive" || status=$?
+.venv/bin/python -m pytest -m exclusive || { [ "${status}" -ne 0 ] || status=$?; }
+exit "${status}"

@@ -16,6 +16,7 @@ from typing import Any
 
 HTTP_OK = 200
 HTTP_CREATED = 201
+HTTP_NOT_FOUND = 404
 #: One request; a write held by a lock the backend waits on (5 s for SQLite) still answers within it.
 REQUEST_TIMEOUT_SECONDS = 10
 READY_TIMEOUT_SECONDS = 300
@@ -64,12 +65,17 @@ class Session:
     camera_id: str
 
 
-def seed(base_url: str, password: str) -> Session:
-    """Log in as admin, make a camera through the API and one event for it."""
+def sign_in(base_url: str, password: str) -> str:
+    """Log in as admin; the bearer token."""
     status, body = call(base_url, "POST", "/api/v1/auth/login", {"username": "admin", "password": password})
     if status != HTTP_OK:
         raise RuntimeError(f"admin login answered {status}")
-    token = str(body["access_token"])
+    return str(body["access_token"])
+
+
+def seed(base_url: str, password: str) -> Session:
+    """Log in as admin, make a camera through the API and one event for it."""
+    token = sign_in(base_url, password)
     status, camera = call(base_url, "POST", "/api/v1/cameras", CAMERA, token)
     if status != HTTP_CREATED:
         raise RuntimeError(f"camera create answered {status}")
@@ -139,3 +145,19 @@ class EventWriter:
     def longest_latency(self) -> float:
         """The longest one write took, answered or not."""
         return max(self.latencies, default=0.0)
+
+
+def missing_events(session: Session, ids: list[str]) -> list[str]:
+    """The events of `ids` the API no longer has (404), one by one: the figure that must stay empty.
+
+    One by one, not by pages: the writer's events share a timestamp, and pages ordered by it may skip rows.
+    Any answer but 200 or 404 is an error, never counted as either.
+    """
+    missing = []
+    for event_id in ids:
+        status, _ = call(session.base_url, "GET", f"/api/v1/events/{event_id}", token=session.token)
+        if status == HTTP_NOT_FOUND:
+            missing.append(event_id)
+        elif status != HTTP_OK:
+            raise RuntimeError(f"GET /api/v1/events/{event_id} answered {status}")
+    return missing

@@ -57,6 +57,9 @@ LIBPQ_URL = '"${DATABASE_URL%%+*}://${DATABASE_URL#*://}"'
 SKIP_MESSAGE = "no Docker engine answers; integration tests skipped (set REQUIRE_DOCKER=1 to fail instead)"
 #: Result lines (timings) shown in the terminal summary, so a run without -s still reports them.
 RESULTS: list[str] = []
+#: Under pytest-xdist a worker's result lines travel to the controller's summary on its test reports.
+RESULT_PROPERTY = "integration-result"
+_FORWARDED = [0]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,11 +77,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    """Point every "no engine" skip at this file, so the summary folds them into one line."""
+    """Point every "no engine" skip at this file, so the summary folds them into one line.
+
+    On a pytest-xdist worker, also hand the result lines recorded since the last report to this one.
+    """
     report = yield
+    if hasattr(item.config, "workerinput"):
+        report.user_properties.extend((RESULT_PROPERTY, line) for line in RESULTS[_FORWARDED[0] :])
+        _FORWARDED[0] = len(RESULTS)
     if report.skipped and isinstance(report.longrepr, tuple) and report.longrepr[2].endswith(SKIP_MESSAGE):
         report.longrepr = (str(Path(__file__).relative_to(ROOT)), None, report.longrepr[2])
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """On the controller of a parallel run: keep the result lines a worker's report carries."""
+    if getattr(report, "node", None) is not None:  # set by pytest-xdist on reports from a worker
+        RESULTS.extend(value for name, value in report.user_properties if name == RESULT_PROPERTY)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -1,0 +1,196 @@
+"""Faults under load, on the real release: a client writes events all along, and none it was told of goes missing.
+
+A client writes events through the release's own API (`POST /api/v1/events`, for a camera made through
+the API) at a steady rate while a fault happens; afterwards every event the API acknowledged (201) is
+looked up by id. The figure that must be zero is "acknowledged and then missing"; failed writes and the
+longest gap between two acknowledged writes are printed.
+
+- A backup taken while the client writes (the backup container's own, asked for with SIGHUP as the README
+  says), then the database lost and the README's restore run on the redeployed stack: every event
+  acknowledged before the backup began is back.
+- PostgreSQL killed (SIGKILL from the host, as the OOM killer does): the restart policy and crash recovery
+  bring it back and the backend reconnects by itself (no restart of the backend).
+- The Docker engine restarted (the host's reboot), with a SQLite and a PostgreSQL stack: every service
+  comes back with no `pulumi up`, the backend serves again whatever order the containers start in, and no
+  one-shot step runs again. It stops every container on the engine, so it runs alone (`exclusive`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from components.naming import LABEL_ROLE, LABEL_STACK
+from testkit.engine import restart_engine
+from testkit.images.recipes import ARGUSAI_BACKEND
+from testkit.release_api import EventWriter, Session, longest_gap, missing_events, seed, sign_in
+
+from .conftest import POSTGRES_IMAGE, Stack, record_result, wait_for
+from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE, admin_password
+from .test_engine_backups import (
+    BACKUP_TIMEOUT,
+    PG_RESTORE,
+    complete_backups,
+    lose_data,
+    restore_sqlite,
+    run_procedure,
+    settled,
+)
+from .test_engine_faults import _postmaster_pid
+
+pytestmark = [pytest.mark.argusai, pytest.mark.load]
+
+#: Writes a second: a few cameras' events, steady.
+RATE = 10
+#: Acknowledged writes before the fault, and after it, that show the client is really writing.
+STEADY_WRITES = 20
+RECOVERY_TIMEOUT = 180
+#: The services a stack runs (restart policy `unless-stopped`); every other role is a one-shot step.
+SERVICES = {"sqlite": {"backend", "proxy", "backup"}, "postgres": {"postgres", "backend", "proxy", "backup"}}
+#: dockerd's event filter counts whole seconds: wait past the current one for the last events.
+EVENTS_SETTLE = timedelta(seconds=2)
+
+
+def _writing(stack: Stack) -> EventWriter:
+    """The client, writing; returns once it has had STEADY_WRITES acknowledged."""
+    session = seed(f"http://127.0.0.1:{stack.backend_port}", admin_password(stack))
+    writer = EventWriter(session, rate=RATE).start()
+    wait_for("the client's first writes", lambda: len(writer.acknowledged) >= STEADY_WRITES, RECOVERY_TIMEOUT)
+    return writer
+
+
+def _resumed(writer: EventWriter, since: float) -> Callable[[], bool]:
+    """Whether STEADY_WRITES were acknowledged after `since` (monotonic)."""
+    return lambda: sum(1 for t in writer.acknowledged_at if t > since) >= STEADY_WRITES
+
+
+def _report(fault: str, writer: EventWriter, began: float, ended: float) -> None:
+    """Print the fault's figures and check the one that must be zero."""
+    missing = missing_events(writer.session, writer.acknowledged)
+    gap = longest_gap(writer.acknowledged_at, began, ended)
+    record_result(
+        f"RESULT load fault={fault} acknowledged={len(writer.acknowledged)} failed_writes={writer.failed} "
+        f"longest_gap_seconds={gap:.1f} acknowledged_then_missing={len(missing)}"
+    )
+    assert missing == [], f"{fault}: {len(missing)} acknowledged events missing"
+
+
+#: The volumes that hold a mode's database (a failed disk loses them).
+DATABASE_VOLUMES = {"sqlite": ("data",), "postgres": ("pgdata", "data")}
+
+
+@pytest.mark.parametrize("mode", ["sqlite", "postgres"])
+def test_a_backup_taken_under_writes_restores_every_event_acknowledged_before_it(stack: Stack, mode: str) -> None:
+    """The backup finishes under a steady writer; restored after the data is lost, nothing before it is missing."""
+    config = {"database": mode, **RELEASE}
+    stack.up(config)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    password = admin_password(stack)
+    writer = _writing(stack)
+    try:
+        wait_for("the first backup, due at start", lambda: complete_backups(stack, mode), BACKUP_TIMEOUT)
+        earlier = set(complete_backups(stack, mode))
+        acknowledged_before = list(writer.acknowledged)
+        began = time.monotonic()
+        stack.container("backup").kill(signal="SIGHUP")
+        (backup,) = wait_for("the backup", lambda: set(complete_backups(stack, mode)) - earlier, BACKUP_TIMEOUT)
+        seconds = time.monotonic() - began
+        wait_for("writes after the backup", _resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+    finally:
+        writer.stop()
+    _report(f"backup-{mode}", writer, began, time.monotonic())
+    record_result(f"RESULT load backup {mode}: {seconds:.1f} s under {RATE} writes/s, restored below")
+
+    url = stack.output("databaseUrl")
+    lose_data(stack, DATABASE_VOLUMES[mode])
+    stack.up(config, refresh=True)
+    settled(stack)
+    if mode == "sqlite":
+        restore_sqlite(stack, ARGUSAI_BACKEND.tag, backup)
+    else:
+        run_procedure(
+            PG_RESTORE,
+            env={"DATABASE_URL": url},
+            backend=stack.physical("backend"),
+            backup=stack.physical("backup"),
+            db_network=stack.physical("db"),
+            backups=stack.physical("backups"),
+            postgres_image=POSTGRES_IMAGE,
+            file=backup,
+        )
+    wait_for("the release's /health after the restore", stack.healthy, HEALTHY_TIMEOUT)
+    base_url = writer.session.base_url
+    restored = Session(base_url, sign_in(base_url, password), writer.session.camera_id)
+    missing = missing_events(restored, acknowledged_before)
+    record_result(
+        f"RESULT load backup {mode}: acknowledged before it {len(acknowledged_before)}, missing after the "
+        f"restore {len(missing)}"
+    )
+    assert missing == []
+
+
+def test_postgres_killed_under_writes_loses_no_acknowledged_event(stack: Stack) -> None:
+    """SIGKILL of PostgreSQL mid-writes: it recovers, the same backend reconnects, writes resume."""
+    stack.up({"database": "postgres", **RELEASE, "backupEnabled": False})
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    backend_started = stack.container("backend").attrs["State"]["StartedAt"]
+    postgres = stack.container("postgres")
+    restarts = postgres.attrs["RestartCount"]
+    writer = _writing(stack)
+    killed = time.monotonic()
+    os.kill(_postmaster_pid(postgres.attrs["State"]["Pid"]), signal.SIGKILL)
+    try:
+        wait_for("writes acknowledged again after the kill", _resumed(writer, killed), RECOVERY_TIMEOUT)
+    finally:
+        writer.stop()
+    postgres.reload()
+    assert postgres.attrs["RestartCount"] > restarts, "PostgreSQL was restarted by its restart policy"
+    # Reconnected by itself (the pool's pre-ping), not by a restart of the backend.
+    assert stack.container("backend").attrs["State"]["StartedAt"] == backend_started
+    _report("postgres-sigkill", writer, killed, time.monotonic())
+
+
+@pytest.mark.exclusive
+def test_engine_restart_under_writes_brings_every_stack_back(make_stack: Callable[[], Stack]) -> None:
+    """The host's reboot: both stacks serve again with no `up`, no step runs again, no acknowledged event lost."""
+    stacks = {"sqlite": make_stack(), "postgres": make_stack()}
+    for mode, stack in stacks.items():
+        stack.up({"database": mode, **RELEASE})
+        wait_for(f"{mode}: the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    writers = {mode: _writing(stack) for mode, stack in stacks.items()}
+    client = stacks["sqlite"].client
+    since = datetime.now(tz=UTC) - timedelta(seconds=1)
+    stopped = time.monotonic()
+    try:
+        answered = restart_engine(client)
+        for mode, stack in stacks.items():
+            wait_for(f"{mode}: /health 200 after the engine restart", stack.healthy, RECOVERY_TIMEOUT)
+            record_result(
+                f"RESULT engine restart {mode}: backend serving {time.monotonic() - answered:.1f} s after the "
+                f"engine answered ({answered - stopped:.1f} s to stop and start the engine)"
+            )
+        for mode, writer in writers.items():
+            wait_for(f"{mode}: writes acknowledged again", _resumed(writer, answered), RECOVERY_TIMEOUT)
+    finally:
+        for writer in writers.values():
+            writer.stop()
+    events = client.events(
+        since=since,
+        until=datetime.now(tz=UTC) + EVENTS_SETTLE,
+        filters={"event": "start", "label": f"{LABEL_STACK}"},
+        decode=True,
+    )
+    started: dict[str, set[str]] = {stack.name: set() for stack in stacks.values()}
+    for event in events:
+        attributes = event["Actor"]["Attributes"]
+        if attributes.get(LABEL_STACK) in started:
+            started[attributes[LABEL_STACK]].add(attributes.get(LABEL_ROLE, ""))
+    for mode, stack in stacks.items():
+        # The services came back by their restart policy; a one-shot step (gate, seed, driver) did not.
+        assert started[stack.name] == SERVICES[mode], (mode, started[stack.name])
+        _report(f"engine-restart-{mode}", writers[mode], stopped, time.monotonic())
