@@ -8,6 +8,9 @@ longest gap between two acknowledged writes are printed.
 - A backup taken while the client writes (the backup container's own, asked for with SIGHUP as the README
   says), then the database lost and the README's restore run on the redeployed stack: every event
   acknowledged before the backup began is back.
+- A new release (one more migration: the gate's backup, the migration, the backend replaced), and the move
+  from SQLite into PostgreSQL (one config key), each by `up` under writes: every acknowledged event is
+  there afterwards, on the other side of the move too.
 - PostgreSQL killed (SIGKILL from the host, as the OOM killer does): the restart policy and crash recovery
   bring it back and the backend reconnects by itself (no restart of the backend).
 - The Docker engine restarted (the host's reboot), with a SQLite and a PostgreSQL stack: every service
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import docker
 import pytest
 
 from components.naming import LABEL_ROLE, LABEL_STACK
@@ -31,7 +35,7 @@ from testkit.images.recipes import ARGUSAI_BACKEND
 from testkit.release_api import EventWriter, Session, longest_gap, missing_events, seed, sign_in
 
 from .conftest import POSTGRES_IMAGE, Stack, record_result, wait_for
-from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE, admin_password
+from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE, admin_password, release_with_migration
 from .test_engine_backups import (
     BACKUP_TIMEOUT,
     PG_RESTORE,
@@ -153,6 +157,42 @@ def test_postgres_killed_under_writes_loses_no_acknowledged_event(stack: Stack) 
     # Reconnected by itself (the pool's pre-ping), not by a restart of the backend.
     assert stack.container("backend").attrs["State"]["StartedAt"] == backend_started
     _report("postgres-sigkill", writer, killed, time.monotonic())
+
+
+#: The new release's one migration: a table of its own.
+UPGRADE_MIGRATION_BODY = 'op.create_table("load_probe", sa.Column("id", sa.Integer, primary_key=True))'
+
+
+def test_an_upgrade_and_the_move_to_postgres_under_writes_lose_no_acknowledged_event(
+    stack: Stack, engine: docker.DockerClient, derived: list[str]
+) -> None:
+    """`up` to a new release, then `up` to PostgreSQL, with the client writing all along."""
+    stack.up(RELEASE)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    writer = _writing(stack)
+    newer = release_with_migration(engine, UPGRADE_MIGRATION_BODY, label="load-upgrade")
+    derived.append(newer)
+    started = time.monotonic()
+    try:
+        for fault, config in (
+            ("upgrade", {**RELEASE, "backendImage": newer}),
+            ("move-to-postgres", {**RELEASE, "backendImage": newer, "database": "postgres"}),
+        ):
+            serving = stack.container("backend").id
+            began = time.monotonic()
+            stack.up(config)
+            wait_for(f"{fault}: the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
+            assert stack.container("backend").id != serving, f"{fault}: the backend was replaced"
+            wait_for(f"{fault}: writes acknowledged again", _resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+            ended = time.monotonic()
+            record_result(
+                f"RESULT load {fault}: up {ended - began:.1f} s under {RATE} writes/s, longest gap between "
+                f"acknowledged writes {longest_gap(writer.acknowledged_at, began, ended):.1f} s"
+            )
+    finally:
+        writer.stop()
+    assert stack.container("postgres")
+    _report("upgrade-then-move", writer, started, time.monotonic())
 
 
 @pytest.mark.exclusive
