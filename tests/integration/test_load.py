@@ -11,6 +11,8 @@ longest gap between two acknowledged writes are printed.
 - A new release (one more migration: the gate's backup, the migration, the backend replaced), and the move
   from SQLite into PostgreSQL (one config key), each by `up` under writes: every acknowledged event is
   there afterwards, on the other side of the move too.
+- The backups volume full (a small tmpfs): the backup fails loudly (its container unhealthy, the cause in
+  its log), the older backups stay, the writes go on; once there is room the next backup succeeds, no `up`.
 - PostgreSQL killed (SIGKILL from the host, as the OOM killer does): the restart policy and crash recovery
   bring it back and the backend reconnects by itself (no restart of the backend).
 - The Docker engine restarted (the host's reboot), with a SQLite and a PostgreSQL stack: every service
@@ -29,12 +31,12 @@ from datetime import UTC, datetime, timedelta
 import docker
 import pytest
 
-from components.naming import LABEL_ROLE, LABEL_STACK
+from components.naming import LABEL_ROLE, LABEL_STACK, Naming
 from testkit.engine import restart_engine
 from testkit.images.recipes import ARGUSAI_BACKEND
 from testkit.release_api import EventWriter, Session, longest_gap, missing_events, seed, sign_in
 
-from .conftest import POSTGRES_IMAGE, Stack, record_result, wait_for
+from .conftest import NAME_PREFIX, POSTGRES_IMAGE, Stack, record_result, wait_for
 from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE, admin_password, release_with_migration
 from .test_engine_backups import (
     BACKUP_TIMEOUT,
@@ -44,6 +46,7 @@ from .test_engine_backups import (
     restore_sqlite,
     run_procedure,
     settled,
+    take_backup,
 )
 from .test_engine_faults import _postmaster_pid
 
@@ -193,6 +196,70 @@ def test_an_upgrade_and_the_move_to_postgres_under_writes_lose_no_acknowledged_e
         writer.stop()
     assert stack.container("postgres")
     _report("upgrade-then-move", writer, started, time.monotonic())
+
+
+#: The backups volume of the full-disk test: a tmpfs this small, made before the first `up`.
+FULL_VOLUME_BYTES = 16 * 1024 * 1024
+#: What each backup says when the disk is full: in the container's log, and in the health probe's output.
+FULL_DISK = {
+    "sqlite": ("database or disk is full", "database or disk is full"),
+    # pg_dump itself may say nothing (measured: an empty file and exit status 0): the read-back check does.
+    "postgres": ("the dump cannot be read back", "free on the backups volume"),
+}
+
+
+def _backup_health(stack: Stack) -> str:
+    container = stack.container("backup")
+    return str(container.attrs["State"].get("Health", {}).get("Status", "none"))
+
+
+@pytest.mark.parametrize("mode", ["sqlite", "postgres"])
+def test_a_full_backups_volume_under_writes_fails_loudly_and_heals_without_an_up(stack: Stack, mode: str) -> None:
+    """A full backups volume fails loudly while the app keeps writing; room made, the next backup succeeds.
+
+    Full: the backup container unhealthy with the cause, the older backups kept, every write acknowledged
+    kept. The volume is a small tmpfs made before the first `up` (the provider adopts a volume of that name).
+    """
+    stack.client.volumes.create(
+        stack.physical("backups"),
+        driver="local",
+        driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={FULL_VOLUME_BYTES}"},
+        labels=Naming(NAME_PREFIX, stack.name).labels("backups"),
+    )
+    stack.up({"database": mode, **RELEASE})
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    writer = _writing(stack)
+    try:
+        take_backup(stack, mode)
+        kept = complete_backups(stack, mode)
+        wait_for("the backup container healthy", lambda: _backup_health(stack) == "healthy", HEALTHY_TIMEOUT)
+
+        # Whatever room is left, taken: the next backup cannot be written.
+        began = time.monotonic()
+        stack.exec("backup", ["sh", "-c", "cat /dev/zero > /backups/filler; true"])
+        stack.container("backup").kill(signal="SIGHUP")
+        wait_for("the backup unhealthy", lambda: _backup_health(stack) == "unhealthy", HEALTHY_TIMEOUT)
+        health_log = stack.container("backup").attrs["State"]["Health"]["Log"][-1]["Output"]
+        container_log = stack.container("backup").logs().decode(errors="replace")
+        in_log, in_health = FULL_DISK[mode]
+        assert in_health in health_log, health_log
+        assert in_log in container_log, container_log[-2000:]
+        assert complete_backups(stack, mode) == kept, "the older backups are kept"
+        wait_for("writes acknowledged with the disk full", _resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+
+        stack.exec("backup", ["rm", "/backups/filler"])
+        room = time.monotonic()
+        stack.container("backup").kill(signal="SIGHUP")
+        wait_for("the backup healthy again", lambda: _backup_health(stack) == "healthy", HEALTHY_TIMEOUT)
+        assert len(complete_backups(stack, mode)) == len(kept) + 1, "the next backup succeeded, with no up"
+        healed = time.monotonic() - room
+    finally:
+        writer.stop()
+    record_result(
+        f"RESULT load backups volume full {mode}: unhealthy with '{in_log}', older backup kept; "
+        f"healthy again {healed:.0f} s after room was made, no up"
+    )
+    _report(f"backups-volume-full-{mode}", writer, began, time.monotonic())
 
 
 @pytest.mark.exclusive
