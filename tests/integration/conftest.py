@@ -34,6 +34,7 @@ from testkit.images.recipes import ARGUSAI_BACKEND, BACKEND, CADDY, FRONTEND, PO
 from testkit.net import free_port
 from testkit.oneoff import run_once
 from testkit.registry import LoopbackRegistry, registry_binary
+from tests.conftest import record_result
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -55,11 +56,6 @@ POLL_SECONDS = 0.5
 #: container: the README's restore strips the driver the same way.
 LIBPQ_URL = '"${DATABASE_URL%%+*}://${DATABASE_URL#*://}"'
 SKIP_MESSAGE = "no Docker engine answers; integration tests skipped (set REQUIRE_DOCKER=1 to fail instead)"
-#: Result lines (timings) shown in the terminal summary, so a run without -s still reports them.
-RESULTS: list[str] = []
-#: Under pytest-xdist a worker's result lines travel to the controller's summary on its test reports.
-RESULT_PROPERTY = "integration-result"
-_FORWARDED = [0]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,37 +73,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    """Point every "no engine" skip at this file, so the summary folds them into one line.
-
-    On a pytest-xdist worker, also hand the result lines recorded since the last report to this one.
-    """
+    """Point every "no engine" skip at this file, so the summary folds them into one line."""
     report = yield
-    if hasattr(item.config, "workerinput"):
-        report.user_properties.extend((RESULT_PROPERTY, line) for line in RESULTS[_FORWARDED[0] :])
-        _FORWARDED[0] = len(RESULTS)
     if report.skipped and isinstance(report.longrepr, tuple) and report.longrepr[2].endswith(SKIP_MESSAGE):
         report.longrepr = (str(Path(__file__).relative_to(ROOT)), None, report.longrepr[2])
     return report
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """On the controller of a parallel run: keep the result lines a worker's report carries."""
-    if getattr(report, "node", None) is not None:  # set by pytest-xdist on reports from a worker
-        RESULTS.extend(value for name, value in report.user_properties if name == RESULT_PROPERTY)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Repeat the measured timings at the end of the run."""
-    if RESULTS:
-        terminalreporter.section("integration results")
-        for line in RESULTS:
-            terminalreporter.write_line(line)
-
-
-def record_result(line: str) -> None:
-    """Print a result line now (pytest -s) and keep it for the terminal summary."""
-    print(line, flush=True)
-    RESULTS.append(line)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = POLL_SECONDS) -> Any:
