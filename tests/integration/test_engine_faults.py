@@ -26,7 +26,7 @@ PG18_DATA = "/var/lib/postgresql/18/docker"
 FAILED_STARTS = 2  # backend starts seen failing before PostgreSQL is started again
 
 
-def _postmaster_pid(container_pid: int) -> int:
+def postmaster_pid(container_pid: int) -> int:
     """Host pid of the PostgreSQL server: the `postgres` child of the container's init (dumb-init)."""
     children = Path(f"/proc/{container_pid}/task/{container_pid}/children").read_text().split()
     found = [int(pid) for pid in children if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"]
@@ -43,7 +43,7 @@ def test_postgres_killed_comes_back(stack: Stack) -> None:
 
     started = time.monotonic()
     # From the host, not `docker kill`: the engine must see a crash, which its restart policy handles.
-    os.kill(_postmaster_pid(postgres.attrs["State"]["Pid"]), signal.SIGKILL)
+    os.kill(postmaster_pid(postgres.attrs["State"]["Pid"]), signal.SIGKILL)
     wait_for("the backend to notice", lambda: not stack.healthy(), RECOVERY_TIMEOUT, interval=0.2)
     wait_for("backend /health 200 again", stack.healthy, RECOVERY_TIMEOUT)
     record_result(f"RESULT fault=postgres-sigkill recovered_seconds={time.monotonic() - started:.1f}")

@@ -48,7 +48,7 @@ from .test_engine_backups import (
     settled,
     take_backup,
 )
-from .test_engine_faults import _postmaster_pid
+from .test_engine_faults import postmaster_pid
 
 pytestmark = [pytest.mark.argusai, pytest.mark.load]
 
@@ -150,7 +150,7 @@ def test_postgres_killed_under_writes_loses_no_acknowledged_event(stack: Stack) 
     restarts = postgres.attrs["RestartCount"]
     writer = _writing(stack)
     killed = time.monotonic()
-    os.kill(_postmaster_pid(postgres.attrs["State"]["Pid"]), signal.SIGKILL)
+    os.kill(postmaster_pid(postgres.attrs["State"]["Pid"]), signal.SIGKILL)
     try:
         wait_for("writes acknowledged again after the kill", _resumed(writer, killed), RECOVERY_TIMEOUT)
     finally:
