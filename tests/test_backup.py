@@ -20,6 +20,7 @@ import pytest
 from components.backup import STATUS_DIR, backup_healthcheck
 from components.scripts import IN_CONTAINER, PG_BACKUP
 from testkit.harness import CONTAINER, Deployment, run_program
+from testkit.stand_ins import path_first, stand_in_programs
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"
 WAIT_SECONDS = 10
@@ -212,11 +213,8 @@ def _run_pg_script(
     backups, log = tmp_path / "backups", tmp_path / "log"
     bin_dir = _fake_pg_dump(tmp_path, pg_dump_body)
     if slow_status:
-        date = bin_dir / "date"
-        date.write_text(
-            f'#!/bin/sh\ncase "$2" in {STATUS_DATE_FORMAT}) sleep 1;; esac\nexec {shutil.which("date")} "$@"\n'
-        )
-        date.chmod(0o755)
+        slow_date = f'case "$2" in {STATUS_DATE_FORMAT}) sleep 1;; esac\nexec {shutil.which("date")} "$@"\n'
+        stand_in_programs(bin_dir, {"date": slow_date})
     backups.mkdir()
     for stamp in ("20000101T000000Z", "20010101T000000Z"):
         old = backups / f"argusai-{stamp}.dump"
@@ -225,7 +223,7 @@ def _run_pg_script(
             os.utime(old, (LONG_AGO, LONG_AGO))
     (backups / ".argusai-19990101T000000Z.dump.partial").write_bytes(b"stale")
     env = {
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PATH": path_first(bin_dir),
         "BACKUP_DIR": str(backups),
         "BACKUP_INTERVAL_HOURS": "1",
         "BACKUP_KEEP": str(keep),
@@ -362,13 +360,7 @@ def test_sqlite_backups_in_one_second_do_not_clash(tmp_path: Path) -> None:
 
 def _fake_pg_dump(tmp_path: Path, body: str) -> Path:
     """A directory for PATH with a stand-in pg_dump (`body`) and pg_restore (reads a non-empty dump)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, text in (("pg_dump", body), ("pg_restore", FAKE_PG_RESTORE)):
-        fake = bin_dir / name
-        fake.write_text("#!/bin/sh\n" + text)
-        fake.chmod(0o755)
-    return bin_dir
+    return stand_in_programs(tmp_path / "bin", {"pg_dump": body, "pg_restore": FAKE_PG_RESTORE})
 
 
 @pytest.mark.parametrize(("pg_dump_body", "status"), [(FAKE_PG_DUMP, 0), (FAILING_PG_DUMP, 1)])
@@ -381,7 +373,7 @@ def test_pg_pre_upgrade_backup_is_one_named_dump_and_fails_the_step(
     old = backups / "pre-upgrade-20000101T000000Z.dump"
     old.write_bytes(b"old")
     env = {
-        "PATH": f"{_fake_pg_dump(tmp_path, pg_dump_body)}:{os.environ['PATH']}",
+        "PATH": path_first(_fake_pg_dump(tmp_path, pg_dump_body)),
         "BACKUP_DIR": str(backups),
         "BACKUP_ONCE": "1",
         "BACKUP_PREFIX": "pre-upgrade",

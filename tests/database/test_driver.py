@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from components.scripts import INSTALL_DRIVER
+from testkit.stand_ins import path_first, stand_in_programs
 
 WAIT_SECONDS = 30
 # No driver in the image, pip present; `pip install` records its arguments and fails (no index reached).
-FAKE_PYTHON = """#!/bin/sh
-case "$*" in
+FAKE_PYTHON = """case "$*" in
 "-c import"*) exit 1 ;;
 "-m pip --version") exit 0 ;;
 "-m pip install"*) echo "$*" > "$ARGS_FILE"; exit 1 ;;
@@ -23,16 +22,12 @@ exit 1
 
 
 def _install(tmp_path: Path, index_url: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "python"
-    fake.write_text(FAKE_PYTHON)
-    fake.chmod(0o755)
+    bin_dir = stand_in_programs(tmp_path / "bin", {"python": FAKE_PYTHON})
     args = tmp_path / "args"
     done = subprocess.run(  # noqa: S603 - runs our own script
         ["sh", "-c", INSTALL_DRIVER.text()],  # noqa: S607 - sh from PATH
         env={
-            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "PATH": path_first(bin_dir),
             "DRIVER_MODULE": "psycopg",
             "DRIVER_PACKAGES": "psycopg==3.3.9",
             "DRIVER_DIR": str(tmp_path / "driver"),

@@ -13,6 +13,7 @@ from components.scripts import IN_CONTAINER, PG_VERSION
 from components.settings import ConfigError, masked_url
 from testkit.harness import Deployment, run_program
 from testkit.pki import Certificates
+from testkit.stand_ins import stand_in_programs
 
 PASSWORD = "s3cr3t-Pa55"
 URL = f"postgresql://argus:{PASSWORD}@db.example.lan:6432/events"
@@ -165,15 +166,14 @@ def _version_check(
     tmp_path: Path, server_num: str, dump_version: str, *, connects: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run the check with stand-in `psql` and `pg_dump` that print what a server and a client would."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    psql = bin_dir / "psql"
     answer = f'case "$*" in *server_version_num*) echo {server_num};; *ssl*) echo t;; esac'
-    psql.write_text(f"#!/bin/sh\n{answer if connects else 'echo psql: error: connection refused >&2; exit 2'}\n")
-    dump = bin_dir / "pg_dump"
-    dump.write_text(f"#!/bin/sh\necho 'pg_dump (PostgreSQL) {dump_version}'\n")
-    for tool in (psql, dump):
-        tool.chmod(0o755)
+    bin_dir = stand_in_programs(
+        tmp_path / "bin",
+        {
+            "psql": f"{answer if connects else 'echo psql: error: connection refused >&2; exit 2'}\n",
+            "pg_dump": f"echo 'pg_dump (PostgreSQL) {dump_version}'\n",
+        },
+    )
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "PGHOST": "db.example.lan",

@@ -23,11 +23,12 @@ from components.database.postgres_server import (
 from components.naming import Naming
 from components.scripts import PGDATA_CHECK
 from testkit.harness import IMAGE, Deployment, resolve, run_components, run_program
+from testkit.stand_ins import path_first, stand_in_programs
 
 HOSTILE = "p@ss:w/rd%?#"
 PROBE_TIMEOUT_SECONDS = 30
 # A stand-in pg_isready: "accepting connections" once the file `up` exists, exit 2 (no response) before.
-FAKE_PG_ISREADY = '#!/bin/sh\nif [ -f "$UP" ]; then echo "accepting connections"; exit 0; fi; exit 2\n'
+FAKE_PG_ISREADY = 'if [ -f "$UP" ]; then echo "accepting connections"; exit 0; fi; exit 2\n'
 
 
 def _postgres(protect: bool = True) -> tuple[Postgres, Deployment]:
@@ -130,16 +131,12 @@ def test_program_round_trips_operator_password(password: str) -> None:
 
 def test_first_probe_waits_for_the_server_and_later_probes_check_once(tmp_path: Path) -> None:
     """The healthcheck, run by a real sh with a stand-in pg_isready: healthy the moment the server is."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "pg_isready"
-    fake.write_text(FAKE_PG_ISREADY)
-    fake.chmod(0o755)
+    bin_dir = stand_in_programs(tmp_path / "bin", {"pg_isready": FAKE_PG_ISREADY})
     up = tmp_path / "up"
     marker = tmp_path / "ready"
     # The probe's marker moved out of the host's /tmp; everything else as declared.
     probe = healthcheck().test[1].replace(READY_MARKER, str(marker))
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "UP": str(up), "POSTGRES_USER": "u", "POSTGRES_DB": "d"}
+    env = {"PATH": path_first(bin_dir), "UP": str(up), "POSTGRES_USER": "u", "POSTGRES_DB": "d"}
 
     def run() -> subprocess.Popen[str]:
         return subprocess.Popen(["sh", "-c", probe], env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603, S607
@@ -207,12 +204,8 @@ def test_data_of_another_major_version_is_refused(tmp_path: Path, data_major: st
 
 def test_the_major_comes_from_the_server_binary_without_pg_major(tmp_path: Path) -> None:
     """An image without the official PG_MAJOR: `postgres --version` says it."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "postgres"
-    fake.write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 16.4'\n")
-    fake.chmod(0o755)
-    done = _check(tmp_path, data_major="15", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    bin_dir = stand_in_programs(tmp_path / "bin", {"postgres": "echo 'postgres (PostgreSQL) 16.4'\n"})
+    done = _check(tmp_path, data_major="15", env={"PATH": path_first(bin_dir)})
     assert done.returncode == 1
     assert "runs PostgreSQL 16" in done.stderr
 
