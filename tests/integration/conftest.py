@@ -191,6 +191,10 @@ class Stack:
         """The container of a role (reloaded)."""
         return self.client.containers.get(self.physical(role))
 
+    def health(self, role: str) -> str:
+        """The container's health status (`starting`, `healthy`, `unhealthy`; `none` without a healthcheck)."""
+        return str(self.container(role).attrs["State"].get("Health", {}).get("Status", "none"))
+
     def output(self, key: str) -> Any:
         """A resolved stack output."""
         assert self.deployment is not None

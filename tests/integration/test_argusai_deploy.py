@@ -158,10 +158,7 @@ def test_sqlite_deploy_of_the_release(stack: Stack) -> None:
 
     # The release image's own HEALTHCHECK probes a server the backup container does not run (unhealthy
     # forever); its own says how the backups go.
-    def backup_health() -> str:
-        return str(stack.container("backup").attrs["State"].get("Health", {}).get("Status"))
-
-    wait_for("the backup container healthy", lambda: backup_health() == "healthy", BACKUP_TIMEOUT)
+    wait_for("the backup container healthy", lambda: stack.health("backup") == "healthy", BACKUP_TIMEOUT)
     record_result(
         "RESULT argusai sqlite deploy: healthy, admin password in the log, first backup written, "
         "backup container healthy"

@@ -62,9 +62,19 @@ def complete_backups(stack: Stack, mode: str) -> list[str]:
     return [name for name in backup_files(stack) if BACKUP_FILE[mode].match(name)]
 
 
-def take_backup(stack: Stack, mode: str) -> tuple[str, float]:
-    """Ask for a backup now (SIGHUP, as the README says); return the new file and the seconds it took."""
+def first_backup(stack: Stack, mode: str) -> None:
+    """Wait for the backup the loop takes at start (due: none younger than the interval)."""
     wait_for("the first backup, due at start", lambda: complete_backups(stack, mode), BACKUP_TIMEOUT)
+
+
+def take_backup(stack: Stack, mode: str) -> tuple[str, float]:
+    """After the first backup, ask for one now; return the new file and the seconds it took."""
+    first_backup(stack, mode)
+    return backup_now(stack, mode)
+
+
+def backup_now(stack: Stack, mode: str) -> tuple[str, float]:
+    """Ask for a backup now (SIGHUP, as the README says); return the new file and the seconds it took."""
     before = set(complete_backups(stack, mode))
     started = time.monotonic()
     stack.container("backup").kill(signal="SIGHUP")
@@ -109,6 +119,20 @@ def run_procedure(commands: tuple[str, ...], env: dict[str, str] | None = None, 
     return timed
 
 
+def restore_postgres(stack: Stack, url: str, file: str) -> float:
+    """The README's PostgreSQL restore of `file` on this stack (`url`: its DATABASE_URL); the restore's seconds."""
+    return run_procedure(
+        PG_RESTORE,
+        env={"DATABASE_URL": url},
+        backend=stack.physical("backend"),
+        backup=stack.physical("backup"),
+        db_network=stack.physical("db"),
+        backups=stack.physical("backups"),
+        postgres_image=POSTGRES_IMAGE,
+        file=file,
+    )
+
+
 def restore_sqlite(stack: Stack, backend_image: str, file: str) -> float:
     """The README's SQLite restore of `file` on this stack; the seconds the restore step took."""
     return run_procedure(
@@ -138,16 +162,7 @@ def test_postgres_backup_and_restore(stack: Stack) -> None:
     settled(stack)
     assert complete_backups(stack, "postgres") == sorted(before_loss)
 
-    restore_seconds = run_procedure(
-        PG_RESTORE,
-        env={"DATABASE_URL": url},
-        backend=stack.physical("backend"),
-        backup=stack.physical("backup"),
-        db_network=stack.physical("db"),
-        backups=stack.physical("backups"),
-        postgres_image=POSTGRES_IMAGE,
-        file=backup,
-    )
+    restore_seconds = restore_postgres(stack, url, backup)
     wait_for("backend /health after the restore", stack.healthy, HEALTHY_TIMEOUT)
     assert stack.notes() == [*expected, "startup"]
     record_result(

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import pulumi
 import pytest
-from docker.models.containers import Container
 
 from testkit.applier import INTERRUPT_PHASES, ApplyError, Interrupted, ordered_containers
 from testkit.provider import CONTAINER
@@ -99,10 +98,6 @@ def test_a_container_of_that_name_not_the_stacks_is_left_alone(stack: Stack) -> 
     wait_for("backend /health 200", stack.healthy, HEALTH_TIMEOUT)
 
 
-def _health(container: Container) -> str | None:
-    return container.attrs["State"].get("Health", {}).get("Status")
-
-
 def test_a_leftover_still_starting_is_let_finish_before_it_is_stopped(stack: Stack) -> None:
     """PostgreSQL stopped in its first initialisation keeps a data directory with no database in it.
 
@@ -128,7 +123,7 @@ def test_a_leftover_still_starting_is_let_finish_before_it_is_stopped(stack: Sta
         },
     )
     try:
-        wait_for(f"{name} starting", lambda: leftover.reload() or _health(leftover) == "starting", HEALTH_TIMEOUT)
+        wait_for(f"{name} starting", lambda: stack.health("postgres") == "starting", HEALTH_TIMEOUT)
         # The engine's call of the hook before it creates that name, alone.
         hook.callback(pulumi.ResourceHookArgs(urn=reg.urn, id="", name=reg.name, type=reg.type, new_inputs={}))
         assert not stack.client.containers.list(all=True, filters={"name": f"^/{name}$"})

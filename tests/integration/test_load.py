@@ -36,15 +36,15 @@ from testkit.engine import restart_engine
 from testkit.images.recipes import ARGUSAI_BACKEND
 from testkit.release_api import EventWriter, Session, longest_gap, missing_events, seed, sign_in
 
-from .conftest import NAME_PREFIX, POSTGRES_IMAGE, Stack, record_result, wait_for
+from .conftest import NAME_PREFIX, Stack, record_result, wait_for
 from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE, admin_password, release_with_migration
 from .test_engine_backups import (
-    BACKUP_TIMEOUT,
-    PG_RESTORE,
+    backup_now,
     complete_backups,
+    first_backup,
     lose_data,
+    restore_postgres,
     restore_sqlite,
-    run_procedure,
     settled,
     take_backup,
 )
@@ -100,13 +100,10 @@ def test_a_backup_taken_under_writes_restores_every_event_acknowledged_before_it
     password = admin_password(stack)
     writer = _writing(stack)
     try:
-        wait_for("the first backup, due at start", lambda: complete_backups(stack, mode), BACKUP_TIMEOUT)
-        earlier = set(complete_backups(stack, mode))
+        first_backup(stack, mode)
         acknowledged_before = list(writer.acknowledged)
         began = time.monotonic()
-        stack.container("backup").kill(signal="SIGHUP")
-        (backup,) = wait_for("the backup", lambda: set(complete_backups(stack, mode)) - earlier, BACKUP_TIMEOUT)
-        seconds = time.monotonic() - began
+        backup, seconds = backup_now(stack, mode)
         wait_for("writes after the backup", _resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
     finally:
         writer.stop()
@@ -120,16 +117,7 @@ def test_a_backup_taken_under_writes_restores_every_event_acknowledged_before_it
     if mode == "sqlite":
         restore_sqlite(stack, ARGUSAI_BACKEND.tag, backup)
     else:
-        run_procedure(
-            PG_RESTORE,
-            env={"DATABASE_URL": url},
-            backend=stack.physical("backend"),
-            backup=stack.physical("backup"),
-            db_network=stack.physical("db"),
-            backups=stack.physical("backups"),
-            postgres_image=POSTGRES_IMAGE,
-            file=backup,
-        )
+        restore_postgres(stack, url, backup)
     wait_for("the release's /health after the restore", stack.healthy, HEALTHY_TIMEOUT)
     base_url = writer.session.base_url
     restored = Session(base_url, sign_in(base_url, password), writer.session.camera_id)
@@ -210,11 +198,6 @@ FULL_DISK = {
 }
 
 
-def _backup_health(stack: Stack) -> str:
-    container = stack.container("backup")
-    return str(container.attrs["State"].get("Health", {}).get("Status", "none"))
-
-
 @pytest.mark.parametrize("mode", ["sqlite", "postgres"])
 def test_a_full_backups_volume_under_writes_fails_loudly_and_heals_without_an_up(stack: Stack, mode: str) -> None:
     """A full backups volume fails loudly while the app keeps writing; room made, the next backup succeeds.
@@ -234,13 +217,13 @@ def test_a_full_backups_volume_under_writes_fails_loudly_and_heals_without_an_up
     try:
         take_backup(stack, mode)
         kept = complete_backups(stack, mode)
-        wait_for("the backup container healthy", lambda: _backup_health(stack) == "healthy", HEALTHY_TIMEOUT)
+        wait_for("the backup container healthy", lambda: stack.health("backup") == "healthy", HEALTHY_TIMEOUT)
 
         # Whatever room is left, taken: the next backup cannot be written.
         began = time.monotonic()
         stack.exec("backup", ["sh", "-c", "cat /dev/zero > /backups/filler; true"])
         stack.container("backup").kill(signal="SIGHUP")
-        wait_for("the backup unhealthy", lambda: _backup_health(stack) == "unhealthy", HEALTHY_TIMEOUT)
+        wait_for("the backup unhealthy", lambda: stack.health("backup") == "unhealthy", HEALTHY_TIMEOUT)
         health_log = stack.container("backup").attrs["State"]["Health"]["Log"][-1]["Output"]
         container_log = stack.container("backup").logs().decode(errors="replace")
         causes, in_health = FULL_DISK[mode]
@@ -254,7 +237,7 @@ def test_a_full_backups_volume_under_writes_fails_loudly_and_heals_without_an_up
         stack.exec("backup", ["rm", "/backups/filler"])
         room = time.monotonic()
         stack.container("backup").kill(signal="SIGHUP")
-        wait_for("the backup healthy again", lambda: _backup_health(stack) == "healthy", HEALTHY_TIMEOUT)
+        wait_for("the backup healthy again", lambda: stack.health("backup") == "healthy", HEALTHY_TIMEOUT)
         assert len(complete_backups(stack, mode)) == len(kept) + 1, "the next backup succeeded, with no up"
         healed = time.monotonic() - room
     finally:
