@@ -24,6 +24,7 @@ secrets = AppSecrets(
     "secrets",
     AppSecretsArgs(
         postgres_password=settings.postgres.password,
+        postgres_password_rotation=settings.postgres.password_rotation,
         encryption_key=settings.encryption_key,
         jwt_secret_key=settings.jwt_secret_key,
         protect=settings.protect_data,

@@ -211,6 +211,7 @@ def service_container(
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
     restart: str = RESTART_POLICY,
+    ignore_changes: Sequence[str] = (),
     **args: Any,
 ) -> docker.Container:
     """Declare a container with the policy every service shares; `args` are its own settings.
@@ -234,6 +235,7 @@ def service_container(
             delete_before_replace=True,
             replace_on_changes=list(REPLACE_ON_ANY_CHANGE),
             depends_on=list(depends_on),
+            ignore_changes=list(ignore_changes),
             hooks=pulumi.ResourceHookBinding(before_create=[remove_leftover(naming, role, grace_seconds)]),
         ),
         **args,

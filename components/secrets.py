@@ -3,6 +3,9 @@
 Creates:
 - `<name>-postgres-password`: random.RandomPassword, 40 letters and digits (stacks from before: 32; its
   length is ignored after creation, so it tells which scheme made the stack: see "Stacks from before").
+- `<name>-postgres-password-r<N>` for N = 1 .. `postgresPasswordRotation`: one more generator per rotation of
+  the generated password; the last one is the password in use. The earlier ones stay declared, so a
+  rotation never deletes a protected resource.
 - `<name>-key-seed`: random.RandomPassword, 64 letters and digits (381 bits). ENCRYPTION_KEY and
   JWT_SECRET_KEY are derived from it with HMAC-SHA256, each under its own context: the Fernet key is the
   url-safe base64 of one 32-byte HMAC, the JWT key the hex of another.
@@ -18,9 +21,11 @@ their id, which Pulumi never encrypts, so they are not used).
 The generators are declared whether or not the operator supplies a value, so supplying one later never
 deletes a protected resource; a supplied value wins. Every value leaves this component as
 `pulumi.Output.secret`. PostgreSQL applies POSTGRES_PASSWORD only to an empty data directory and a new
-ENCRYPTION_KEY makes stored camera credentials unreadable, so a value that differs from the one the stack
-first deployed would lock the backend out: it is refused, naming the key, before any container that uses
-it is created. The comparison reads what the engine holds for `<name>-in-use`, never the stack's own
+ENCRYPTION_KEY makes stored camera credentials unreadable, so a key that differs from the one the stack
+first deployed would lock the backend out of stored credentials: it is refused, naming the key, before any
+container that uses it is created. The PostgreSQL password is not refused: the stack's own server takes a
+new one with `ALTER ROLE` before anything else uses it (`components/database/role_password.py`), so a new
+value is a rotation. The comparison reads what the engine holds for `<name>-in-use`, never the stack's own
 checkpoint (which the same `up` is writing). Changing a secret in use is a rotation, a database
 operation of its own.
 
@@ -128,6 +133,8 @@ class AppSecretsArgs:
 
     postgres_password: pulumi.Output[str] | None
     """Operator-supplied password, or None to use the generated one."""
+    postgres_password_rotation: int
+    """How many times the generated password was rotated (the generator in use is the last of them)."""
     encryption_key: pulumi.Output[str] | None
     """Operator-supplied Fernet key, or None to derive one from the seed."""
     jwt_secret_key: pulumi.Output[str] | None
@@ -177,6 +184,12 @@ class AppSecrets(pulumi.ComponentResource):
             special=False,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["length"])),
         )
+        # One generator per rotation, all kept: dropping one would delete a protected resource.
+        generated_password = password.result
+        for rotation in range(1, args.postgres_password_rotation + 1):
+            generated_password = random.RandomPassword(
+                f"{name}-postgres-password-r{rotation}", length=PASSWORD_LENGTH, special=False, opts=child
+            ).result
         seed = random.RandomPassword(f"{name}-key-seed", length=SEED_LENGTH, special=False, opts=child).result
         self.admin_password = pulumi.Output.secret(
             random.RandomPassword(
@@ -200,7 +213,7 @@ class AppSecrets(pulumi.ComponentResource):
             return pulumi.Output.all(value, checked).apply(lambda v: v[0])
 
         candidates = {
-            POSTGRES_PASSWORD_KEY: chosen(args.postgres_password, password.result),
+            POSTGRES_PASSWORD_KEY: chosen(args.postgres_password, generated_password),
             ENCRYPTION_KEY_KEY: chosen(args.encryption_key, generated_key),
             JWT_SECRET_KEY_KEY: chosen(args.jwt_secret_key, generated_jwt),
         }
@@ -222,7 +235,10 @@ class AppSecrets(pulumi.ComponentResource):
         def in_use_value(key: str) -> pulumi.Output[str]:
             return pulumi.Output.secret(pulumi.Output.all(candidates[key], first).apply(lambda v: _unchanged(key, *v)))
 
-        self.postgres_password = in_use_value(POSTGRES_PASSWORD_KEY)
+        # A new password is a rotation the server takes first, not a lock-out: it is not held to the record.
+        self.postgres_password = pulumi.Output.secret(
+            pulumi.Output.all(candidates[POSTGRES_PASSWORD_KEY], first).apply(lambda v: v[0])
+        )
         self.encryption_key = in_use_value(ENCRYPTION_KEY_KEY)
         self.jwt_secret_key = in_use_value(JWT_SECRET_KEY_KEY)
         self.fingerprints = pulumi.Output.secret(

@@ -77,13 +77,15 @@ def test_sqlite_default(embedded: Deployment) -> None:
 
 
 def test_postgres_mode_env_and_dependency(prod: Deployment) -> None:
-    """DATABASE_URL points at the alias; valid Fernet key; JWT key; created after postgres is healthy."""
+    """DATABASE_URL points at the alias; valid Fernet key; JWT key; created after postgres has its password."""
     env = prod.container("backend").env()
     assert env["DATABASE_URL"].startswith("postgresql+psycopg://argusai:")
     assert env["DATABASE_URL"].endswith("@postgres:5432/argusai")
     Fernet(env["ENCRYPTION_KEY"])
     assert len(env["JWT_SECRET_KEY"]) >= 32
-    assert prod.container("postgres").urn in prod.container("backend").dependencies
+    # After the server answers with the stack's password: the role step, which waits for the server.
+    assert prod.container("postgres-role").urn in prod.container("backend").dependencies
+    assert prod.container("postgres").urn in prod.container("postgres-role").dependencies
     assert prod.container("postgres").plain("wait") is True
 
 

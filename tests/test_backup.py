@@ -52,7 +52,8 @@ def test_postgres_backup_declared(prod: Deployment) -> None:
     assert env["PGPASSWORD"]
     assert env["BACKUP_KEEP"] == "14"
     assert backup.is_secret("envs")
-    assert prod.container("postgres").urn in backup.dependencies
+    # Once the server has the stack's password (the role step follows the server).
+    assert prod.container("postgres-role").urn in backup.dependencies
     volume = prod.volume("backups")
     assert volume.retain_on_delete
     assert volume.plain("name") == "argusai-prod-backups"

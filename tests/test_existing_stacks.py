@@ -61,10 +61,13 @@ SEED = "create admin-seed-container"
 DRIVER = ["create driver-volume", "create driver-step-container"]
 BACKEND = "replace backend-container (envs, ports, healthcheck)"
 POSTGRES_BACKEND = "replace backend-container (envs, ports, volumes, healthcheck)"
-POSTGRES_HEALTHCHECK = "replace postgres-container (healthcheck)"
+# The socket volume (the role step's way in) is new: the server is replaced once, as for its healthcheck.
+POSTGRES_SERVER = "replace postgres-container (volumes, healthcheck)"
 POSTGRES_GATE = [
     "create pgdata-check-container",
-    POSTGRES_HEALTHCHECK,
+    "create postgres-pgsocket",
+    POSTGRES_SERVER,
+    "create postgres-role-container",
     *DRIVER,
     *GATE,
     "create data-move-container",

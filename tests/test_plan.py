@@ -106,13 +106,13 @@ def test_config_changes_never_delete_or_replace_protected_resources(
 ) -> None:
     """Each transition plans without a refusal, and no volume or generated secret is deleted or replaced.
 
-    The one exception is the server modes' driver volume: a cache, made again from the index when needed.
+    The exceptions hold no data: the server modes' driver volume (a cache, made again from the index when
+    needed) and the server's socket volume (made with the server).
     """
     steps = _replan("it", first, second)
     assert steps.refusals == []
-    kept = [
-        s for s in steps.changes if s.type.startswith(("random:", "docker:index/volume")) and s.name != "driver-volume"
-    ]
+    no_data = ("driver-volume", "postgres-pgsocket")
+    kept = [s for s in steps.changes if s.type.startswith(("random:", "docker:index/volume")) and s.name not in no_data]
     assert kept == [], [str(s) for s in kept]
 
 
@@ -128,6 +128,8 @@ def test_leaving_postgres_keeps_its_data_volume() -> None:
         "pgdata-check-container",
         "postgres-container",
         "postgres-image",
+        "postgres-pgsocket",
+        "postgres-role-container",
     ]
 
 
@@ -188,7 +190,7 @@ def test_supplying_the_secret_in_use_is_accepted() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("postgresPassword", "a-new-password-1"), ("encryptionKey", FERNET_KEY), ("jwtSecretKey", "j" * 40)],
+    [("encryptionKey", FERNET_KEY), ("jwtSecretKey", "j" * 40)],
 )
 def test_a_secret_that_differs_from_the_one_in_use_is_refused(key: str, value: str) -> None:
     """Supplied after the first deploy with another value: refused naming the key, value never shown."""
@@ -196,6 +198,44 @@ def test_a_secret_that_differs_from_the_one_in_use_is_refused(key: str, value: s
     with pytest.raises(Exception, match=f"argusai:{key}' differs from the value this stack last deployed") as err:
         run_program("it", PROD_LIKE, {key: value}, prior=state)
     assert value not in str(err.value)
+
+
+# What a new PostgreSQL password replaces: the role step first (ALTER ROLE on the running server), then what
+# connects with the new URL; never the server itself (a restart the backend would wait through) nor a volume.
+ROTATION_REPLACES = {
+    "postgres-role-container",
+    "driver-step-container",
+    "schema-backup-container",
+    "schema-gate-container",
+    "data-move-container",
+    "admin-seed-container",
+    "backend-container",
+    "backup-container",
+}
+
+
+def test_a_new_postgres_password_is_a_rotation_on_the_running_server() -> None:
+    """Supplied after the first deploy with another value: the role step runs first, the server stays."""
+    steps = _replan("it", PROD_LIKE, PROD_LIKE, {"postgresPassword": "a-new-password-1"})
+    assert steps.refusals == []
+    assert {s.name for s in steps.changes} <= ROTATION_REPLACES
+    assert {"postgres-role-container", "backend-container", "backup-container"} <= {s.name for s in steps.changes}
+
+
+@pytest.mark.parametrize("rotations", [1, 2])
+def test_rotating_the_generated_password_adds_a_generator_and_keeps_the_old(rotations: int) -> None:
+    """`postgresPasswordRotation` raised: a new generator; the earlier ones stay (protected, never deleted)."""
+    deployment, state = _up("it", {**PROD_LIKE, "postgresPasswordRotation": rotations - 1})
+    before = deployment.outputs["databaseUrl"].value
+    rotated = run_program("it", {**PROD_LIKE, "postgresPasswordRotation": rotations}, prior=state)
+    steps = planning.plan(state, rotated)
+    assert steps.refusals == []
+    assert [str(s) for s in steps.changes if s.type.startswith("random:")] == [
+        f"create secrets-postgres-password-r{rotations}"
+    ]
+    assert {s.name for s in steps.changes if s.type.startswith("docker:")} <= ROTATION_REPLACES
+    assert rotated.outputs["databaseUrl"].value != before
+    assert all(r.protect for r in rotated.registrations if r.name.startswith("secrets-postgres-password"))
 
 
 def test_unsetting_a_supplied_secret_is_refused_too() -> None:

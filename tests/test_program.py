@@ -54,16 +54,18 @@ def test_prod_declares_every_piece(prod: Deployment) -> None:
         "argusai-prod-backups",
         "argusai-prod-data",
         "argusai-prod-pgdata",
+        "argusai-prod-pgsocket",
         "argusai-prod-proxy",
         "argusai-prod-pydeps",
     ]
-    data = [v for v in volumes if not v.plain("name").endswith("-pydeps")]
+    data = [v for v in volumes if not v.plain("name").endswith(("-pydeps", "-pgsocket"))]
     assert all(v.retain_on_delete and v.protect for v in data)
-    # The driver volume is a cache: made again from the index when it is gone.
+    # The driver volume is a cache, made again from the index when it is gone; the socket volume holds a socket.
     assert not prod.volume("pydeps").protect
-    # postgres, backend, frontend, proxy, backup; the steps: the data's version check, driver, gate's two, data
-    # move, first admin, frontend check.
-    assert len(prod.of_type(CONTAINER)) == 12
+    assert not prod.volume("pgsocket").protect
+    # postgres, backend, frontend, proxy, backup; the steps: the data's version check, its role's password,
+    # driver, gate's two, data move, first admin, frontend check.
+    assert len(prod.of_type(CONTAINER)) == 13
     assert prod.outputs["pgdataVolume"].value == "argusai-prod-pgdata"
 
 

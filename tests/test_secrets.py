@@ -26,7 +26,12 @@ def _generated(protect: bool = True) -> tuple[AppSecrets, object]:
         lambda: AppSecrets(
             "s",
             AppSecretsArgs(
-                postgres_password=None, encryption_key=None, jwt_secret_key=None, protect=protect, seed_admin=True
+                postgres_password=None,
+                postgres_password_rotation=0,
+                encryption_key=None,
+                jwt_secret_key=None,
+                protect=protect,
+                seed_admin=True,
             ),
         )
     )
@@ -73,6 +78,7 @@ def test_supplied_values_are_used_and_nothing_generated() -> None:
             "s",
             AppSecretsArgs(
                 postgres_password=pulumi.Output.secret("operator-pass"),
+                postgres_password_rotation=0,
                 encryption_key=pulumi.Output.secret(supplied),
                 jwt_secret_key=pulumi.Output.secret("j" * 40),
                 protect=True,

@@ -56,8 +56,8 @@ class PostgresMode(ServerMode):
             ],
             network=network.name,
             app_network=networks.app.name,
-            # Created with `wait`: ready once it answers.
-            ready=[postgres.container],
+            # Ready once it answers with the stack's password.
+            ready=postgres.ready,
             backups=backups,
         )
         self.network = network

@@ -8,9 +8,19 @@ Creates:
   read-only, before the server container is created or replaced: data of another major version, or an
   image that keeps its data elsewhere (PostgreSQL 18's layout), stops `pulumi up` there with the running
   server untouched (`components/scripts/pgdata_check.sh`).
+- `<name>-pgsocket` (PostgreSQL mode): a volume holding only the server's unix socket directory, shared
+  with the `postgres-role` step and nothing else.
 - `<name>-container` (PostgreSQL mode): the server, on the internal database network only, alias
   `postgres`, no host port, healthy once `pg_isready` answers over TCP, created with `wait` so dependants
-  start only then, and stopped with a grace period so replacement and destroy shut it down cleanly.
+  start only then, and stopped with a grace period so replacement and destroy shut it down cleanly. Its
+  environment is ignored after creation: PostgreSQL reads POSTGRES_PASSWORD only into an empty data
+  directory, so a new password must not replace (restart) the server; `postgres-role` applies it.
+- `postgres-role` (PostgreSQL mode, a Step): in the server's image, on the socket only (no network), sets the
+  role's password to the stack's with `ALTER ROLE` (`components/scripts/pg_role_password.sh`). It runs
+  when the password changes and whenever the server is created, and everything that connects waits for
+  it (`ready`): a rotation reaches the running server first, and when it fails nothing else changes. The
+  images trust local connections, so the old password is never needed (a program never sees a config
+  key's previous value).
 """
 
 from __future__ import annotations
@@ -29,10 +39,11 @@ from components.docker_common import (
     secret_env,
     service_container,
     shell_poll,
+    volume_labels,
     waiting_healthcheck,
 )
 from components.naming import Naming
-from components.scripts import PGDATA_CHECK
+from components.scripts import PG_ROLE_PASSWORD, PGDATA_CHECK
 from components.step import Step, StepArgs
 
 ALIAS = "postgres"
@@ -48,6 +59,8 @@ STEADY_PROBE_SECONDS = 2
 READY_MARKER = "/tmp/argusai-ready.reported"  # noqa: S108 - inside the PostgreSQL container
 #: Where the version check sees the data volume (read-only; not the image's PGDATA, which it checks).
 CHECK_MOUNT = "/pgdata"
+#: The server's unix socket directory (the images' default), shared with the `postgres-role` step.
+SOCKET_DIR = "/var/run/postgresql"
 
 
 def healthcheck() -> Healthcheck:
@@ -122,6 +135,8 @@ class Postgres(pulumi.ComponentResource):
     image: docker.RemoteImage | None
     volume: docker.Volume
     url: pulumi.Output[str]
+    ready: list[pulumi.Resource]
+    """What must succeed before anything connects: the role's password set on the running server."""
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare volume, image and container."""
@@ -138,10 +153,18 @@ class Postgres(pulumi.ComponentResource):
             args.password.apply(lambda pw: database_url(args.user, pw, args.db, args.driver))
         )
         self.container = self.image = None
+        self.ready = []
         if args.network_name is None:  # SQLite mode: only the data volume
             self.register_outputs({"volume": self.volume.name})
             return
         self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
+        # Holds nothing but a socket: neither protected nor retained.
+        socket = docker.Volume(
+            f"{name}-pgsocket",
+            name=naming.physical_name("pgsocket"),
+            labels=volume_labels(naming.labels("pgsocket")),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.settled_first)),
+        )
         self.check = Step(
             "pgdata-check",
             StepArgs(
@@ -181,12 +204,43 @@ class Postgres(pulumi.ComponentResource):
                     f"POSTGRES_DB={args.db}",
                 ]
             ),
-            volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH)],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH),
+                docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
+            ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[ALIAS])],
             healthcheck=healthcheck().args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
             stop_signal=STOP_SIGNAL,
             depends_on=[self.check.container],
+            # Read into an empty data directory only: a new password is `postgres-role`'s, not a restart.
+            ignore_changes=["envs"],
         )
+        role = Step(
+            "postgres-role",
+            StepArgs(
+                naming=naming,
+                role="postgres-role",
+                image=self.image.image_id,
+                script=PG_ROLE_PASSWORD.shell,
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
+                    docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=args.log_mount),
+                ],
+                log_dir=args.log_dir,
+                env=[
+                    f"SOCKET_DIR={SOCKET_DIR}",
+                    f"ROLE={args.user}",
+                    f"DATABASE={args.db}",
+                    pulumi.Output.concat("NEW_PASSWORD=", args.password),
+                    # Runs again on every new server: its password is the stack's, whatever it was made with.
+                    pulumi.Output.concat("SERVER=", self.container.id),
+                ],
+                files=PG_ROLE_PASSWORD.uploads(),
+                depends_on=[self.container],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.ready = [role.container]
         self.register_outputs({"url": self.url, "volume": self.volume.name, "container": self.container.name})

@@ -86,6 +86,7 @@ class Script:
 PG_BACKUP = Script("pg_backup.sh")
 PG_VERSION = Script("pg_version.sh")
 PGDATA_CHECK = Script("pgdata_check.sh")
+PG_ROLE_PASSWORD = Script("pg_role_password.sh")
 SQLITE_BACKUP = Script("sqlite_backup.py")
 SCHEMA_GATE = Script("schema_gate.py")
 DATA_MOVE = Script("data_move")

@@ -39,6 +39,8 @@ URL_PARAMETERS = ("sslmode", "connect_timeout", "application_name")
 URL_SCHEMES = ("postgresql", "postgres")
 POSTGRES_DRIVERS = ("psycopg", "psycopg2")
 PASSWORD_MIN_LENGTH = 8
+#: Rotations of the generated password: every one keeps a generator in the state, so a bound keeps it small.
+PASSWORD_ROTATION_MAX = 100
 #: A password the old compose file shipped as its default: never accept it.
 KNOWN_WEAK_PASSWORDS = frozenset({"changeme", "password", "postgres", "argusai"})
 # PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
@@ -65,6 +67,8 @@ class PostgresSettings:
     """The backend's PostgreSQL driver, named in DATABASE_URL."""
     password: pulumi.Output[str] | None
     """Operator-supplied password (secret), or None to generate one."""
+    password_rotation: int
+    """How many times the generated password was rotated: each number is a generator of its own."""
     driver_index: str
     """The package index the driver is installed from when the backend image carries none."""
 
@@ -237,6 +241,7 @@ def read_database(reader: Reader) -> tuple[DatabaseKind, PostgresSettings, Exter
         db=_identifier(reader, "postgresDb"),
         driver=reader.choice("postgresDriver", POSTGRES_DRIVERS, fold=str.lower),
         password=reader.secret("postgresPassword", password_problem),
+        password_rotation=reader.integer("postgresPasswordRotation", 0, PASSWORD_ROTATION_MAX),
         driver_index=_index_url(reader),
     )
     return kind, postgres, _external_database(reader, kind)

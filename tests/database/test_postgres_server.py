@@ -61,7 +61,7 @@ def test_pgdata_volume_is_named_retained_and_mounted() -> None:
     assert volume.retain_on_delete
     assert volume.protect
     mounts = deployment.container("postgres").plain("volumes")
-    assert mounts == [{"volumeName": "argusai-unit-pgdata", "containerPath": DATA_PATH}]
+    assert mounts[0] == {"volumeName": "argusai-unit-pgdata", "containerPath": DATA_PATH}
 
 
 def test_unprotected_volume_is_disposable() -> None:

@@ -63,7 +63,7 @@ SERVICES = {"sqlite": {"backend", "proxy", "backup"}, "postgres": {"postgres", "
 EVENTS_SETTLE = timedelta(seconds=2)
 
 
-def _writing(stack: Stack) -> EventWriter:
+def writing(stack: Stack) -> EventWriter:
     """The client, writing; returns once it has had STEADY_WRITES acknowledged."""
     session = seed(f"http://127.0.0.1:{stack.backend_port}", admin_password(stack))
     writer = EventWriter(session, rate=RATE).start()
@@ -71,12 +71,12 @@ def _writing(stack: Stack) -> EventWriter:
     return writer
 
 
-def _resumed(writer: EventWriter, since: float) -> Callable[[], bool]:
+def resumed(writer: EventWriter, since: float) -> Callable[[], bool]:
     """Whether STEADY_WRITES were acknowledged after `since` (monotonic)."""
     return lambda: sum(1 for t in writer.acknowledged_at if t > since) >= STEADY_WRITES
 
 
-def _report(fault: str, writer: EventWriter, began: float, ended: float) -> None:
+def report_fault(fault: str, writer: EventWriter, began: float, ended: float) -> None:
     """Print the fault's figures and check the one that must be zero."""
     missing = missing_events(writer.session, writer.acknowledged)
     gap = longest_gap(writer.acknowledged_at, began, ended)
@@ -98,16 +98,16 @@ def test_a_backup_taken_under_writes_restores_every_event_acknowledged_before_it
     stack.up(config)
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
     password = admin_password(stack)
-    writer = _writing(stack)
+    writer = writing(stack)
     try:
         first_backup(stack, mode)
         acknowledged_before = list(writer.acknowledged)
         began = time.monotonic()
         backup, seconds = backup_now(stack, mode)
-        wait_for("writes after the backup", _resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+        wait_for("writes after the backup", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
     finally:
         writer.stop()
-    _report(f"backup-{mode}", writer, began, time.monotonic())
+    report_fault(f"backup-{mode}", writer, began, time.monotonic())
     record_result(f"RESULT load backup {mode}: {seconds:.1f} s under {RATE} writes/s, restored below")
 
     url = stack.output("databaseUrl")
@@ -136,18 +136,18 @@ def test_postgres_killed_under_writes_loses_no_acknowledged_event(stack: Stack) 
     backend_started = stack.container("backend").attrs["State"]["StartedAt"]
     postgres = stack.container("postgres")
     restarts = postgres.attrs["RestartCount"]
-    writer = _writing(stack)
+    writer = writing(stack)
     killed = time.monotonic()
     os.kill(postmaster_pid(postgres.attrs["State"]["Pid"]), signal.SIGKILL)
     try:
-        wait_for("writes acknowledged again after the kill", _resumed(writer, killed), RECOVERY_TIMEOUT)
+        wait_for("writes acknowledged again after the kill", resumed(writer, killed), RECOVERY_TIMEOUT)
     finally:
         writer.stop()
     postgres.reload()
     assert postgres.attrs["RestartCount"] > restarts, "PostgreSQL was restarted by its restart policy"
     # Reconnected by itself (the pool's pre-ping), not by a restart of the backend.
     assert stack.container("backend").attrs["State"]["StartedAt"] == backend_started
-    _report("postgres-sigkill", writer, killed, time.monotonic())
+    report_fault("postgres-sigkill", writer, killed, time.monotonic())
 
 
 #: The new release's one migration: a table of its own.
@@ -160,7 +160,7 @@ def test_an_upgrade_and_the_move_to_postgres_under_writes_lose_no_acknowledged_e
     """`up` to a new release, then `up` to PostgreSQL, with the client writing all along."""
     stack.up(RELEASE)
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    writer = _writing(stack)
+    writer = writing(stack)
     newer = release_with_migration(engine, UPGRADE_MIGRATION_BODY, label="load-upgrade")
     derived.append(newer)
     started = time.monotonic()
@@ -174,7 +174,7 @@ def test_an_upgrade_and_the_move_to_postgres_under_writes_lose_no_acknowledged_e
             stack.up(config)
             wait_for(f"{fault}: the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
             assert stack.container("backend").id != serving, f"{fault}: the backend was replaced"
-            wait_for(f"{fault}: writes acknowledged again", _resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+            wait_for(f"{fault}: writes acknowledged again", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
             ended = time.monotonic()
             record_result(
                 f"RESULT load {fault}: up {ended - began:.1f} s under {RATE} writes/s, longest gap between "
@@ -183,7 +183,7 @@ def test_an_upgrade_and_the_move_to_postgres_under_writes_lose_no_acknowledged_e
     finally:
         writer.stop()
     assert stack.container("postgres")
-    _report("upgrade-then-move", writer, started, time.monotonic())
+    report_fault("upgrade-then-move", writer, started, time.monotonic())
 
 
 #: The backups volume of the full-disk test: a tmpfs this small, made before the first `up`.
@@ -213,7 +213,7 @@ def test_a_full_backups_volume_under_writes_fails_loudly_and_heals_without_an_up
     )
     stack.up({"database": mode, **RELEASE})
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    writer = _writing(stack)
+    writer = writing(stack)
     try:
         take_backup(stack, mode)
         kept = complete_backups(stack, mode)
@@ -232,7 +232,7 @@ def test_a_full_backups_volume_under_writes_fails_loudly_and_heals_without_an_up
         assert named, container_log[-2000:]
         in_log = named[0]
         assert complete_backups(stack, mode) == kept, "the older backups are kept"
-        wait_for("writes acknowledged with the disk full", _resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+        wait_for("writes acknowledged with the disk full", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
 
         stack.exec("backup", ["rm", "/backups/filler"])
         room = time.monotonic()
@@ -246,7 +246,7 @@ def test_a_full_backups_volume_under_writes_fails_loudly_and_heals_without_an_up
         f"RESULT load backups volume full {mode}: unhealthy with '{in_log}', older backup kept; "
         f"healthy again {healed:.0f} s after room was made, no up"
     )
-    _report(f"backups-volume-full-{mode}", writer, began, time.monotonic())
+    report_fault(f"backups-volume-full-{mode}", writer, began, time.monotonic())
 
 
 @pytest.mark.exclusive
@@ -256,7 +256,7 @@ def test_engine_restart_under_writes_brings_every_stack_back(make_stack: Callabl
     for mode, stack in stacks.items():
         stack.up({"database": mode, **RELEASE})
         wait_for(f"{mode}: the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    writers = {mode: _writing(stack) for mode, stack in stacks.items()}
+    writers = {mode: writing(stack) for mode, stack in stacks.items()}
     client = stacks["sqlite"].client
     since = datetime.now(tz=UTC) - timedelta(seconds=1)
     stopped = time.monotonic()
@@ -269,7 +269,7 @@ def test_engine_restart_under_writes_brings_every_stack_back(make_stack: Callabl
                 f"engine answered ({answered - stopped:.1f} s to stop and start the engine)"
             )
         for mode, writer in writers.items():
-            wait_for(f"{mode}: writes acknowledged again", _resumed(writer, answered), RECOVERY_TIMEOUT)
+            wait_for(f"{mode}: writes acknowledged again", resumed(writer, answered), RECOVERY_TIMEOUT)
     finally:
         for writer in writers.values():
             writer.stop()
@@ -287,4 +287,4 @@ def test_engine_restart_under_writes_brings_every_stack_back(make_stack: Callabl
     for mode, stack in stacks.items():
         # The services came back by their restart policy; a one-shot step (gate, seed, driver) did not.
         assert started[stack.name] == SERVICES[mode], (mode, started[stack.name])
-        _report(f"engine-restart-{mode}", writers[mode], stopped, time.monotonic())
+        report_fault(f"engine-restart-{mode}", writers[mode], stopped, time.monotonic())
