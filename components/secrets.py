@@ -65,28 +65,27 @@ FINGERPRINTS_OUTPUT = "secretFingerprints"
 POSTGRES_PASSWORD_KEY = "postgresPassword"  # noqa: S105 - a config key's name, not a password
 ENCRYPTION_KEY_KEY = "encryptionKey"
 JWT_SECRET_KEY_KEY = "jwtSecretKey"  # noqa: S105 - a config key's name, not a secret
-#: The HMAC context of each derived key: a new context is a new, unrelated key.
-DERIVATION_CONTEXTS = {
-    ENCRYPTION_KEY_KEY: b"argusai encryptionKey v1",
-    JWT_SECRET_KEY_KEY: b"argusai jwtSecretKey v1",
-}
+#: The HMAC context of each derived key, formatted with its version (1 + the key's rotations): a new
+#: context is a new, unrelated key.
+DERIVATION_CONTEXT = "argusai {key} v{version}"
 #: The one command that takes a stack from before out of the old generators (README, Upgrading).
 LEGACY_COMMAND = "python3 scripts/keys_out_of_ids.py"
 
 
-def derive_key(seed: str, key: str) -> bytes:
-    """The 32 bytes of `key` (encryptionKey or jwtSecretKey), derived from the seed under its own context."""
-    return hmac.new(seed.encode(), DERIVATION_CONTEXTS[key], hashlib.sha256).digest()
+def derive_key(seed: str, key: str, rotation: int = 0) -> bytes:
+    """The 32 bytes of `key` (encryptionKey or jwtSecretKey) after `rotation` rotations, under its own context."""
+    context = DERIVATION_CONTEXT.format(key=key, version=rotation + 1).encode()
+    return hmac.new(seed.encode(), context, hashlib.sha256).digest()
 
 
-def fernet_key(seed: str) -> str:
+def fernet_key(seed: str, rotation: int = 0) -> str:
     """ENCRYPTION_KEY: url-safe base64 of 32 derived bytes, the form Fernet expects."""
-    return base64.urlsafe_b64encode(derive_key(seed, ENCRYPTION_KEY_KEY)).decode()
+    return base64.urlsafe_b64encode(derive_key(seed, ENCRYPTION_KEY_KEY, rotation)).decode()
 
 
-def jwt_key(seed: str) -> str:
+def jwt_key(seed: str, rotation: int = 0) -> str:
     """JWT_SECRET_KEY: 64 hex characters of 32 derived bytes."""
-    return derive_key(seed, JWT_SECRET_KEY_KEY).hex()
+    return derive_key(seed, JWT_SECRET_KEY_KEY, rotation).hex()
 
 
 def fingerprint(key: str, value: str) -> str:
@@ -102,7 +101,8 @@ def _unchanged(key: str, value: str, first: Any) -> str:
             key,
             "differs from the value this stack last deployed; the data was written with the old one, so the "
             "backend would be locked out of it. Unset the key to keep the value in use (or set it to that "
-            "value); changing a secret in use is a rotation, not a config change (see docs/secrets.md)",
+            "value). To rotate it, set argusai:encryptionKeyPrevious to the key in use as well: the stored "
+            "credentials are then re-encrypted (README: Rotating secrets)",
         )
     return value
 
@@ -139,6 +139,12 @@ class AppSecretsArgs:
     """Operator-supplied Fernet key, or None to derive one from the seed."""
     jwt_secret_key: pulumi.Output[str] | None
     """Operator-supplied JWT signing key, or None to derive one from the seed."""
+    encryption_key_previous: pulumi.Output[str] | None
+    """The Fernet key the data is encrypted with before a rotation, or None (see `encryption_key_rotation`)."""
+    encryption_key_rotation: int
+    """Rotations of the derived Fernet key; from the first on, the one before is the previous key."""
+    jwt_secret_key_rotation: int
+    """Rotations of the derived JWT signing key."""
     protect: bool
     """Protect the generators and the record of the values in use from deletion and replacement."""
     seed_admin: bool
@@ -162,12 +168,36 @@ class AppSecrets(pulumi.ComponentResource):
     """The record of the values in use: declared once every value is checked (a container that uses no
     secret but must not start on a stack the checks stop depends on it)."""
 
+    encryption_key_previous: pulumi.Output[str] | None
+    """The Fernet key the data was under before the last rotation (secret), or None when none is named."""
+
     @property
     def app_env(self) -> list[pulumi.Output[str]]:
-        """The release's ENCRYPTION_KEY and JWT_SECRET_KEY as NAME=value entries (secret)."""
+        """The release's ENCRYPTION_KEY (and its ENCRYPTION_KEY_PREVIOUS) and JWT_SECRET_KEY as NAME=value entries.
+
+        The previous key stays with the backend: a credential the old backend wrote while the rotation ran
+        (under the old key) still decrypts.
+        """
+        previous = (
+            []
+            if self.encryption_key_previous is None
+            else [pulumi.Output.concat("ENCRYPTION_KEY_PREVIOUS=", self.encryption_key_previous)]
+        )
         return [
             pulumi.Output.concat("ENCRYPTION_KEY=", self.encryption_key),
+            *previous,
             pulumi.Output.concat("JWT_SECRET_KEY=", self.jwt_secret_key),
+        ]
+
+    @property
+    def rotation_env(self) -> list[pulumi.Output[str]]:
+        """What makes the pre-upgrade backup run again for a new key (a fingerprint, secret), empty otherwise."""
+        if self.encryption_key_previous is None:
+            return []
+        return [
+            pulumi.Output.secret(
+                self.encryption_key.apply(lambda key: f"FOR_ENCRYPTION_KEY={fingerprint(ENCRYPTION_KEY_KEY, key)}")
+            )
         ]
 
     def __init__(self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -205,8 +235,15 @@ class AppSecrets(pulumi.ComponentResource):
         keys_supplied = args.encryption_key is not None and args.jwt_secret_key is not None
         # Every key waits for the check of a stack from before: nothing that uses one is created first.
         checked = password.result.apply(lambda result: _from_before(result, keys_supplied))
-        generated_key = pulumi.Output.all(seed, checked).apply(lambda v: fernet_key(v[0]))
-        generated_jwt = pulumi.Output.all(seed, checked).apply(lambda v: jwt_key(v[0]))
+        generated_key = pulumi.Output.all(seed, checked).apply(lambda v: fernet_key(v[0], args.encryption_key_rotation))
+        generated_jwt = pulumi.Output.all(seed, checked).apply(lambda v: jwt_key(v[0], args.jwt_secret_key_rotation))
+        # The key the data is under before a rotation: the operator's, or the derived one before the last rotation.
+        previous = args.encryption_key_previous
+        if previous is None and args.encryption_key_rotation > 0:
+            previous = pulumi.Output.all(seed, checked).apply(
+                lambda v: fernet_key(v[0], args.encryption_key_rotation - 1)
+            )
+        self.encryption_key_previous = pulumi.Output.secret(previous) if previous is not None else None
 
         def chosen(supplied: pulumi.Output[str] | None, generated: pulumi.Output[str]) -> pulumi.Output[str]:
             value = supplied if supplied is not None else generated
@@ -239,8 +276,17 @@ class AppSecrets(pulumi.ComponentResource):
         self.postgres_password = pulumi.Output.secret(
             pulumi.Output.all(candidates[POSTGRES_PASSWORD_KEY], first).apply(lambda v: v[0])
         )
-        self.encryption_key = in_use_value(ENCRYPTION_KEY_KEY)
-        self.jwt_secret_key = in_use_value(JWT_SECRET_KEY_KEY)
+        # With the key in use named as the previous one, a new key is a rotation: the `key-rotation` step proves
+        # it on the data (every stored credential must decrypt with one of the two), so it is not held to the
+        # record. A new JWT signing key locks no data out (everyone signs in again): never held to it either.
+        self.encryption_key = (
+            in_use_value(ENCRYPTION_KEY_KEY)
+            if previous is None
+            else pulumi.Output.secret(pulumi.Output.all(candidates[ENCRYPTION_KEY_KEY], first).apply(lambda v: v[0]))
+        )
+        self.jwt_secret_key = pulumi.Output.secret(
+            pulumi.Output.all(candidates[JWT_SECRET_KEY_KEY], first).apply(lambda v: v[0])
+        )
         self.fingerprints = pulumi.Output.secret(
             pulumi.Output.all(prints, self.postgres_password, self.encryption_key, self.jwt_secret_key).apply(
                 lambda v: v[0]

@@ -8,9 +8,11 @@ engine's plan: nothing protected deleted or replaced, no spurious replacement, f
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from components.docker_common import go_duration
 from testkit import plan as planning
@@ -188,16 +190,67 @@ def test_supplying_the_secret_in_use_is_accepted() -> None:
     assert steps.summary() == []
 
 
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [("encryptionKey", FERNET_KEY), ("jwtSecretKey", "j" * 40)],
-)
-def test_a_secret_that_differs_from_the_one_in_use_is_refused(key: str, value: str) -> None:
-    """Supplied after the first deploy with another value: refused naming the key, value never shown."""
+def test_a_new_encryption_key_without_the_one_in_use_is_refused() -> None:
+    """Supplied after the first deploy with another value and no previous key: refused, naming both keys."""
     _, state = _up("it", PROD_LIKE)
-    with pytest.raises(Exception, match=f"argusai:{key}' differs from the value this stack last deployed") as err:
-        run_program("it", PROD_LIKE, {key: value}, prior=state)
-    assert value not in str(err.value)
+    with pytest.raises(
+        Exception, match="argusai:encryptionKey' differs from the value this stack last deployed"
+    ) as err:
+        run_program("it", PROD_LIKE, {"encryptionKey": FERNET_KEY}, prior=state)
+    assert FERNET_KEY not in str(err.value)
+    assert "argusai:encryptionKeyPrevious" in str(err.value)
+
+
+GATED = {**PROD_LIKE, "schemaGate": True}
+# What a new ENCRYPTION_KEY runs again before the backend gets it: the backup first, the release's steps
+# (they read the keys), the re-encryption; then the services that carry the key.
+KEY_ROTATION_CHANGES = {
+    "schema-backup-container",
+    "schema-gate-container",
+    "data-move-container",
+    "key-rotation-container",
+    "admin-seed-container",
+    "backend-container",
+}
+
+
+@pytest.mark.parametrize("how", ["supplied", "generated"])
+def test_a_new_encryption_key_with_the_one_in_use_is_a_rotation(how: str) -> None:
+    """With the key in use as the previous one: the backup, then `key-rotation`, then the backend, with both keys."""
+    first, state = _up("it", GATED)
+    in_use = first.container("backend").env()["ENCRYPTION_KEY"]
+    if how == "supplied":
+        rotated = run_program("it", GATED, {"encryptionKey": FERNET_KEY, "encryptionKeyPrevious": in_use}, prior=state)
+    else:
+        rotated = run_program("it", {**GATED, "encryptionKeyRotation": 1}, prior=state)
+    steps = planning.plan(state, rotated)
+    assert steps.refusals == []
+    assert {s.name for s in steps.changes} == KEY_ROTATION_CHANGES
+    assert [str(s) for s in steps.ops("create")] == ["create key-rotation-container"]
+    env = rotated.container("backend").env()
+    assert env["ENCRYPTION_KEY_PREVIOUS"] == in_use
+    assert env["ENCRYPTION_KEY"] != in_use
+    Fernet(env["ENCRYPTION_KEY"])
+    step = rotated.container("key-rotation")
+    assert step.env()["ENCRYPTION_KEY"] == env["ENCRYPTION_KEY"]
+    assert step.env()["ENCRYPTION_KEY_PREVIOUS"] == in_use
+    # After the gate (and the data move), before the first admin's seed and the backend.
+    assert rotated.container("data-move").urn in step.dependencies
+    assert step.urn in rotated.container("admin-seed").dependencies
+    # No key on a command line: the environment only, and that is secret.
+    assert in_use not in json.dumps(step.plain("entrypoints"))
+    assert step.is_secret("envs")
+
+
+def test_a_new_jwt_key_is_a_rotation() -> None:
+    """A new JWT signing key locks no data out: accepted, and the backend (with the steps that read it) follows."""
+    _, state = _up("it", PROD_LIKE)
+    steps = planning.plan(state, run_program("it", PROD_LIKE, {"jwtSecretKey": "j" * 40}, prior=state))
+    assert steps.refusals == []
+    assert "backend-container" in {s.name for s in steps.changes}
+    assert steps.ops("delete", "forget") == []
+    rotated = run_program("it", {**PROD_LIKE, "jwtSecretKeyRotation": 1}, prior=state)
+    assert planning.plan(state, rotated).refusals == []
 
 
 # What a new PostgreSQL password replaces: the role step first (ALTER ROLE on the running server), then what

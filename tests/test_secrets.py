@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 
 import pulumi
 from cryptography.fernet import Fernet
@@ -28,6 +30,9 @@ def _generated(protect: bool = True) -> tuple[AppSecrets, object]:
             AppSecretsArgs(
                 postgres_password=None,
                 postgres_password_rotation=0,
+                encryption_key_previous=None,
+                encryption_key_rotation=0,
+                jwt_secret_key_rotation=0,
                 encryption_key=None,
                 jwt_secret_key=None,
                 protect=protect,
@@ -79,6 +84,9 @@ def test_supplied_values_are_used_and_nothing_generated() -> None:
             AppSecretsArgs(
                 postgres_password=pulumi.Output.secret("operator-pass"),
                 postgres_password_rotation=0,
+                encryption_key_previous=None,
+                encryption_key_rotation=0,
+                jwt_secret_key_rotation=0,
                 encryption_key=pulumi.Output.secret(supplied),
                 jwt_secret_key=pulumi.Output.secret("j" * 40),
                 protect=True,
@@ -98,6 +106,15 @@ def test_keys_are_derived_each_under_its_own_context() -> None:
     assert len(derive_key(seed, ENCRYPTION_KEY_KEY)) == len(derive_key(seed, JWT_SECRET_KEY_KEY)) == 32
     assert derive_key(seed, ENCRYPTION_KEY_KEY) != derive_key(seed, JWT_SECRET_KEY_KEY)
     assert fernet_key(seed) == base64.urlsafe_b64encode(derive_key(seed, ENCRYPTION_KEY_KEY)).decode()
+
+
+def test_a_rotation_derives_a_new_unrelated_key_and_the_first_stays_the_one_stacks_have() -> None:
+    """Rotation n derives under "v<n+1>": rotation 0 is the context every stack so far was made with."""
+    seed = "s" * 64
+    first = hmac.new(seed.encode(), b"argusai encryptionKey v1", hashlib.sha256).digest()
+    assert derive_key(seed, ENCRYPTION_KEY_KEY) == first
+    assert len({fernet_key(seed, n) for n in range(3)}) == 3
+    assert len({jwt_key(seed, n) for n in range(3)}) == 3
     assert jwt_key(seed) == derive_key(seed, JWT_SECRET_KEY_KEY).hex()
     assert fernet_key(seed) != fernet_key("t" * 64)
     Fernet(fernet_key(seed))

@@ -31,7 +31,7 @@ from components.database.driver import Driver, DriverArgs
 from components.database.postgres_server import Postgres, PostgresArgs
 from components.naming import Naming
 from components.network import Networks
-from components.scripts import ADMIN_SEED, DATA_MOVE, IN_CONTAINER, PG_BACKUP, SCHEMA_GATE, Script
+from components.scripts import ADMIN_SEED, DATA_MOVE, IN_CONTAINER, KEY_ROTATION, PG_BACKUP, SCHEMA_GATE, Script
 from components.secrets import AppSecrets
 from components.settings import DatabaseKind, Settings
 from components.step import DONE_MARKER, Step, StepArgs
@@ -101,7 +101,8 @@ class DatabaseMode(ABC):
                 script=script.shell,
                 volumes=volumes,
                 log_dir=BACKUP_LOG_DIR,
-                env=env,
+                # Once more for a new ENCRYPTION_KEY: the backup the key rotation comes after.
+                env=[*env, *self.secrets.rotation_env],
                 networks=self._networks,
                 files=[*script.uploads(), *self.files],
                 # Not before the secrets are settled: a stack they stop is left untouched.
@@ -159,6 +160,12 @@ class DatabaseMode(ABC):
             if not gate:
                 return ready
             last = self._gate(image_id, data, backups, ready)
+            if self.secrets.encryption_key_previous is not None:
+                # A new ENCRYPTION_KEY: every stored credential under it before the backend gets it.
+                rotation = self._release_step(
+                    KEY_ROTATION, "key-rotation", image_id, data, depends_on=[*last, *ready, self.secrets.record]
+                )
+                last = [rotation.container]
             seed = self._release_step(
                 ADMIN_SEED,
                 "admin-seed",

@@ -81,8 +81,14 @@ class Settings:
     """Host address that published ports listen on."""
     encryption_key: pulumi.Output[str] | None
     """Operator-supplied Fernet key (secret), or None to generate one."""
+    encryption_key_previous: pulumi.Output[str] | None
+    """The Fernet key the data is encrypted with before a rotation (secret), or None."""
+    encryption_key_rotation: int
+    """How many times the generated Fernet key was rotated."""
     jwt_secret_key: pulumi.Output[str] | None
     """Operator-supplied JWT signing key (secret), or None to generate one."""
+    jwt_secret_key_rotation: int
+    """How many times the generated JWT signing key was rotated."""
     protect_data: bool
     """Protect volumes and generated secrets from deletion and replacement."""
     log_level: str
@@ -135,6 +141,17 @@ def load_settings(
                 f"must differ from argusai:{other} ({value})",
             )
     cookie_secure, same_site = app.cookies(reader, https=https is not None)
+    schema_gate = reader.boolean("schemaGate")
+    encryption_key_previous = reader.secret("encryptionKeyPrevious", fernet_key_problem)
+    encryption_key_rotation = reader.integer("encryptionKeyRotation", 0, app.KEY_ROTATION_MAX)
+    # Re-encrypting the stored credentials runs the release's own code, as the schema gate does.
+    for key, rotating in (
+        ("encryptionKeyPrevious", encryption_key_previous is not None),
+        ("encryptionKeyRotation", encryption_key_rotation > 0),
+    ):
+        check(
+            key, schema_gate or not rotating, "re-encrypts with the release's own code: needs argusai:schemaGate true"
+        )
     return Settings(
         project=project,
         stack=stack,
@@ -150,7 +167,10 @@ def load_settings(
         proxy_image=reader.image("proxyImage"),
         bind_address=bind_address,
         encryption_key=reader.secret("encryptionKey", fernet_key_problem),
+        encryption_key_previous=encryption_key_previous,
+        encryption_key_rotation=encryption_key_rotation,
         jwt_secret_key=reader.secret("jwtSecretKey", app.jwt_problem),
+        jwt_secret_key_rotation=reader.integer("jwtSecretKeyRotation", 0, app.KEY_ROTATION_MAX),
         protect_data=reader.boolean("protectData"),
         log_level=reader.choice("logLevel", app.LOG_LEVELS, fold=str.upper),
         cors_origins=app.cors_origins(reader),
@@ -161,6 +181,6 @@ def load_settings(
         backup_interval_hours=reader.integer("backupIntervalHours", 1, app.BACKUP_INTERVAL_MAX_HOURS),
         backup_keep=reader.integer("backupKeep", 1, app.BACKUP_KEEP_MAX),
         registry_digests=reader.boolean("registryDigests"),
-        schema_gate=reader.boolean("schemaGate"),
+        schema_gate=schema_gate,
         https=https,
     )

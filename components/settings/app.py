@@ -18,6 +18,8 @@ SAME_SITE = ("lax", "strict", "none")
 PORT_MIN, PORT_MAX = 1, 65535
 BACKUP_INTERVAL_MAX_HOURS = 24 * 30
 BACKUP_KEEP_MAX = 1000
+#: Rotations of a generated key: a bound that keeps a typo (1000 for 1) from meaning anything.
+KEY_ROTATION_MAX = 100
 FERNET_KEY_BYTES = 32
 JWT_MIN_LENGTH = 32
 # Longest physical name is "<prefix>-<stack>-postgres"; keep the prefix readable and bounded.

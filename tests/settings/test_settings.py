@@ -56,11 +56,28 @@ def _fails(overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | No
         ("backupIntervalHours", 0, r"argusai:backupIntervalHours' must be an integer from 1 to 720"),
         ("backupKeep", 0, r"argusai:backupKeep' must be an integer from 1 to 1000"),
         ("backupEnabled", "maybe", r"argusai:backupEnabled' must be true or false"),
+        ("postgresPasswordRotation", -1, r"argusai:postgresPasswordRotation' must be an integer from 0 to 100"),
+        ("encryptionKeyRotation", 101, r"argusai:encryptionKeyRotation' must be an integer from 0 to 100"),
+        ("jwtSecretKeyRotation", "one", r"argusai:jwtSecretKeyRotation' must be an integer from 0 to 100"),
     ],
 )
 def test_bad_value_names_key_and_declares_nothing(key: str, value: Any, match: str) -> None:
     """Each bad value is rejected with the key and what is allowed."""
     _fails({key: value}, match=match)
+
+
+def test_a_previous_key_needs_the_release_steps() -> None:
+    """A previous key asks for the re-encryption, which runs the release's own code (schemaGate)."""
+    message = _fails(
+        {"schemaGate": False},
+        {"encryptionKeyPrevious": VALID_FERNET},
+        match=r"argusai:encryptionKeyPrevious' re-encrypts with the release's own code: needs argusai:schemaGate",
+    )
+    assert VALID_FERNET not in message
+    _fails(
+        {"schemaGate": False, "encryptionKeyRotation": 1},
+        match=r"argusai:encryptionKeyRotation' re-encrypts with the release's own code: needs argusai:schemaGate",
+    )
 
 
 def test_unknown_key_is_rejected() -> None:
@@ -85,6 +102,7 @@ def test_duplicate_env_across_plain_and_secret_lists() -> None:
         ("encryptionKey", "not-a-fernet-key", r"argusai:encryptionKey' must be a Fernet key"),
         ("encryptionKey", base64.urlsafe_b64encode(b"x" * 16).decode(), r"argusai:encryptionKey' must be a Fernet"),
         ("jwtSecretKey", "tooshort", r"argusai:jwtSecretKey' must be at least 32 characters"),
+        ("encryptionKeyPrevious", "not-a-fernet-key", r"argusai:encryptionKeyPrevious' must be a Fernet key"),
     ],
 )
 def test_bad_secret_is_rejected_without_echoing_it(key: str, value: str, match: str) -> None:
