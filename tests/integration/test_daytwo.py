@@ -1,4 +1,4 @@
-"""Day two on the stack's own PostgreSQL, on the real release: a new password reaches the running server first.
+"""Day two on the real release: secrets that really rotate.
 
 - A new password, generated (`postgresPasswordRotation` raised) or supplied (`postgresPassword`), on a
   stack the client writes to all along: the role step sets it with `ALTER ROLE` on the running server
@@ -8,19 +8,28 @@
 - A rotation the server cannot take (its socket gone): `up` stops at the role step, and nothing else
   changed: the same backend serves with the old password. Once the server is itself again, the same
   `up` completes the rotation.
+- A new ENCRYPTION_KEY (supplied with the key in use as `encryptionKeyPrevious`, or the generated one
+  rotated), on SQLite and on PostgreSQL: a camera's password and the MQTT broker's (a table the release's
+  own rotation script misses), set through the API before, are stored under the new key afterwards (they
+  decrypt with it alone, no longer with the old one), and the release still reads them.
+- A new JWT signing key: the old access token is refused, the refresh token the login gave still gets a
+  new one (what docs/secrets.md tells users to expect).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from cryptography.fernet import Fernet, InvalidToken
 
 from testkit.applier import ApplyError
+from testkit.release_api import HTTP_CREATED, HTTP_OK, call, sign_in
 
 from .conftest import Stack, record_result, wait_for
-from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE
+from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE, admin_password
 from .test_engine_backups import backup_now, first_backup
 from .test_load import RECOVERY_TIMEOUT, report_fault, resumed, writing
 
@@ -121,3 +130,96 @@ def test_a_rotation_the_server_cannot_take_changes_nothing_else(stack: Stack) ->
     assert _connects(stack, NEW_PASSWORD)[0] == 0
     assert REFUSED in _connects(stack, old)[1]
     record_result("RESULT daytwo refused rotation: up stopped at postgres-role, the old backend serving; next up done")
+
+
+CAMERA = {"name": "Gate", "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:8554/g", "is_enabled": False}
+CAMERA_PASSWORD = "gate-camera-pass-1"  # noqa: S105 - a test camera's
+MQTT = {"broker_host": "127.0.0.1", "username": "argus", "password": "mqtt-broker-pass-1", "enabled": False}
+ENCRYPTED = "encrypted:"
+HTTP_UNAUTHORIZED = 401
+# Run in the backend container through its own driver: the stored values, as the database holds them.
+STORED_PROBE = (
+    "import json, os, sqlalchemy as sa; c = sa.create_engine(os.environ['DATABASE_URL']).connect(); "
+    "print(json.dumps([c.execute(sa.text('SELECT password FROM cameras WHERE id = :i'), {'i': os.environ['CAMERA']})"
+    ".scalar(), c.execute(sa.text('SELECT password FROM mqtt_config')).scalar()]))"
+)
+# The release's own model decrypts the camera's password (with the keys the backend has).
+RELEASE_READS = (
+    "import os; from app.core.database import SessionLocal; from app.models.camera import Camera; "
+    "print(SessionLocal().get(Camera, os.environ['CAMERA']).get_decrypted_password())"
+)
+
+
+def _backend_env(stack: Stack) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in stack.container("backend").attrs["Config"]["Env"])
+
+
+def _in_backend(stack: Stack, code: str, camera: str) -> str:
+    result = stack.container("backend").exec_run(["python", "-c", code], environment={"CAMERA": camera})
+    output = result.output.decode(errors="replace")
+    assert result.exit_code == 0, output[-2000:]
+    return output.strip().splitlines()[-1]
+
+
+def _decrypts(key: str, stored: str) -> str | None:
+    """The plain value when `stored` decrypts with `key` alone, else None."""
+    try:
+        return Fernet(key.encode()).decrypt(stored.removeprefix(ENCRYPTED).encode()).decode()
+    except InvalidToken:
+        return None
+
+
+@pytest.mark.parametrize(("mode", "how"), [("sqlite", "supplied"), ("postgres", "generated")])
+def test_a_new_encryption_key_re_encrypts_every_stored_credential(stack: Stack, mode: str, how: str) -> None:
+    """Credentials set through the API before are under the new key after, and the release still reads them."""
+    config = {"database": mode, **RELEASE, "backupEnabled": False}
+    stack.up(config)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    base_url = f"http://127.0.0.1:{stack.backend_port}"
+    token = sign_in(base_url, admin_password(stack))
+    status, camera = call(base_url, "POST", "/api/v1/cameras", {**CAMERA, "password": CAMERA_PASSWORD}, token)
+    assert status == HTTP_CREATED
+    assert call(base_url, "PUT", "/api/v1/integrations/mqtt/config", MQTT, token)[0] == HTTP_OK
+    old_key = _backend_env(stack)["ENCRYPTION_KEY"]
+    before = json.loads(_in_backend(stack, STORED_PROBE, camera["id"]))
+    assert [_decrypts(old_key, value) for value in before] == [CAMERA_PASSWORD, MQTT["password"]]
+
+    began = time.monotonic()
+    if how == "supplied":
+        new_key = Fernet.generate_key().decode()
+        stack.up(config, {"encryptionKey": new_key, "encryptionKeyPrevious": old_key})
+    else:
+        stack.up({**config, "encryptionKeyRotation": 1})
+        new_key = _backend_env(stack)["ENCRYPTION_KEY"]
+    up_seconds = time.monotonic() - began
+    wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
+    assert new_key != old_key
+    assert _backend_env(stack)["ENCRYPTION_KEY_PREVIOUS"] == old_key
+    after = json.loads(_in_backend(stack, STORED_PROBE, camera["id"]))
+    assert [_decrypts(new_key, value) for value in after] == [CAMERA_PASSWORD, MQTT["password"]]
+    assert [_decrypts(old_key, value) for value in after] == [None, None]
+    assert _in_backend(stack, RELEASE_READS, camera["id"]) == CAMERA_PASSWORD
+    log = stack.exec("backend", ["cat", "/app/data/schema-gate/key-rotation.log"])[1].strip()
+    record_result(f"RESULT daytwo encryption key rotation ({mode}, {how}): up {up_seconds:.1f} s; {log}")
+
+
+def test_a_new_jwt_key_refuses_old_tokens_and_refresh_still_works(stack: Stack) -> None:
+    """Rotating the JWT signing key: old access tokens 401, the login's refresh token gets a new one."""
+    config = {**POSTGRES, "backupEnabled": False}
+    stack.up(config)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    base_url = f"http://127.0.0.1:{stack.backend_port}"
+    status, login = call(
+        base_url, "POST", "/api/v1/auth/login", {"username": "admin", "password": admin_password(stack)}
+    )
+    assert status == HTTP_OK
+    assert call(base_url, "GET", "/api/v1/auth/me", token=login["access_token"])[0] == HTTP_OK
+    stack.up({**config, "jwtSecretKeyRotation": 1})
+    wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
+    old_status = call(base_url, "GET", "/api/v1/auth/me", token=login["access_token"])[0]
+    status, refreshed = call(base_url, "POST", "/api/v1/auth/refresh", {"refresh_token": login["refresh_token"]})
+    assert (old_status, status) == (HTTP_UNAUTHORIZED, HTTP_OK)
+    assert call(base_url, "GET", "/api/v1/auth/me", token=refreshed["access_token"])[0] == HTTP_OK
+    record_result(
+        "RESULT daytwo jwt rotation: the old access token 401, the login's refresh token gave a new one (200)"
+    )
