@@ -190,15 +190,11 @@ class AppSecrets(pulumi.ComponentResource):
         ]
 
     @property
-    def rotation_env(self) -> list[pulumi.Output[str]]:
-        """What makes the pre-upgrade backup run again for a new key (a fingerprint, secret), empty otherwise."""
-        if self.encryption_key_previous is None:
-            return []
-        return [
-            pulumi.Output.secret(
-                self.encryption_key.apply(lambda key: f"FOR_ENCRYPTION_KEY={fingerprint(ENCRYPTION_KEY_KEY, key)}")
-            )
-        ]
+    def key_fingerprint_env(self) -> pulumi.Output[str]:
+        """FOR_ENCRYPTION_KEY=<fingerprint> (secret): the pre-upgrade backup runs again for a new key."""
+        return pulumi.Output.secret(
+            self.encryption_key.apply(lambda key: f"FOR_ENCRYPTION_KEY={fingerprint(ENCRYPTION_KEY_KEY, key)}")
+        )
 
     def __init__(self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare the generators and check every value against the values the stack first deployed."""

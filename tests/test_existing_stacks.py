@@ -57,7 +57,7 @@ SECRETS = ["create secrets-key-seed", "create secrets-admin-password", "create s
 GATE = ["create schema-backup-container", "create schema-gate-container"]
 PROXY = ["create proxy-image", "create proxy-data", "create proxy-container"]
 FRONTEND = ["create frontend-check-container", "replace frontend-container (entrypoints, envs, ports, uploads)"]
-SEED = "create admin-seed-container"
+SEED = ["create key-rotation-container", "create admin-seed-container"]
 DRIVER = ["create driver-volume", "create driver-step-container"]
 BACKEND = "replace backend-container (envs, ports, healthcheck)"
 POSTGRES_BACKEND = "replace backend-container (envs, ports, volumes, healthcheck)"
@@ -71,7 +71,7 @@ POSTGRES_GATE = [
     *DRIVER,
     *GATE,
     "create data-move-container",
-    SEED,
+    *SEED,
     POSTGRES_BACKEND,
 ]
 POSTGRES_NO_BACKUPS = [*SECRETS, *POSTGRES_GATE, *FRONTEND, *PROXY]
@@ -79,7 +79,7 @@ POSTGRES_CHANGES = [*POSTGRES_NO_BACKUPS, "replace backup-container (entrypoints
 SQLITE_CHANGES = [
     *SECRETS,
     *GATE,
-    SEED,
+    *SEED,
     BACKEND,
     *FRONTEND,
     *PROXY,

@@ -21,6 +21,7 @@ def test_embedded_default_is_sqlite_with_frontend_and_backups(embedded: Deployme
         "argusai-embedded-backup",
         "argusai-embedded-frontend",
         "argusai-embedded-frontend-check",
+        "argusai-embedded-key-rotation",
         "argusai-embedded-proxy",
         "argusai-embedded-schema-backup",
         "argusai-embedded-schema-gate",
@@ -64,8 +65,8 @@ def test_prod_declares_every_piece(prod: Deployment) -> None:
     assert not prod.volume("pydeps").protect
     assert not prod.volume("pgsocket").protect
     # postgres, backend, frontend, proxy, backup; the steps: the data's version check, its role's password,
-    # driver, gate's two, data move, first admin, frontend check.
-    assert len(prod.of_type(CONTAINER)) == 13
+    # driver, gate's two, data move, key rotation, first admin, frontend check.
+    assert len(prod.of_type(CONTAINER)) == 14
     assert prod.outputs["pgdataVolume"].value == "argusai-prod-pgdata"
 
 
@@ -94,6 +95,7 @@ def test_only_postgres_and_backend_on_the_database_network(prod: Deployment) -> 
         "argusai-prod-backend",
         "argusai-prod-backup",
         "argusai-prod-data-move",
+        "argusai-prod-key-rotation",
         "argusai-prod-postgres",
         "argusai-prod-schema-backup",
         "argusai-prod-schema-gate",

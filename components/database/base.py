@@ -102,7 +102,7 @@ class DatabaseMode(ABC):
                 volumes=volumes,
                 log_dir=BACKUP_LOG_DIR,
                 # Once more for a new ENCRYPTION_KEY: the backup the key rotation comes after.
-                env=[*env, *self.secrets.rotation_env],
+                env=[*env, self.secrets.key_fingerprint_env],
                 networks=self._networks,
                 files=[*script.uploads(), *self.files],
                 # Not before the secrets are settled: a stack they stop is left untouched.
@@ -160,12 +160,12 @@ class DatabaseMode(ABC):
             if not gate:
                 return ready
             last = self._gate(image_id, data, backups, ready)
-            if self.secrets.encryption_key_previous is not None:
-                # A new ENCRYPTION_KEY: every stored credential under it before the backend gets it.
-                rotation = self._release_step(
-                    KEY_ROTATION, "key-rotation", image_id, data, depends_on=[*last, *ready, self.secrets.record]
-                )
-                last = [rotation.container]
+            # Every stored credential under the backend's ENCRYPTION_KEY before the backend gets it: moved from
+            # the previous key, or the step fails (a key the data was not written with), nothing changed.
+            rotation = self._release_step(
+                KEY_ROTATION, "key-rotation", image_id, data, depends_on=[*last, *ready, self.secrets.record]
+            )
+            last = [rotation.container]
             seed = self._release_step(
                 ADMIN_SEED,
                 "admin-seed",

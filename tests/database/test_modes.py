@@ -77,9 +77,12 @@ def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: 
         # PostgreSQL: the data move comes between the gate and the backend.
         last = deployment.container("data-move") if deployment is prod else gate
         assert gate.urn in last.dependencies or last is gate
-        # Then the first admin (on a database with no user), then the backend.
+        # Then every stored credential under the backend's key, the first admin (on a database with no
+        # user), and the backend.
+        keys = deployment.container("key-rotation")
+        assert last.urn in keys.dependencies
         seed = deployment.container("admin-seed")
-        assert last.urn in seed.dependencies
+        assert keys.urn in seed.dependencies
         assert seed.urn in backend.dependencies
         assert backup.urn in gate.dependencies
         assert gate.plain("image") == backend.plain("image")

@@ -201,6 +201,15 @@ def test_a_new_encryption_key_re_encrypts_every_stored_credential(stack: Stack, 
     assert _in_backend(stack, RELEASE_READS, camera["id"]) == CAMERA_PASSWORD
     log = stack.exec("backend", ["cat", "/app/data/schema-gate/key-rotation.log"])[1].strip()
     record_result(f"RESULT daytwo encryption key rotation ({mode}, {how}): up {up_seconds:.1f} s; {log}")
+    if how == "generated":
+        # Set back, the generated key is one the data is no longer under: refused by the data, nothing changed.
+        serving = _started(stack, "backend")
+        with pytest.raises(ApplyError, match="key-rotation"):
+            stack.up(config)
+        assert _started(stack, "backend") == serving
+        assert stack.healthy()
+        assert _in_backend(stack, RELEASE_READS, camera["id"]) == CAMERA_PASSWORD
+        record_result("RESULT daytwo encryption key set back: refused by key-rotation, the backend untouched")
 
 
 def test_a_new_jwt_key_refuses_old_tokens_and_refresh_still_works(stack: Stack) -> None:
