@@ -48,7 +48,8 @@ def main() -> int:
             if not keys:
                 continue
             for column in table.columns:
-                if not isinstance(column.type, sa.String):
+                # Text columns; an enum (a String to SQLAlchemy, its own type to PostgreSQL) holds no credential.
+                if not isinstance(column.type, sa.String) or isinstance(column.type, sa.Enum):
                     continue
                 rows = connection.execute(sa.select(*keys, column).where(column.like(f"{PREFIX}%"))).all()
                 for *key, value in rows:
