@@ -30,7 +30,7 @@ fi
 
 if [ "$(id -u)" -eq 0 ] || docker info >/dev/null 2>&1; then
     if bash scripts/docker-engine.sh; then
-        images=(--only postgres --only backend --only frontend --only caddy --only pebble)
+        images=(--only postgres --only postgres17 --only backend --only frontend --only caddy --only pebble)
         if [ -n "${ARGUSAI_SOURCE}" ]; then
             images+=(--only argusai-backend --only argusai-frontend --only argusai-frontend-same-origin)
         elif [ "${REQUIRE_DOCKER:-0}" = "1" ]; then

@@ -427,5 +427,6 @@ def postgres_component(
             log_mount=BACKUP_PATH,
             log_dir=BACKUP_LOG_DIR,
             settled_first=[secrets.record],
+            upgrades=settings.postgres.upgrades,
         ),
     )

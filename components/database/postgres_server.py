@@ -3,11 +3,20 @@
 Creates:
 - `<name>-pgdata`: named volume at /var/lib/postgresql/data, in both database modes: a stack that leaves
   PostgreSQL for SQLite keeps its PostgreSQL data (protected and retained with `protectData`).
+- `<name>-pgdata-<major>` for each major of `postgresUpgrades`: the data under that major, in every mode,
+  always retained (dropping the entry, the way back, leaves it on the host). The last one serves.
 - `<name>-image` (PostgreSQL mode): the PostgreSQL image, kept locally.
 - `pgdata-check` (PostgreSQL mode, a Step): runs in the image about to serve, with the data volume
-  read-only, before the server container is created or replaced: data of another major version, or an
-  image that keeps its data elsewhere (PostgreSQL 18's layout), stops `pulumi up` there with the running
-  server untouched (`components/scripts/pgdata_check.sh`).
+  read-only, before the server container is created or replaced: data of another major version, an image
+  of another major than the last of `postgresUpgrades`, or an image that keeps its data elsewhere
+  (PostgreSQL 18's layout), stops `pulumi up` there with the running server untouched
+  (`components/scripts/pgdata_check.sh`).
+- `pg-upgrade` (PostgreSQL mode with `postgresUpgrades`, a Step): in the new image, on the database
+  network, before the server is replaced: once, into the empty volume of the last major, the data of the
+  running server (the volume before), dumped with the new major's `pg_dump` while the old database is
+  read-only, restored under a temporary server of the new major, every table's rows counted on both
+  sides (`components/scripts/pg_upgrade.sh`). A failure puts the old database back to read-write and
+  leaves the new volume empty: the old server serves on.
 - `<name>-pgsocket` (PostgreSQL mode): a volume holding only the server's unix socket directory, shared
   with the `postgres-role` step and nothing else.
 - `<name>-container` (PostgreSQL mode): the server, on the internal database network only, alias
@@ -43,7 +52,7 @@ from components.docker_common import (
     waiting_healthcheck,
 )
 from components.naming import Naming
-from components.scripts import PG_ROLE_PASSWORD, PGDATA_CHECK
+from components.scripts import PG_ROLE_PASSWORD, PG_UPGRADE, PGDATA_CHECK
 from components.step import Step, StepArgs
 
 ALIAS = "postgres"
@@ -61,6 +70,11 @@ READY_MARKER = "/tmp/argusai-ready.reported"  # noqa: S108 - inside the PostgreS
 CHECK_MOUNT = "/pgdata"
 #: The server's unix socket directory (the images' default), shared with the `postgres-role` step.
 SOCKET_DIR = "/var/run/postgresql"
+#: Where the upgrade sees the volume before (read-only) and the new one.
+UPGRADE_SOURCE_MOUNT = "/upgrade/source"
+UPGRADE_TARGET_MOUNT = "/upgrade/target"
+#: A dump and restore of a large database takes minutes; an hour is far past any real one.
+UPGRADE_TIMEOUT_SECONDS = 3600
 
 
 def healthcheck() -> Healthcheck:
@@ -124,6 +138,8 @@ class PostgresArgs:
     """Where `log_volume` is mounted in the check."""
     log_dir: str
     """The check's log directory, under `log_mount`."""
+    upgrades: Sequence[int]
+    """The majors the data was upgraded to, in order (`postgresUpgrades`); the last one's volume serves."""
     settled_first: Sequence[pulumi.Resource] = ()
     """What must be settled before anything new runs (the secrets' record: a stack it stops stays untouched)."""
 
@@ -134,6 +150,7 @@ class Postgres(pulumi.ComponentResource):
     container: docker.Container | None
     image: docker.RemoteImage | None
     volume: docker.Volume
+    """The volume the server runs on: the last upgrade's, or the first."""
     url: pulumi.Output[str]
     ready: list[pulumi.Resource]
     """What must succeed before anything connects: the role's password set on the running server."""
@@ -142,13 +159,27 @@ class Postgres(pulumi.ComponentResource):
         """Declare volume, image and container."""
         super().__init__("argusai:database:Postgres", name, None, opts)
         naming = args.naming
-        self.volume = data_volume(
-            f"{name}-pgdata",
-            naming.physical_name("pgdata"),
-            naming.labels("pgdata"),
-            parent=self,
-            keep=args.protect_data,
-        )
+        volumes = [
+            data_volume(
+                f"{name}-pgdata",
+                naming.physical_name("pgdata"),
+                naming.labels("pgdata"),
+                parent=self,
+                keep=args.protect_data,
+            )
+        ]
+        for major in args.upgrades:
+            role = f"pgdata-{major}"
+            volumes.append(
+                docker.Volume(
+                    f"{name}-{role}",
+                    name=naming.physical_name(role),
+                    labels=volume_labels(naming.labels(role)),
+                    # Retained always: the way back drops the entry and must not lose what it holds.
+                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=args.protect_data),
+                )
+            )
+        self.volume = volumes[-1]
         self.url = pulumi.Output.secret(
             args.password.apply(lambda pw: database_url(args.user, pw, args.db, args.driver))
         )
@@ -183,13 +214,15 @@ class Postgres(pulumi.ComponentResource):
                     f"PGDATA_MOUNT={CHECK_MOUNT}",
                     f"EXPECTED_PGDATA={DATA_PATH}",
                     f"IMAGE={args.image}",
-                    f"VOLUME={naming.physical_name('pgdata')}",
+                    f"VOLUME={naming.physical_name(f'pgdata-{args.upgrades[-1]}' if args.upgrades else 'pgdata')}",
+                    f"EXPECTED_MAJOR={args.upgrades[-1] if args.upgrades else ''}",
                 ],
                 files=PGDATA_CHECK.uploads(),
                 depends_on=args.settled_first,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        upgrade = [] if not args.upgrades else [self._upgrade(name, args, volumes[-2], volumes[-1]).container]
         self.container = service_container(
             f"{name}-container",
             naming=naming,
@@ -213,7 +246,7 @@ class Postgres(pulumi.ComponentResource):
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
             stop_signal=STOP_SIGNAL,
-            depends_on=[self.check.container],
+            depends_on=[self.check.container, *upgrade],
             # Read into an empty data directory only: a new password is `postgres-role`'s, not a restart.
             ignore_changes=["envs"],
         )
@@ -244,3 +277,46 @@ class Postgres(pulumi.ComponentResource):
         )
         self.ready = [role.container]
         self.register_outputs({"url": self.url, "volume": self.volume.name, "container": self.container.name})
+
+    def _upgrade(self, name: str, args: PostgresArgs, source: docker.Volume, target: docker.Volume) -> Step:
+        """The `pg-upgrade` step: the running server's data into the last major's volume, once."""
+        if self.image is None or args.network_name is None:
+            raise ValueError("the upgrade runs in the new image, on the database network")
+        naming = args.naming
+        major = args.upgrades[-1]
+        return Step(
+            "pg-upgrade",
+            StepArgs(
+                naming=naming,
+                role="pg-upgrade",
+                image=self.image.image_id,
+                script=PG_UPGRADE.shell,
+                volumes=[
+                    docker.ContainerVolumeArgs(
+                        volume_name=source.name, container_path=UPGRADE_SOURCE_MOUNT, read_only=True
+                    ),
+                    docker.ContainerVolumeArgs(volume_name=target.name, container_path=UPGRADE_TARGET_MOUNT),
+                    docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=args.log_mount),
+                ],
+                log_dir=args.log_dir,
+                env=[
+                    f"SOURCE_MOUNT={UPGRADE_SOURCE_MOUNT}",
+                    f"TARGET_MOUNT={UPGRADE_TARGET_MOUNT}",
+                    pulumi.Output.concat("SOURCE_VOLUME=", source.name),
+                    pulumi.Output.concat("TARGET_VOLUME=", target.name),
+                    f"TARGET_MAJOR={major}",
+                    f"IMAGE={args.image}",
+                    # The running (old) server, as the backend reaches it.
+                    f"PGHOST={ALIAS}",
+                    f"PGPORT={PORT}",
+                    f"PGUSER={args.user}",
+                    f"PGDATABASE={args.db}",
+                    pulumi.Output.concat("PGPASSWORD=", args.password),
+                ],
+                networks=[args.network_name],
+                files=PG_UPGRADE.uploads(),
+                timeout_seconds=UPGRADE_TIMEOUT_SECONDS,
+                depends_on=[self.check.container],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -39,6 +39,8 @@ URL_PARAMETERS = ("sslmode", "connect_timeout", "application_name")
 URL_SCHEMES = ("postgresql", "postgres")
 POSTGRES_DRIVERS = ("psycopg", "psycopg2")
 PASSWORD_MIN_LENGTH = 8
+#: The PostgreSQL majors an upgrade may name (10: the first of the two-part version numbers).
+PG_MAJOR_MIN, PG_MAJOR_MAX = 10, 99
 #: Rotations of the generated password: every one keeps a generator in the state, so a bound keeps it small.
 PASSWORD_ROTATION_MAX = 100
 #: A password the old compose file shipped as its default: never accept it.
@@ -69,6 +71,8 @@ class PostgresSettings:
     """Operator-supplied password (secret), or None to generate one."""
     password_rotation: int
     """How many times the generated password was rotated: each number is a generator of its own."""
+    upgrades: tuple[int, ...]
+    """The majors the stack's data was upgraded to, in order; each has a data volume, the last one serves."""
     driver_index: str
     """The package index the driver is installed from when the backend image carries none."""
 
@@ -232,6 +236,18 @@ def _index_url(reader: Reader) -> str:
     return value.rstrip("/")
 
 
+def _upgrades(reader: Reader) -> tuple[int, ...]:
+    """`postgresUpgrades`: PostgreSQL majors, each newer than the one before."""
+    majors = reader.integer_list("postgresUpgrades", PG_MAJOR_MIN, PG_MAJOR_MAX)
+    rising = all(a < b for a, b in zip(majors, majors[1:], strict=False))
+    check(
+        "postgresUpgrades",
+        rising,
+        f"must list each major once, oldest first (each newer than the one before); got {majors}",
+    )
+    return tuple(majors)
+
+
 def read_database(reader: Reader) -> tuple[DatabaseKind, PostgresSettings, ExternalDatabase | None]:
     """The mode, the PostgreSQL keys (validated in every mode) and the server kept elsewhere (external only)."""
     kind = DatabaseKind(reader.choice("database", tuple(DatabaseKind), fold=str.lower))
@@ -242,6 +258,7 @@ def read_database(reader: Reader) -> tuple[DatabaseKind, PostgresSettings, Exter
         driver=reader.choice("postgresDriver", POSTGRES_DRIVERS, fold=str.lower),
         password=reader.secret("postgresPassword", password_problem),
         password_rotation=reader.integer("postgresPasswordRotation", 0, PASSWORD_ROTATION_MAX),
+        upgrades=_upgrades(reader),
         driver_index=_index_url(reader),
     )
     return kind, postgres, _external_database(reader, kind)

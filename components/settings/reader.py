@@ -145,6 +145,18 @@ class Reader:
             raise ConfigError(key, 'must be a list of strings, e.g. ["NAME=value"]')
         return value
 
+    def integer_list(self, key: str, low: int, high: int) -> list[int]:
+        """A list of integers in [low, high] (the CLI passes it as JSON)."""
+        raw = self.raw(key)
+        try:
+            value = [] if raw is None else json.loads(raw)
+        except json.JSONDecodeError:
+            value = None
+        ok = isinstance(value, list) and all(type(item) is int and low <= item <= high for item in value)
+        if not ok:
+            raise ConfigError(key, f"must be a list of integers from {low} to {high}, e.g. [17]; got {raw}")
+        return value
+
     def image(self, key: str, *, allow_empty: bool = False) -> str:
         """An image reference (`name:tag`, a registry host, a digest); empty only when allowed."""
         value = self.string(key, allow_empty=allow_empty).strip()

@@ -31,7 +31,7 @@ PROBE_TIMEOUT_SECONDS = 30
 FAKE_PG_ISREADY = 'if [ -f "$UP" ]; then echo "accepting connections"; exit 0; fi; exit 2\n'
 
 
-def _postgres(protect: bool = True) -> tuple[Postgres, Deployment]:
+def _postgres(protect: bool = True, upgrades: tuple[int, ...] = ()) -> tuple[Postgres, Deployment]:
     return run_components(
         lambda: Postgres(
             "pg",
@@ -48,6 +48,7 @@ def _postgres(protect: bool = True) -> tuple[Postgres, Deployment]:
                 log_volume="argusai-unit-backups",
                 log_mount="/backups",
                 log_dir="/backups/steps",
+                upgrades=upgrades,
             ),
         )
     )
@@ -199,7 +200,46 @@ def test_data_of_another_major_version_is_refused(tmp_path: Path, data_major: st
     assert (done.returncode == 0) is ok, done.stderr
     if not ok:
         assert "the data in argusai-unit-pgdata is PostgreSQL 15, and postgres:17 runs PostgreSQL 17" in done.stderr
-        assert "Set argusai:postgresImage back to a PostgreSQL 15 image" in done.stderr
+        assert "set argusai:postgresImage back to a PostgreSQL 15 image" in done.stderr
+        # Newer than the data: the way up is named too.
+        assert "add 17 to argusai:postgresUpgrades" in done.stderr
+
+
+def test_an_older_image_than_the_data_gets_only_the_way_back(tmp_path: Path) -> None:
+    """PostgreSQL 15 on data of 17: no upgrade goes that way; only the image back."""
+    done = _check(tmp_path, data_major="17", env={"PG_MAJOR": "15", "PGDATA": DATA_PATH})
+    assert done.returncode == 1
+    assert "Set argusai:postgresImage back to a PostgreSQL 17 image" in done.stderr
+    assert "postgresUpgrades" not in done.stderr
+
+
+def test_an_image_of_another_major_than_the_last_upgrade_is_refused(tmp_path: Path) -> None:
+    """`postgresUpgrades` ends in 17, the image runs 16: refused before the server or the data is touched."""
+    done = _check(tmp_path, data_major=None, env={"PG_MAJOR": "16", "PGDATA": DATA_PATH, "EXPECTED_MAJOR": "17"})
+    assert done.returncode == 1
+    assert "runs PostgreSQL 16, and argusai:postgresUpgrades ends in 17" in done.stderr
+
+
+def test_an_upgrade_adds_a_retained_volume_and_a_step_before_the_server() -> None:
+    """`postgresUpgrades: [17]`: the new volume serves, the old stays; `pg-upgrade` runs before the server."""
+    _, deployment = _postgres(upgrades=(17,))
+    old, new = deployment.volume("pgdata"), deployment.volume("pgdata-17")
+    assert old.protect
+    assert new.retain_on_delete
+    assert new.protect
+    server = deployment.container("postgres")
+    assert server.plain("volumes")[0] == {"volumeName": "argusai-unit-pgdata-17", "containerPath": DATA_PATH}
+    upgrade = deployment.container("pg-upgrade")
+    assert upgrade.urn in server.dependencies
+    assert deployment.container("pgdata-check").urn in upgrade.dependencies
+    mounts = {m["volumeName"]: m for m in upgrade.plain("volumes")}
+    assert mounts["argusai-unit-pgdata"]["readOnly"] is True
+    assert "readOnly" not in mounts["argusai-unit-pgdata-17"] or not mounts["argusai-unit-pgdata-17"]["readOnly"]
+    env = upgrade.env()
+    assert (env["TARGET_MAJOR"], env["PGHOST"], env["PGPASSWORD"]) == ("17", "postgres", "s3cret-pass")
+    assert upgrade.is_secret("envs")
+    assert [n["name"] for n in upgrade.plain("networksAdvanced")] == ["argusai-unit-db"]
+    assert deployment.container("pgdata-check").env()["EXPECTED_MAJOR"] == "17"
 
 
 def test_the_major_comes_from_the_server_binary_without_pg_major(tmp_path: Path) -> None:

@@ -59,6 +59,10 @@ def _fails(overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | No
         ("postgresPasswordRotation", -1, r"argusai:postgresPasswordRotation' must be an integer from 0 to 100"),
         ("encryptionKeyRotation", 101, r"argusai:encryptionKeyRotation' must be an integer from 0 to 100"),
         ("jwtSecretKeyRotation", "one", r"argusai:jwtSecretKeyRotation' must be an integer from 0 to 100"),
+        ("postgresUpgrades", ["17"], r"argusai:postgresUpgrades' must be a list of integers from 10 to 99"),
+        ("postgresUpgrades", [9], r"argusai:postgresUpgrades' must be a list of integers from 10 to 99"),
+        ("postgresUpgrades", [17, 16], r"argusai:postgresUpgrades' must list each major once, oldest first"),
+        ("postgresUpgrades", [17, 17], r"argusai:postgresUpgrades' must list each major once, oldest first"),
     ],
 )
 def test_bad_value_names_key_and_declares_nothing(key: str, value: Any, match: str) -> None:

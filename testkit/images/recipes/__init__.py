@@ -15,6 +15,7 @@ from testkit.images.recipes.caddy import CADDY
 from testkit.images.recipes.frontend import FRONTEND
 from testkit.images.recipes.pebble import PEBBLE
 from testkit.images.recipes.postgres import POSTGRES
+from testkit.images.recipes.postgres17 import POSTGRES_17
 
 __all__ = [
     "ALL_RECIPES",
@@ -26,9 +27,17 @@ __all__ = [
     "FRONTEND",
     "PEBBLE",
     "POSTGRES",
+    "POSTGRES_17",
     "RECIPES",
 ]
 
 RECIPES: tuple[Recipe, ...] = (POSTGRES, BACKEND, FRONTEND, CADDY, PEBBLE)
-# Buildable with --only: the release images, which only some tests need.
-ALL_RECIPES: tuple[Recipe, ...] = (*RECIPES, ARGUSAI_BACKEND, ARGUSAI_FRONTEND, ARGUSAI_FRONTEND_SAME_ORIGIN)
+# Buildable with --only: the release images, which only some tests need, and the newer PostgreSQL major the
+# day-two tests upgrade to.
+ALL_RECIPES: tuple[Recipe, ...] = (
+    *RECIPES,
+    ARGUSAI_BACKEND,
+    ARGUSAI_FRONTEND,
+    ARGUSAI_FRONTEND_SAME_ORIGIN,
+    POSTGRES_17,
+)
