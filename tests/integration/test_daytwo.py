@@ -14,6 +14,11 @@
   decrypt with it alone, no longer with the old one), and the release still reads them.
 - A new JWT signing key: the old access token is refused, the refresh token the login gave still gets a
   new one (what docs/secrets.md tells users to expect).
+- A new PostgreSQL major (15, Debian bookworm's, to 17, trixie's): the image alone is refused with the
+  server untouched; with `postgresUpgrades` the data made through the API is dumped and restored into a
+  volume of its own while the client writes, every acknowledged event is there on 17, the old volume
+  kept; the way back serves the old volume, writable again. An upgrade that fails (the new volume too
+  small) leaves the old server serving, writable.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
+from components.naming import Naming
 from testkit.applier import ApplyError
-from testkit.release_api import HTTP_CREATED, HTTP_OK, call, sign_in
+from testkit.images.recipes import POSTGRES_17
+from testkit.release_api import HTTP_CREATED, HTTP_OK, Session, call, missing_events, post_event, sign_in
 
-from .conftest import Stack, record_result, wait_for
+from .conftest import NAME_PREFIX, Stack, record_result, wait_for
 from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE, admin_password
 from .test_engine_backups import backup_now, first_backup
 from .test_load import RECOVERY_TIMEOUT, report_fault, resumed, writing
@@ -232,3 +239,95 @@ def test_a_new_jwt_key_refuses_old_tokens_and_refresh_still_works(stack: Stack) 
     record_result(
         "RESULT daytwo jwt rotation: the old access token 401, the login's refresh token gave a new one (200)"
     )
+
+
+UPGRADED = {**POSTGRES, "postgresImage": POSTGRES_17.tag, "postgresUpgrades": [17]}
+#: The new volume of the failed upgrade: a tmpfs too small for a data directory, made before the `up`.
+TOO_SMALL_BYTES = 1024 * 1024
+
+
+def _server_major(stack: Stack) -> str:
+    code, output = stack.exec(
+        "postgres", ["sh", "-c", 'psql -h /var/run/postgresql -U argusai -d argusai -XAtc "SHOW server_version_num"']
+    )
+    assert code == 0, output
+    return output.strip()[:2]
+
+
+def _volume_major(stack: Stack, role: str) -> str:
+    code, output = stack.oneoff(
+        stack.container("postgres").image.id,
+        ["cat", "/v/PG_VERSION"],
+        volumes={stack.physical(role): {"bind": "/v", "mode": "ro"}},
+    )
+    assert code == 0, output
+    return output.strip()
+
+
+def test_a_new_major_is_refused_then_upgraded_with_every_row_and_the_way_back_works(stack: Stack) -> None:
+    """15 -> 17: refused alone; with postgresUpgrades, every acknowledged event on 17; back to 15, writable."""
+    stack.up(POSTGRES)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    server = _started(stack, "postgres")
+    with pytest.raises(ApplyError, match="pgdata-check"):
+        stack.up({**POSTGRES, "postgresImage": POSTGRES_17.tag})
+    assert _started(stack, "postgres") == server, "the refused image left the server as it was"
+    assert stack.healthy()
+
+    writer = writing(stack)
+    began = time.monotonic()
+    try:
+        stack.up(UPGRADED)
+        up_seconds = time.monotonic() - began
+        wait_for("the backend on 17", stack.healthy, HEALTHY_TIMEOUT)
+        wait_for("writes acknowledged again", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+    finally:
+        writer.stop()
+    before_way_back = list(writer.acknowledged)
+    assert _server_major(stack) == "17"
+    assert (_volume_major(stack, "pgdata"), _volume_major(stack, "pgdata-17")) == ("15", "17")
+    report_fault("major-upgrade-15-to-17", writer, began, time.monotonic())
+    log = stack.exec("backup", ["cat", "/backups/steps/pg-upgrade.log"])[1].strip().splitlines()[-1]
+    record_result(f"RESULT daytwo major upgrade 15 -> 17 under writes: up {up_seconds:.1f} s; {log}")
+
+    # The way back: the old volume, as it was when the upgrade began, and writable.
+    stack.up(POSTGRES)
+    wait_for("the backend back on 15", stack.healthy, HEALTHY_TIMEOUT)
+    assert _server_major(stack) == "15"
+    session = writer.session
+    back = Session(session.base_url, sign_in(session.base_url, admin_password(stack)), session.camera_id)
+    assert wait_for("a write on 15 again", lambda: post_event(back, 0)[0] == HTTP_CREATED, RECOVERY_TIMEOUT)
+    missing = missing_events(back, before_way_back)
+    # Only what was written on 17 (after the old database turned read-only) is not on 15.
+    assert len(missing) < len(before_way_back)
+    record_result(
+        f"RESULT daytwo way back to 15: serving, writable; {len(before_way_back) - len(missing)} of "
+        f"{len(before_way_back)} events there (the rest were written on 17)"
+    )
+
+
+def test_an_upgrade_that_fails_leaves_the_old_server_serving_writable(stack: Stack) -> None:
+    """The new volume too small: `up` stops at pg-upgrade, the old server serves on, writes work."""
+    stack.up(POSTGRES)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    server = _started(stack, "postgres")
+    stack.client.volumes.create(
+        stack.physical("pgdata-17"),
+        driver="local",
+        driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={TOO_SMALL_BYTES}"},
+        labels=Naming(NAME_PREFIX, stack.name).labels("pgdata-17"),
+    )
+    with pytest.raises(ApplyError, match="pg-upgrade"):
+        stack.up(UPGRADED)
+    assert _started(stack, "postgres") == server
+    assert _server_major(stack) == "15"
+    base_url = f"http://127.0.0.1:{stack.backend_port}"
+    session = Session(base_url, sign_in(base_url, admin_password(stack)), "")
+    status, camera = call(base_url, "POST", "/api/v1/cameras", CAMERA, session.token)
+    assert status == HTTP_CREATED, "the old database is writable again"
+    assert wait_for(
+        "a write", lambda: post_event(Session(base_url, session.token, camera["id"]), 1)[0] == HTTP_CREATED, 60
+    )
+    log = stack.exec("backup", ["cat", "/backups/steps/pg-upgrade.log"])[1]
+    assert "nothing was changed" in log
+    record_result("RESULT daytwo failed upgrade (new volume full): up stopped at pg-upgrade, 15 serving, writable")
