@@ -26,7 +26,15 @@ if [ -z "$major" ]; then
     major=$(postgres --version 2>/dev/null | sed -n 's/^postgres (PostgreSQL) \([0-9][0-9]*\).*/\1/p')
 fi
 [ "$major" = "$TARGET_MAJOR" ] || fail "${IMAGE} runs PostgreSQL ${major:-?}, and argusai:postgresUpgrades ends in ${TARGET_MAJOR}"
+old() { psql -X -v ON_ERROR_STOP=1 --no-password -q "$@"; }
 if [ -f "$marker" ]; then
+    # Finished before. Still the data to serve, unless the old server served writes again since (the way
+    # back): its database is no longer read-only, and the new volume holds older data than it.
+    running=$(old -Atc 'SHOW server_version_num' 2>/dev/null || true)
+    if [ -n "$running" ] && [ $((running / 10000)) != "$major" ] \
+        && [ "$(old -Atc 'SHOW default_transaction_read_only')" != on ]; then
+        fail "${TARGET_VOLUME} holds an upgrade of older data: the server on ${SOURCE_VOLUME} has taken writes since (the way back). Nothing was changed. To upgrade its data now, remove that volume first (docker volume rm ${TARGET_VOLUME}), then run pulumi up --refresh."
+    fi
     say "the data in ${TARGET_VOLUME} was upgraded before ($(cat "$marker")); nothing to do"
     exit 0
 fi
@@ -41,7 +49,6 @@ if command -v gosu >/dev/null 2>&1; then
 else
     as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 fi
-old() { psql -X -v ON_ERROR_STOP=1 --no-password -q "$@"; }
 new() { psql -X -v ON_ERROR_STOP=1 --no-password -q -h "$socket_dir" "$@"; }
 # Every table's rows, one "schema.table count" line each, sorted: the same on both sides when all came over.
 count_rows() {
@@ -93,10 +100,10 @@ if [ "$PGDATABASE" != postgres ]; then
 fi
 
 # 3. Dump with this (the newer) major's pg_dump, restore in one transaction.
-started=$(date +%s)
+started=$(date +%s.%N)
 pg_dump --format=custom --no-password | pg_restore -h "$socket_dir" -d "$PGDATABASE" --no-password \
     --single-transaction --exit-on-error
-seconds=$(( $(date +%s) - started ))
+seconds=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
 # 4. Every row over, then the planner's statistics (a restore has none).
 count_rows old >/tmp/rows.old
