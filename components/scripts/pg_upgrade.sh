@@ -62,13 +62,18 @@ SQL
 }
 old -c 'SELECT 1' >/dev/null 2>&1 || fail "the server on ${SOURCE_VOLUME} does not answer at ${PGHOST}:${PGPORT}; the upgrade dumps from it. Nothing was changed."
 
+end_sessions() {
+    old -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()" >/dev/null
+}
 undo() {
     status=$?
     trap - EXIT
     if [ "$status" -ne 0 ]; then
         as_postgres pg_ctl -D "$TARGET_MOUNT" -m immediate stop >/dev/null 2>&1 || true
         find "$TARGET_MOUNT" -mindepth 1 -delete 2>/dev/null || true
+        # Writable again, and the sessions opened while it was read-only ended (they would stay read-only).
         printf 'ALTER DATABASE :"db" RESET default_transaction_read_only;\n' | old --set=db="$PGDATABASE" \
+            && end_sessions \
             && echo "pg-upgrade: FAILED: nothing was changed: ${SOURCE_VOLUME} serves on, read-write; ${TARGET_VOLUME} is empty again" >&2
     fi
     exit "$status"
@@ -78,7 +83,7 @@ trap undo EXIT
 say "PostgreSQL ${from} (${SOURCE_VOLUME}) to ${major} (${TARGET_VOLUME})"
 # 1. The old database read-only from here on; its sessions ended so that every new one is.
 printf 'ALTER DATABASE :"db" SET default_transaction_read_only = on;\n' | old --set=db="$PGDATABASE"
-old -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()" >/dev/null
+end_sessions
 
 # 2. A fresh data directory (a half-made one from an interrupted run is cleared) and a private server.
 find "$TARGET_MOUNT" -mindepth 1 -delete
