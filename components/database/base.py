@@ -126,6 +126,11 @@ class DatabaseMode(ABC):
         return []
 
     @property
+    def _server_env(self) -> list[pulumi.Input[str]]:
+        """What makes the release's steps run again on a new server of the stack's own (none for a file)."""
+        return []
+
+    @property
     def _script_env(self) -> list[str]:
         """PYTHONPATH of a step running a script of this project (`python -m`) in the backend image."""
         return [f"PYTHONPATH={':'.join([IN_CONTAINER, *self.python_path])}"]
@@ -211,6 +216,7 @@ class DatabaseMode(ABC):
                     # The release's settings refuse to load without them.
                     *self.secrets.app_env,
                     *self._script_env,
+                    *self._server_env,
                     *env,
                 ],
                 networks=self._networks,

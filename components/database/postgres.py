@@ -63,6 +63,14 @@ class PostgresMode(ServerMode):
         self.network = network
 
     @property
+    def _server_env(self) -> list[pulumi.Input[str]]:
+        """The server's image id: after a new server (a major upgrade above all), the gate checks the schema."""
+        image = self.postgres.image
+        if image is None:
+            raise ValueError("PostgresMode runs its own server")
+        return [pulumi.Output.concat("FOR_DATABASE_IMAGE=", image.image_id)]
+
+    @property
     def url(self) -> pulumi.Output[str]:
         """The server's URL, password percent-encoded (secret)."""
         return self.postgres.url

@@ -123,3 +123,11 @@ def test_leaving_a_server_for_sqlite_says_where_the_data_is_and_how_to_bring_it(
         run_program("it", {"database": "sqlite"}, prior=commit(run_program("it", {"database": "sqlite"})))
     assert not [r for r in caplog.records if "move-to-sqlite" in r.getMessage()]
     assert first.outputs["databaseMode"].value == "postgres"
+
+
+def test_a_new_server_of_the_stacks_own_runs_the_release_steps_again(prod: Deployment, embedded: Deployment) -> None:
+    """The server's image id is among the release's steps' inputs: after a major upgrade the gate checks the schema."""
+    server_image = prod.container("postgres").plain("image")
+    for role in ("schema-gate", "key-rotation", "admin-seed"):
+        assert prod.container(role).env()["FOR_DATABASE_IMAGE"] == server_image
+        assert "FOR_DATABASE_IMAGE" not in embedded.container(role).env()

@@ -1,30 +1,33 @@
-"""Day two on the real release: secrets that really rotate.
+"""Day two on the real release: secrets that really rotate, and a PostgreSQL major upgrade.
 
-- A new password, generated (`postgresPasswordRotation` raised) or supplied (`postgresPassword`), on a
-  stack the client writes to all along: the role step sets it with `ALTER ROLE` on the running server
-  (never restarted), then the backend and the backups get the new URL. Over the database network the old
-  password is refused and the new one accepted; every acknowledged event is there; the longest gap in
-  the writes (the backend's one restart) is printed.
-- A rotation the server cannot take (its socket gone): `up` stops at the role step, and nothing else
-  changed: the same backend serves with the old password. Once the server is itself again, the same
-  `up` completes the rotation.
-- A new ENCRYPTION_KEY (supplied with the key in use as `encryptionKeyPrevious`, or the generated one
-  rotated), on SQLite and on PostgreSQL: a camera's password and the MQTT broker's (a table the release's
-  own rotation script misses), set through the API before, are stored under the new key afterwards (they
-  decrypt with it alone, no longer with the old one), and the release still reads them.
-- A new JWT signing key: the old access token is refused, the refresh token the login gave still gets a
-  new one (what docs/secrets.md tells users to expect).
+Four stacks, each taken through several day-two operations in turn (a deploy of the release is the
+costly part):
+
+- PostgreSQL, rotations in turn: a supplied password while the client writes (the role step sets it with
+  `ALTER ROLE` on the running server, never restarted, then the backend and the backups get it; over the
+  database network the old password is refused and the new one accepted; every acknowledged event is
+  there; the gap in writes is printed beside one plain restart of the backend); the JWT key (the old
+  access token refused, the login's refresh token still gets a new one: what docs/secrets.md tells users);
+  the generated ENCRYPTION_KEY (a camera's password and the MQTT broker's, a table the release's own
+  rotation script misses, set through the API before, are under the new key alone afterwards, and the
+  release reads them); the key set back: refused by the data, nothing changed.
+- SQLite: a supplied ENCRYPTION_KEY with the key in use as `encryptionKeyPrevious`: the same proof.
+- Failures change nothing: a rotation the server cannot take (its socket gone) stops at the role step with
+  the same backend serving on the old password, and once the server is itself again the generated
+  password is rotated; an upgrade whose new volume is too small stops at `pg-upgrade` with 15 serving,
+  writable.
 - A new PostgreSQL major (15, Debian bookworm's, to 17, trixie's): the image alone is refused with the
-  server untouched; with `postgresUpgrades` the data made through the API is dumped and restored into a
-  volume of its own while the client writes, every acknowledged event is there on 17, the old volume
-  kept; the way back serves the old volume, writable again. An upgrade that fails (the new volume too
-  small) leaves the old server serving, writable.
+  server untouched; with `postgresUpgrades` the data is dumped and restored into a volume of its own while
+  the client writes, every acknowledged event is there on 17, the old volume kept; the way back serves the
+  old volume, writable again; asked for again, the upgrade is refused while the new volume holds the
+  older upgrade, and done afresh once it is removed.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -80,83 +83,6 @@ def _started(stack: Stack, role: str) -> tuple[str, str]:
     return container.id, container.attrs["State"]["StartedAt"]
 
 
-@pytest.mark.parametrize("how", ["generated", "supplied"])
-def test_a_new_password_reaches_the_running_server_first_and_nothing_is_lost(stack: Stack, how: str) -> None:
-    """The server keeps running; old password refused, new accepted; the backend and the backups follow."""
-    stack.up(POSTGRES)
-    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    first_backup(stack, "postgres")
-    old = _password(stack)
-    server = _started(stack, "postgres")
-    writer = writing(stack)
-    began = time.monotonic()
-    try:
-        if how == "generated":
-            stack.up({**POSTGRES, "postgresPasswordRotation": 1})
-        else:
-            stack.up(POSTGRES, {"postgresPassword": NEW_PASSWORD})
-        up_seconds = time.monotonic() - began
-        wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
-        wait_for("writes acknowledged again", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
-        rotated = time.monotonic()
-        # What "one restart" costs the writes, for comparison: the backend restarted alone.
-        restarted = time.monotonic()
-        stack.container("backend").restart(timeout=30)
-        wait_for("the backend's /health after a restart", stack.healthy, HEALTHY_TIMEOUT)
-        wait_for("writes acknowledged again", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
-    finally:
-        writer.stop()
-    restart_gap = longest_gap(writer.acknowledged_at, restarted, time.monotonic())
-    new = _password(stack)
-    assert new != old
-    if how == "supplied":
-        assert new == NEW_PASSWORD
-    assert _started(stack, "postgres") == server, "the server was not restarted"
-    code, output = _connects(stack, old)
-    assert code != 0
-    assert REFUSED in output
-    code, output = _connects(stack, new)
-    assert code == 0, output
-    assert int(output.strip()) >= len(writer.acknowledged)
-    # The backups follow too: the new backup container dumps with the new password.
-    _, backup_seconds = backup_now(stack, "postgres")
-    report_fault(f"password-rotation-{how}", writer, began, rotated)
-    record_result(
-        f"RESULT daytwo password rotation ({how}): up {up_seconds:.1f} s, server not restarted, old password "
-        f"refused, new accepted, a backup with it in {backup_seconds:.1f} s; the longest gap in writes was "
-        f"{longest_gap(writer.acknowledged_at, began, rotated):.1f} s, against {restart_gap:.1f} s for one "
-        "restart of the backend alone"
-    )
-
-
-def test_a_rotation_the_server_cannot_take_changes_nothing_else(stack: Stack) -> None:
-    """ALTER ROLE fails: `up` stops there, the same backend serves on the old password; then it completes."""
-    config = {**POSTGRES, "backupEnabled": False}
-    stack.up(config)
-    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    old = _password(stack)
-    backend = _started(stack, "backend")
-    # The server's socket gone: the role step cannot reach the server.
-    code, output = stack.exec("postgres", ["rm", "-f", SOCKET])
-    assert code == 0, output
-    with pytest.raises(ApplyError, match="postgres-role"):
-        stack.up(config, {"postgresPassword": NEW_PASSWORD})
-    assert _started(stack, "backend") == backend, "the backend was not touched"
-    assert stack.healthy()
-    code, output = _connects(stack, old)
-    assert code == 0, output
-    assert REFUSED in _connects(stack, NEW_PASSWORD)[1]
-
-    # The server restarted (its socket back), the same `up` completes the rotation.
-    stack.container("postgres").restart(timeout=30)
-    wait_for("the server healthy again", lambda: stack.health("postgres") == "healthy", HEALTHY_TIMEOUT)
-    stack.up(config, {"postgresPassword": NEW_PASSWORD})
-    wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
-    assert _connects(stack, NEW_PASSWORD)[0] == 0
-    assert REFUSED in _connects(stack, old)[1]
-    record_result("RESULT daytwo refused rotation: up stopped at postgres-role, the old backend serving; next up done")
-
-
 CAMERA = {"name": "Gate", "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:8554/g", "is_enabled": False}
 CAMERA_PASSWORD = "gate-camera-pass-1"  # noqa: S105 - a test camera's
 MQTT = {"broker_host": "127.0.0.1", "username": "argus", "password": "mqtt-broker-pass-1", "enabled": False}
@@ -194,71 +120,6 @@ def _decrypts(key: str, stored: str) -> str | None:
         return None
 
 
-@pytest.mark.parametrize(("mode", "how"), [("sqlite", "supplied"), ("postgres", "generated")])
-def test_a_new_encryption_key_re_encrypts_every_stored_credential(stack: Stack, mode: str, how: str) -> None:
-    """Credentials set through the API before are under the new key after, and the release still reads them."""
-    config = {"database": mode, **RELEASE, "backupEnabled": False}
-    stack.up(config)
-    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    base_url = f"http://127.0.0.1:{stack.backend_port}"
-    token = sign_in(base_url, admin_password(stack))
-    status, camera = call(base_url, "POST", "/api/v1/cameras", {**CAMERA, "password": CAMERA_PASSWORD}, token)
-    assert status == HTTP_CREATED
-    assert call(base_url, "PUT", "/api/v1/integrations/mqtt/config", MQTT, token)[0] == HTTP_OK
-    old_key = _backend_env(stack)["ENCRYPTION_KEY"]
-    before = json.loads(_in_backend(stack, STORED_PROBE, camera["id"]))
-    assert [_decrypts(old_key, value) for value in before] == [CAMERA_PASSWORD, MQTT["password"]]
-
-    began = time.monotonic()
-    if how == "supplied":
-        new_key = Fernet.generate_key().decode()
-        stack.up(config, {"encryptionKey": new_key, "encryptionKeyPrevious": old_key})
-    else:
-        stack.up({**config, "encryptionKeyRotation": 1})
-        new_key = _backend_env(stack)["ENCRYPTION_KEY"]
-    up_seconds = time.monotonic() - began
-    wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
-    assert new_key != old_key
-    assert _backend_env(stack)["ENCRYPTION_KEY_PREVIOUS"] == old_key
-    after = json.loads(_in_backend(stack, STORED_PROBE, camera["id"]))
-    assert [_decrypts(new_key, value) for value in after] == [CAMERA_PASSWORD, MQTT["password"]]
-    assert [_decrypts(old_key, value) for value in after] == [None, None]
-    assert _in_backend(stack, RELEASE_READS, camera["id"]) == CAMERA_PASSWORD
-    log = stack.exec("backend", ["cat", "/app/data/schema-gate/key-rotation.log"])[1].strip()
-    record_result(f"RESULT daytwo encryption key rotation ({mode}, {how}): up {up_seconds:.1f} s; {log}")
-    if how == "generated":
-        # Set back, the generated key is one the data is no longer under: refused by the data, nothing changed.
-        serving = _started(stack, "backend")
-        with pytest.raises(ApplyError, match="key-rotation"):
-            stack.up(config)
-        assert _started(stack, "backend") == serving
-        assert stack.healthy()
-        assert _in_backend(stack, RELEASE_READS, camera["id"]) == CAMERA_PASSWORD
-        record_result("RESULT daytwo encryption key set back: refused by key-rotation, the backend untouched")
-
-
-def test_a_new_jwt_key_refuses_old_tokens_and_refresh_still_works(stack: Stack) -> None:
-    """Rotating the JWT signing key: old access tokens 401, the login's refresh token gets a new one."""
-    config = {**POSTGRES, "backupEnabled": False}
-    stack.up(config)
-    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    base_url = f"http://127.0.0.1:{stack.backend_port}"
-    status, login = call(
-        base_url, "POST", "/api/v1/auth/login", {"username": "admin", "password": admin_password(stack)}
-    )
-    assert status == HTTP_OK
-    assert call(base_url, "GET", "/api/v1/auth/me", token=login["access_token"])[0] == HTTP_OK
-    stack.up({**config, "jwtSecretKeyRotation": 1})
-    wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
-    old_status = call(base_url, "GET", "/api/v1/auth/me", token=login["access_token"])[0]
-    status, refreshed = call(base_url, "POST", "/api/v1/auth/refresh", {"refresh_token": login["refresh_token"]})
-    assert (old_status, status) == (HTTP_UNAUTHORIZED, HTTP_OK)
-    assert call(base_url, "GET", "/api/v1/auth/me", token=refreshed["access_token"])[0] == HTTP_OK
-    record_result(
-        "RESULT daytwo jwt rotation: the old access token 401, the login's refresh token gave a new one (200)"
-    )
-
-
 UPGRADED = {**POSTGRES, "postgresImage": POSTGRES_17.tag, "postgresUpgrades": [17]}
 #: The new volume of the failed upgrade: a tmpfs too small for a data directory, made before the `up`.
 TOO_SMALL_BYTES = 1024 * 1024
@@ -280,6 +141,193 @@ def _volume_major(stack: Stack, role: str) -> str:
     )
     assert code == 0, output
     return output.strip()
+
+
+def _rotate_password_under_writes(stack: Stack, config: dict[str, object]) -> None:
+    """A supplied new password while the client writes: ALTER ROLE first, the server never restarted."""
+    old = _password(stack)
+    server = _started(stack, "postgres")
+    writer = writing(stack)
+    began = time.monotonic()
+    try:
+        stack.up(config, {"postgresPassword": NEW_PASSWORD})
+        up_seconds = time.monotonic() - began
+        wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
+        wait_for("writes acknowledged again", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+        rotated = time.monotonic()
+        # What "one restart" costs the writes, for comparison: the backend restarted alone.
+        restarted = time.monotonic()
+        stack.container("backend").restart(timeout=30)
+        wait_for("the backend's /health after a restart", stack.healthy, HEALTHY_TIMEOUT)
+        wait_for("writes acknowledged again", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
+    finally:
+        writer.stop()
+    restart_gap = longest_gap(writer.acknowledged_at, restarted, time.monotonic())
+    assert _password(stack) == NEW_PASSWORD != old
+    assert _started(stack, "postgres") == server, "the server was not restarted"
+    code, output = _connects(stack, old)
+    assert code != 0
+    assert REFUSED in output
+    code, output = _connects(stack, NEW_PASSWORD)
+    assert code == 0, output
+    assert int(output.strip()) >= len(writer.acknowledged)
+    # The backups follow too: the new backup container dumps with the new password.
+    _, backup_seconds = backup_now(stack, "postgres")
+    report_fault("password-rotation", writer, began, rotated)
+    record_result(
+        f"RESULT daytwo password rotation: up {up_seconds:.1f} s, server not restarted, old password refused, "
+        f"new accepted, a backup with it in {backup_seconds:.1f} s; the longest gap in writes was "
+        f"{longest_gap(writer.acknowledged_at, began, rotated):.1f} s, against {restart_gap:.1f} s for one "
+        "restart of the backend alone"
+    )
+
+
+def _rotate_jwt_key(stack: Stack, rotate: Callable[[], object]) -> None:
+    """`rotate` (an `up`): old access tokens refused at once; the refresh token the login gave gets a new one."""
+    base_url = f"http://127.0.0.1:{stack.backend_port}"
+    status, login = call(
+        base_url, "POST", "/api/v1/auth/login", {"username": "admin", "password": admin_password(stack)}
+    )
+    assert status == HTTP_OK
+    assert call(base_url, "GET", "/api/v1/auth/me", token=login["access_token"])[0] == HTTP_OK
+    rotate()
+    wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
+    old_status = call(base_url, "GET", "/api/v1/auth/me", token=login["access_token"])[0]
+    status, refreshed = call(base_url, "POST", "/api/v1/auth/refresh", {"refresh_token": login["refresh_token"]})
+    assert (old_status, status) == (HTTP_UNAUTHORIZED, HTTP_OK)
+    assert call(base_url, "GET", "/api/v1/auth/me", token=refreshed["access_token"])[0] == HTTP_OK
+    record_result("RESULT daytwo jwt rotation: the old access token 401, the login's refresh token gave a new one")
+
+
+def _credentials(stack: Stack) -> str:
+    """A camera with a password and the MQTT broker's password, set through the API: the camera's id."""
+    base_url = f"http://127.0.0.1:{stack.backend_port}"
+    token = sign_in(base_url, admin_password(stack))
+    status, camera = call(base_url, "POST", "/api/v1/cameras", {**CAMERA, "password": CAMERA_PASSWORD}, token)
+    assert status == HTTP_CREATED
+    assert call(base_url, "PUT", "/api/v1/integrations/mqtt/config", MQTT, token)[0] == HTTP_OK
+    return str(camera["id"])
+
+
+def _rotate_encryption_key(stack: Stack, mode: str, camera: str, rotate: Callable[[], object], how: str) -> None:
+    """`rotate` (an `up` with a new key): the credentials under it alone afterwards, the release reads them."""
+    old_key = _backend_env(stack)["ENCRYPTION_KEY"]
+    before = json.loads(_in_backend(stack, STORED_PROBE, camera))
+    assert [_decrypts(old_key, value) for value in before] == [CAMERA_PASSWORD, MQTT["password"]]
+    began = time.monotonic()
+    rotate()
+    up_seconds = time.monotonic() - began
+    wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
+    new_key = _backend_env(stack)["ENCRYPTION_KEY"]
+    assert new_key != old_key
+    assert _backend_env(stack)["ENCRYPTION_KEY_PREVIOUS"] == old_key
+    after = json.loads(_in_backend(stack, STORED_PROBE, camera))
+    assert [_decrypts(new_key, value) for value in after] == [CAMERA_PASSWORD, MQTT["password"]]
+    assert [_decrypts(old_key, value) for value in after] == [None, None]
+    assert _in_backend(stack, RELEASE_READS, camera) == CAMERA_PASSWORD
+    log = stack.exec("backend", ["cat", "/app/data/schema-gate/key-rotation.log"])[1].strip()
+    record_result(f"RESULT daytwo encryption key rotation ({mode}, {how}): up {up_seconds:.1f} s; {log}")
+
+
+def test_rotations_on_postgres_under_writes(stack: Stack) -> None:
+    """The password (under writes), the JWT key, the generated ENCRYPTION_KEY (then set back: refused), in turn."""
+    stack.up(POSTGRES)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    first_backup(stack, "postgres")
+    camera = _credentials(stack)
+    _rotate_password_under_writes(stack, POSTGRES)
+
+    def up(config: dict[str, object]) -> None:
+        stack.up(config, {"postgresPassword": NEW_PASSWORD})  # the password in use since
+
+    with_jwt = {**POSTGRES, "jwtSecretKeyRotation": 1}
+    _rotate_jwt_key(stack, lambda: up(with_jwt))
+    with_key = {**with_jwt, "encryptionKeyRotation": 1}
+    _rotate_encryption_key(stack, "postgres", camera, lambda: up(with_key), "generated")
+    # Set back, the generated key is one the data is no longer under: refused by the data, nothing changed.
+    serving = _started(stack, "backend")
+    with pytest.raises(ApplyError, match="key-rotation"):
+        up(with_jwt)
+    assert _started(stack, "backend") == serving
+    assert stack.healthy()
+    assert _in_backend(stack, RELEASE_READS, camera) == CAMERA_PASSWORD
+    record_result("RESULT daytwo encryption key set back: refused by key-rotation, the backend untouched")
+
+
+def test_a_supplied_encryption_key_on_sqlite(stack: Stack) -> None:
+    """The key named with the one in use as the previous one: every credential re-encrypted in SQLite too."""
+    config = {"database": "sqlite", **RELEASE, "backupEnabled": False}
+    stack.up(config)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    camera = _credentials(stack)
+    new_key = Fernet.generate_key().decode()
+    in_use = _backend_env(stack)["ENCRYPTION_KEY"]
+    _rotate_encryption_key(
+        stack,
+        "sqlite",
+        camera,
+        lambda: stack.up(config, {"encryptionKey": new_key, "encryptionKeyPrevious": in_use}),
+        "supplied",
+    )
+    assert _backend_env(stack)["ENCRYPTION_KEY"] == new_key
+
+
+def test_a_rotation_or_an_upgrade_that_fails_changes_nothing(stack: Stack) -> None:
+    """A failed ALTER ROLE or a failed upgrade stops `up` there, with the old server serving, writable.
+
+    The socket gone: the role step fails, the old password serves; the server restarted, the generated
+    password is rotated. The new volume too small: `pg-upgrade` fails, 15 serves on, writable.
+    """
+    config = {**POSTGRES, "backupEnabled": False}
+    stack.up(config)
+    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    old = _password(stack)
+    backend = _started(stack, "backend")
+    # The server's socket gone: the role step cannot reach the server.
+    code, output = stack.exec("postgres", ["rm", "-f", SOCKET])
+    assert code == 0, output
+    rotated = {**config, "postgresPasswordRotation": 1}
+    with pytest.raises(ApplyError, match="postgres-role"):
+        stack.up(rotated)
+    assert _started(stack, "backend") == backend, "the backend was not touched"
+    assert stack.healthy()
+    code, output = _connects(stack, old)
+    assert code == 0, output
+    # The server restarted (its socket back), the same `up` completes the rotation.
+    stack.container("postgres").restart(timeout=30)
+    wait_for("the server healthy again", lambda: stack.health("postgres") == "healthy", HEALTHY_TIMEOUT)
+    stack.up(rotated)
+    wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
+    new = _password(stack)
+    assert new != old
+    assert _connects(stack, new)[0] == 0
+    assert REFUSED in _connects(stack, old)[1]
+    record_result("RESULT daytwo refused rotation: up stopped at postgres-role, the old backend serving; next up done")
+
+    # An upgrade that fails before the switch.
+    server = _started(stack, "postgres")
+    stack.client.volumes.create(
+        stack.physical("pgdata-17"),
+        driver="local",
+        driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={TOO_SMALL_BYTES}"},
+        labels=Naming(NAME_PREFIX, stack.name).labels("pgdata-17"),
+    )
+    with pytest.raises(ApplyError, match="pg-upgrade"):
+        stack.up({**rotated, "postgresImage": POSTGRES_17.tag, "postgresUpgrades": [17]})
+    assert _started(stack, "postgres") == server
+    assert _server_major(stack) == "15"
+    base_url = f"http://127.0.0.1:{stack.backend_port}"
+    token = sign_in(base_url, admin_password(stack))
+    status, camera = call(base_url, "POST", "/api/v1/cameras", CAMERA, token)
+    assert status == HTTP_CREATED, "the old database is writable again"
+    assert post_event(Session(base_url, token, str(camera["id"])), 1)[0] == HTTP_CREATED
+    code, log = stack.oneoff(
+        stack.container("postgres").image.id,
+        ["cat", "/backups/steps/pg-upgrade.log"],
+        volumes={stack.physical("backups"): {"bind": "/backups", "mode": "ro"}},
+    )
+    assert "nothing was changed" in log, log
+    record_result("RESULT daytwo failed upgrade (new volume full): up stopped at pg-upgrade, 15 serving, writable")
 
 
 def test_a_new_major_is_refused_then_upgraded_with_every_row_and_the_way_back_works(stack: Stack) -> None:
@@ -344,30 +392,3 @@ def test_a_new_major_is_refused_then_upgraded_with_every_row_and_the_way_back_wo
     record_result(
         "RESULT daytwo upgrade again after the way back: refused on the older upgrade; removed, upgraded afresh"
     )
-
-
-def test_an_upgrade_that_fails_leaves_the_old_server_serving_writable(stack: Stack) -> None:
-    """The new volume too small: `up` stops at pg-upgrade, the old server serves on, writes work."""
-    stack.up(POSTGRES)
-    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    server = _started(stack, "postgres")
-    stack.client.volumes.create(
-        stack.physical("pgdata-17"),
-        driver="local",
-        driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={TOO_SMALL_BYTES}"},
-        labels=Naming(NAME_PREFIX, stack.name).labels("pgdata-17"),
-    )
-    with pytest.raises(ApplyError, match="pg-upgrade"):
-        stack.up(UPGRADED)
-    assert _started(stack, "postgres") == server
-    assert _server_major(stack) == "15"
-    base_url = f"http://127.0.0.1:{stack.backend_port}"
-    session = Session(base_url, sign_in(base_url, admin_password(stack)), "")
-    status, camera = call(base_url, "POST", "/api/v1/cameras", CAMERA, session.token)
-    assert status == HTTP_CREATED, "the old database is writable again"
-    assert wait_for(
-        "a write", lambda: post_event(Session(base_url, session.token, camera["id"]), 1)[0] == HTTP_CREATED, 60
-    )
-    log = stack.exec("backup", ["cat", "/backups/steps/pg-upgrade.log"])[1]
-    assert "nothing was changed" in log
-    record_result("RESULT daytwo failed upgrade (new volume full): up stopped at pg-upgrade, 15 serving, writable")
