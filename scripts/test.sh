@@ -63,6 +63,6 @@ fi
 # tests, and its module fixtures, on one worker. Then, alone, the tests that need the whole engine (they
 # restart it). Both parts always run; the status is the first failure's.
 status=0
-.venv/bin/python -m pytest -n "${TEST_WORKERS}" --dist loadfile -m "not exclusive" || status=$?
+.venv/bin/python -m pytest -n "${TEST_WORKERS}" --dist loadfile --durations=40 -m "not exclusive" || status=$?
 .venv/bin/python -m pytest -m exclusive || { [ "${status}" -ne 0 ] || status=$?; }
 exit "${status}"

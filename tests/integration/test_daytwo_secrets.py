@@ -1,7 +1,6 @@
-"""Day two on the real release: secrets that really rotate, and a PostgreSQL major upgrade.
+"""Day two on the real release: secrets that really rotate.
 
-Four stacks, each taken through several day-two operations in turn (a deploy of the release is the
-costly part):
+Three stacks, each taken through several operations in turn (a deploy of the release is the costly part):
 
 - PostgreSQL, rotations in turn: a supplied password while the client writes (the role step sets it with
   `ALTER ROLE` on the running server, never restarted, then the backend and the backups get it; over the
@@ -12,15 +11,8 @@ costly part):
   rotation script misses, set through the API before, are under the new key alone afterwards, and the
   release reads them); the key set back: refused by the data, nothing changed.
 - SQLite: a supplied ENCRYPTION_KEY with the key in use as `encryptionKeyPrevious`: the same proof.
-- Failures change nothing: a rotation the server cannot take (its socket gone) stops at the role step with
-  the same backend serving on the old password, and once the server is itself again the generated
-  password is rotated; an upgrade whose new volume is too small stops at `pg-upgrade` with 15 serving,
-  writable.
-- A new PostgreSQL major (15, Debian bookworm's, to 17, trixie's): the image alone is refused with the
-  server untouched; with `postgresUpgrades` the data is dumped and restored into a volume of its own while
-  the client writes, every acknowledged event is there on 17, the old volume kept; the way back serves the
-  old volume, writable again; asked for again, the upgrade is refused while the new volume holds the
-  older upgrade, and done afresh once it is removed.
+- A rotation the server cannot take (its socket gone) stops at the role step with the same backend
+  serving on the old password; once the server is itself again, the generated password is rotated.
 """
 
 from __future__ import annotations
@@ -33,21 +25,16 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from components.naming import Naming
 from testkit.applier import ApplyError
-from testkit.images.recipes import POSTGRES_17
 from testkit.release_api import (
     HTTP_CREATED,
     HTTP_OK,
-    Session,
     call,
     longest_gap,
-    missing_events,
-    post_event,
     sign_in,
 )
 
-from .conftest import NAME_PREFIX, Stack, record_result, wait_for
+from .conftest import Stack, record_result, wait_for
 from .test_argusai_deploy import HEALTHY_TIMEOUT, RELEASE, admin_password
 from .test_engine_backups import backup_now, first_backup
 from .test_load import RECOVERY_TIMEOUT, report_fault, resumed, writing
@@ -78,7 +65,8 @@ def _connects(stack: Stack, password: str) -> tuple[int, str]:
     )
 
 
-def _started(stack: Stack, role: str) -> tuple[str, str]:
+def started(stack: Stack, role: str) -> tuple[str, str]:
+    """A container's id and start time: the same pair means it was neither replaced nor restarted."""
     container = stack.container(role)
     return container.id, container.attrs["State"]["StartedAt"]
 
@@ -120,33 +108,10 @@ def _decrypts(key: str, stored: str) -> str | None:
         return None
 
 
-UPGRADED = {**POSTGRES, "postgresImage": POSTGRES_17.tag, "postgresUpgrades": [17]}
-#: The new volume of the failed upgrade: a tmpfs too small for a data directory, made before the `up`.
-TOO_SMALL_BYTES = 1024 * 1024
-
-
-def _server_major(stack: Stack) -> str:
-    code, output = stack.exec(
-        "postgres", ["sh", "-c", 'psql -h /var/run/postgresql -U argusai -d argusai -XAtc "SHOW server_version_num"']
-    )
-    assert code == 0, output
-    return output.strip()[:2]
-
-
-def _volume_major(stack: Stack, role: str) -> str:
-    code, output = stack.oneoff(
-        stack.container("postgres").image.id,
-        ["cat", "/v/PG_VERSION"],
-        volumes={stack.physical(role): {"bind": "/v", "mode": "ro"}},
-    )
-    assert code == 0, output
-    return output.strip()
-
-
 def _rotate_password_under_writes(stack: Stack, config: dict[str, object]) -> None:
     """A supplied new password while the client writes: ALTER ROLE first, the server never restarted."""
     old = _password(stack)
-    server = _started(stack, "postgres")
+    server = started(stack, "postgres")
     writer = writing(stack)
     began = time.monotonic()
     try:
@@ -164,7 +129,7 @@ def _rotate_password_under_writes(stack: Stack, config: dict[str, object]) -> No
         writer.stop()
     restart_gap = longest_gap(writer.acknowledged_at, restarted, time.monotonic())
     assert _password(stack) == NEW_PASSWORD != old
-    assert _started(stack, "postgres") == server, "the server was not restarted"
+    assert started(stack, "postgres") == server, "the server was not restarted"
     code, output = _connects(stack, old)
     assert code != 0
     assert REFUSED in output
@@ -245,10 +210,10 @@ def test_rotations_on_postgres_under_writes(stack: Stack) -> None:
     with_key = {**with_jwt, "encryptionKeyRotation": 1}
     _rotate_encryption_key(stack, "postgres", camera, lambda: up(with_key), "generated")
     # Set back, the generated key is one the data is no longer under: refused by the data, nothing changed.
-    serving = _started(stack, "backend")
+    serving = started(stack, "backend")
     with pytest.raises(ApplyError, match="key-rotation"):
         up(with_jwt)
-    assert _started(stack, "backend") == serving
+    assert started(stack, "backend") == serving
     assert stack.healthy()
     assert _in_backend(stack, RELEASE_READS, camera) == CAMERA_PASSWORD
     record_result("RESULT daytwo encryption key set back: refused by key-rotation, the backend untouched")
@@ -272,24 +237,24 @@ def test_a_supplied_encryption_key_on_sqlite(stack: Stack) -> None:
     assert _backend_env(stack)["ENCRYPTION_KEY"] == new_key
 
 
-def test_a_rotation_or_an_upgrade_that_fails_changes_nothing(stack: Stack) -> None:
-    """A failed ALTER ROLE or a failed upgrade stops `up` there, with the old server serving, writable.
+def test_a_rotation_the_server_cannot_take_changes_nothing_else(stack: Stack) -> None:
+    """ALTER ROLE fails (the server's socket gone): `up` stops there, nothing else changes; then it is done.
 
-    The socket gone: the role step fails, the old password serves; the server restarted, the generated
-    password is rotated. The new volume too small: `pg-upgrade` fails, 15 serves on, writable.
+    The same backend serves on the old password; once the server is restarted, the generated password is
+    rotated by the same `up`.
     """
     config = {**POSTGRES, "backupEnabled": False}
     stack.up(config)
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
     old = _password(stack)
-    backend = _started(stack, "backend")
+    backend = started(stack, "backend")
     # The server's socket gone: the role step cannot reach the server.
     code, output = stack.exec("postgres", ["rm", "-f", SOCKET])
     assert code == 0, output
     rotated = {**config, "postgresPasswordRotation": 1}
     with pytest.raises(ApplyError, match="postgres-role"):
         stack.up(rotated)
-    assert _started(stack, "backend") == backend, "the backend was not touched"
+    assert started(stack, "backend") == backend, "the backend was not touched"
     assert stack.healthy()
     code, output = _connects(stack, old)
     assert code == 0, output
@@ -303,92 +268,3 @@ def test_a_rotation_or_an_upgrade_that_fails_changes_nothing(stack: Stack) -> No
     assert _connects(stack, new)[0] == 0
     assert REFUSED in _connects(stack, old)[1]
     record_result("RESULT daytwo refused rotation: up stopped at postgres-role, the old backend serving; next up done")
-
-    # An upgrade that fails before the switch.
-    server = _started(stack, "postgres")
-    stack.client.volumes.create(
-        stack.physical("pgdata-17"),
-        driver="local",
-        driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={TOO_SMALL_BYTES}"},
-        labels=Naming(NAME_PREFIX, stack.name).labels("pgdata-17"),
-    )
-    with pytest.raises(ApplyError, match="pg-upgrade"):
-        stack.up({**rotated, "postgresImage": POSTGRES_17.tag, "postgresUpgrades": [17]})
-    assert _started(stack, "postgres") == server
-    assert _server_major(stack) == "15"
-    base_url = f"http://127.0.0.1:{stack.backend_port}"
-    token = sign_in(base_url, admin_password(stack))
-    status, camera = call(base_url, "POST", "/api/v1/cameras", CAMERA, token)
-    assert status == HTTP_CREATED, "the old database is writable again"
-    assert post_event(Session(base_url, token, str(camera["id"])), 1)[0] == HTTP_CREATED
-    code, log = stack.oneoff(
-        stack.container("postgres").image.id,
-        ["cat", "/backups/steps/pg-upgrade.log"],
-        volumes={stack.physical("backups"): {"bind": "/backups", "mode": "ro"}},
-    )
-    assert "nothing was changed" in log, log
-    record_result("RESULT daytwo failed upgrade (new volume full): up stopped at pg-upgrade, 15 serving, writable")
-
-
-def test_a_new_major_is_refused_then_upgraded_with_every_row_and_the_way_back_works(stack: Stack) -> None:
-    """15 -> 17: refused alone; with postgresUpgrades, every acknowledged event on 17; back to 15, writable."""
-    stack.up(POSTGRES)
-    wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
-    server = _started(stack, "postgres")
-    with pytest.raises(ApplyError, match="pgdata-check"):
-        stack.up({**POSTGRES, "postgresImage": POSTGRES_17.tag})
-    assert _started(stack, "postgres") == server, "the refused image left the server as it was"
-    assert stack.healthy()
-
-    writer = writing(stack)
-    began = time.monotonic()
-    try:
-        stack.up(UPGRADED)
-        up_seconds = time.monotonic() - began
-        wait_for("the backend on 17", stack.healthy, HEALTHY_TIMEOUT)
-        wait_for("writes acknowledged again", resumed(writer, time.monotonic()), RECOVERY_TIMEOUT)
-    finally:
-        writer.stop()
-    before_way_back = list(writer.acknowledged)
-    assert _server_major(stack) == "17"
-    assert (_volume_major(stack, "pgdata"), _volume_major(stack, "pgdata-17")) == ("15", "17")
-    report_fault("major-upgrade-15-to-17", writer, began, time.monotonic())
-    log = stack.exec("backup", ["cat", "/backups/steps/pg-upgrade.log"])[1].strip().splitlines()[-1]
-    record_result(f"RESULT daytwo major upgrade 15 -> 17 under writes: up {up_seconds:.1f} s; {log}")
-
-    # The way back: the old volume, as it was when the upgrade began, and writable.
-    stack.up(POSTGRES)
-    wait_for("the backend back on 15", stack.healthy, HEALTHY_TIMEOUT)
-    assert _server_major(stack) == "15"
-    session = writer.session
-    back = Session(session.base_url, sign_in(session.base_url, admin_password(stack)), session.camera_id)
-    written: list[str] = []
-
-    def write_on_15() -> bool:
-        status, body = post_event(back, 0)
-        if status == HTTP_CREATED:
-            written.append(str(body["id"]))
-        return status == HTTP_CREATED
-
-    assert wait_for("a write on 15 again", write_on_15, RECOVERY_TIMEOUT)
-    back_id = written[0]
-    missing = missing_events(back, before_way_back)
-    # Only what was written on 17 (after the old database turned read-only) is not on 15.
-    assert len(missing) < len(before_way_back)
-    record_result(
-        f"RESULT daytwo way back to 15: serving, writable; {len(before_way_back) - len(missing)} of "
-        f"{len(before_way_back)} events there (the rest were written on 17)"
-    )
-
-    # The upgrade asked for again: refused while the new volume holds the older upgrade; removed, done afresh.
-    with pytest.raises(ApplyError, match="pg-upgrade"):
-        stack.up(UPGRADED)
-    assert _server_major(stack) == "15"
-    stack.client.volumes.get(stack.physical("pgdata-17")).remove()
-    stack.up(UPGRADED, refresh=True)
-    wait_for("the backend on 17 again", stack.healthy, HEALTHY_TIMEOUT)
-    assert _server_major(stack) == "17"
-    assert missing_events(back, [back_id]) == []
-    record_result(
-        "RESULT daytwo upgrade again after the way back: refused on the older upgrade; removed, upgraded afresh"
-    )
