@@ -1,4 +1,4 @@
-"""PostgreSQL major upgrade benchmark: a stack holding 100,000 events moved from PostgreSQL 15 to 17 by `up`.
+"""Day-two benchmark: a stack holding 100,000 events upgraded from PostgreSQL 15 to 17, then its password rotated.
 
 The real release gets BENCH_EVENTS events on SQLite (the data move's benchmark data, `benchmarks/move.py`),
 moves to PostgreSQL 15 (bookworm's), then `up` with `postgresImage` 17 (trixie's) and `postgresUpgrades:
@@ -9,10 +9,12 @@ moves to PostgreSQL 15 (bookworm's), then `up` with `postgresImage` 17 (trixie's
 - the `pg-upgrade` step's own line: rows, tables, the dump and restore's seconds;
 - the floor: the same `pg_dump --format=custom | pg_restore --single-transaction`, by hand, alone, from a
   PostgreSQL 15 server on a copy of the old volume into a fresh PostgreSQL 17 server, and the ratio of the
-  step's dump and restore to it (goal: at most 1.5).
+  step's dump and restore to it (goal: at most 1.5);
+- then a new `postgresPassword` by `up` under the same client: the longest gaps, against one restart of the
+  backend alone (goal: one restart, no more).
 
 Needs the images (`python -m testkit.images.build --only postgres --only postgres17 --only argusai-backend`,
-ARGUSAI_SOURCE set). Run: `python -m benchmarks.pg_upgrade`.
+ARGUSAI_SOURCE set). Run: `python -m benchmarks.daytwo`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 import docker
 
@@ -33,12 +36,13 @@ from testkit.images.ensure import ensure_images
 from testkit.images.recipes import ARGUSAI_BACKEND, POSTGRES, POSTGRES_17
 from testkit.net import free_port
 from testkit.oneoff import run_once
-from testkit.release_api import longest_gap, wait_health
+from testkit.release_api import Session, longest_gap, wait_health
 
 ENGINE_TIMEOUT_SECONDS = 300
 READY_TIMEOUT_SECONDS = 120
 UPGRADE_LOG = "/backups/steps/pg-upgrade.log"
 FLOOR_PASSWORD = "floor-bench-password"  # noqa: S105 - throwaway servers of the benchmark
+NEW_PASSWORD = "rotated-bench-password"  # noqa: S105 - the benchmark stack's
 # The step's own figure: "... restored in 12.3 s".
 STEP_SECONDS = re.compile(r"restored in ([0-9.]+) s")
 # The floor, timed inside the container so that only the dump and restore count.
@@ -98,11 +102,34 @@ def floor_seconds(client: docker.DockerClient, stack: str, old_volume: str) -> f
     return float(timed.stdout.strip().splitlines()[-1])
 
 
+def _restart(client: docker.DockerClient, name: str, base_url: str) -> None:
+    client.containers.get(name).restart(timeout=30)
+    wait_health(base_url)
+
+
+def _gaps(session: Session, change: Callable[[], object]) -> tuple[float, float, int]:
+    """(longest gap in reads, in writes, failed writes) while `change` runs under the client, and after."""
+    load = Client(session.base_url, session.token)
+    thread = threading.Thread(target=load.run)
+    thread.start()
+    time.sleep(2)  # a baseline of successful writes
+    started = time.monotonic()
+    try:
+        change()
+        wait_health(session.base_url)
+        time.sleep(2)
+    finally:
+        load.stop.set()
+        thread.join()
+    ended = time.monotonic()
+    return longest_gap(load.reads_ok, started, ended), longest_gap(load.writes_ok, started, ended), load.writes_failed
+
+
 def main() -> None:
     """Fill, move to 15, upgrade to 17 under load, time the floor, print the figures."""
     client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
     ensure_images(recipes=(POSTGRES, POSTGRES_17, ARGUSAI_BACKEND))
-    stack = f"benchpgup{secrets.token_hex(3)}"
+    stack = f"benchdaytwo{secrets.token_hex(3)}"
     port = free_port()
     base = program_overrides(port)
     applier = Applier(client)
@@ -118,12 +145,8 @@ def main() -> None:
         thread = threading.Thread(target=load.run)
         thread.start()
         time.sleep(2)  # a baseline of successful writes before the upgrade
-        upgraded = run_program(
-            stack,
-            {**on_15, "postgresImage": POSTGRES_17.tag, "postgresUpgrades": [17]},
-            image_ids=image_ids,
-            prior=state,
-        )
+        upgraded_config = {**on_15, "postgresImage": POSTGRES_17.tag, "postgresUpgrades": [17]}
+        upgraded = run_program(stack, upgraded_config, image_ids=image_ids, prior=state)
         started = time.monotonic()
         state = applier.up(upgraded, state)
         up_seconds = time.monotonic() - started
@@ -147,6 +170,21 @@ def main() -> None:
         print(
             f"backend: longest gap between two successful GET /health {read_gap:.1f} s; between two "
             f"successful writes {write_gap:.1f} s, {load.writes_failed} failed"
+        )
+        rotation = _gaps(
+            session,
+            lambda: applier.up(
+                run_program(
+                    stack, upgraded_config, {"postgresPassword": NEW_PASSWORD}, image_ids=image_ids, prior=state
+                ),
+                state,
+            ),
+        )
+        restart = _gaps(session, lambda: _restart(client, f"argusai-{stack}-backend", session.base_url))
+        print(
+            f"password rotation: longest gap in reads {rotation[0]:.1f} s, in writes {rotation[1]:.1f} s "
+            f"({rotation[2]} failed); one restart of the backend alone: {restart[0]:.1f} s, {restart[1]:.1f} s "
+            f"({restart[2]} failed)"
         )
         match = STEP_SECONDS.search(step_line)
         floor = floor_seconds(client, stack, f"argusai-{stack}-pgdata")
