@@ -33,7 +33,7 @@ if [ -f "$marker" ]; then
     running=$(old -Atc 'SHOW server_version_num' 2>/dev/null || true)
     if [ -n "$running" ] && [ $((running / 10000)) != "$major" ] \
         && [ "$(old -Atc 'SHOW default_transaction_read_only')" != on ]; then
-        fail "${TARGET_VOLUME} holds an upgrade of older data: the server on ${SOURCE_VOLUME} has taken writes since (the way back). Nothing was changed. To upgrade its data now, remove that volume first (docker volume rm ${TARGET_VOLUME}), then run pulumi up --refresh."
+        fail "${TARGET_VOLUME} holds an upgrade of older data: the server on ${SOURCE_VOLUME} has taken writes since (the way back). Nothing was changed. To upgrade its data now, remove that volume first, with the version check that holds it mounted (docker rm -f ${TARGET_VOLUME%-pgdata-*}-pgdata-check; docker volume rm ${TARGET_VOLUME}), then run pulumi up --refresh."
     fi
     say "the data in ${TARGET_VOLUME} was upgraded before ($(cat "$marker")); nothing to do"
     exit 0
