@@ -71,10 +71,14 @@ undo() {
     if [ "$status" -ne 0 ]; then
         as_postgres pg_ctl -D "$TARGET_MOUNT" -m immediate stop >/dev/null 2>&1 || true
         find "$TARGET_MOUNT" -mindepth 1 -delete 2>/dev/null || true
-        # Writable again, and the sessions opened while it was read-only ended (they would stay read-only).
-        printf 'ALTER DATABASE :"db" RESET default_transaction_read_only;\n' | old --set=db="$PGDATABASE" \
-            && end_sessions \
-            && echo "pg-upgrade: FAILED: nothing was changed: ${SOURCE_VOLUME} serves on, read-write; ${TARGET_VOLUME} is empty again" >&2
+        # Writable again (this session is read-only by the database's default until it says otherwise), and
+        # the sessions opened while it was read-only ended (they would stay read-only).
+        if printf 'SET default_transaction_read_only = off;\nALTER DATABASE :"db" RESET default_transaction_read_only;\n' \
+            | old --set=db="$PGDATABASE" && end_sessions; then
+            echo "pg-upgrade: FAILED: nothing was changed: ${SOURCE_VOLUME} serves on, read-write; ${TARGET_VOLUME} is empty again" >&2
+        else
+            echo "pg-upgrade: FAILED, and the database on ${SOURCE_VOLUME} could not be made writable again: in psql on that server run SET default_transaction_read_only = off; ALTER DATABASE ${PGDATABASE} RESET default_transaction_read_only;" >&2
+        fi
     fi
     exit "$status"
 }
