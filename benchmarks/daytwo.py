@@ -48,8 +48,8 @@ STEP_SECONDS = re.compile(r"restored in ([0-9.]+) s")
 # The floor, timed inside the container so that only the dump and restore count.
 FLOOR = (
     "started=$(date +%s.%N); "
-    "pg_dump --format=custom -h old -U argusai -d argusai | "
-    "pg_restore -h new -U argusai -d argusai --single-transaction --exit-on-error && "
+    'pg_dump --format=custom -h "$OLD" -U argusai -d argusai | '
+    'pg_restore -h "$NEW" -U argusai -d argusai --single-transaction --exit-on-error && '
     'awk -v a="$started" -v b="$(date +%s.%N)" \'BEGIN { printf "%.2f\\n", b - a }\''
 )
 
@@ -88,6 +88,27 @@ def floor_seconds(client: docker.DockerClient, stack: str, old_volume: str) -> f
     )
     assert copied.code == 0, copied.output[-2000:]
     _server(client, stack, POSTGRES.tag, "floor-old", network, copy)
+    # The copy's role has the stack's password: the floor's, over the trusted socket (a read-only database
+    # by default since the upgrade, so this session says otherwise first).
+    set_password = client.containers.get(f"argusai-{stack}-floor-old").exec_run(
+        [
+            "psql",
+            "-h",
+            "/var/run/postgresql",
+            "-U",
+            "argusai",
+            "-d",
+            "argusai",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "SET default_transaction_read_only = off",
+            "-c",
+            f"ALTER ROLE argusai PASSWORD '{FLOOR_PASSWORD}'",
+        ]
+    )
+    assert set_password.exit_code == 0, set_password.output.decode(errors="replace")
     _server(client, stack, POSTGRES_17.tag, "floor-new", network, fresh)
     # The upgrade left the old database read-only by default: the floor's pg_dump only reads, as the step's.
     timed = run_once(
@@ -95,7 +116,12 @@ def floor_seconds(client: docker.DockerClient, stack: str, old_volume: str) -> f
         POSTGRES_17.tag,
         command=["sh", "-c", FLOOR],
         network=network,
-        environment={"PGPASSWORD": FLOOR_PASSWORD},
+        # The two servers by their container names (the network's DNS).
+        environment={
+            "PGPASSWORD": FLOOR_PASSWORD,
+            "OLD": f"argusai-{stack}-floor-old",
+            "NEW": f"argusai-{stack}-floor-new",
+        },
         labels=labels,
     )
     assert timed.code == 0, timed.output[-2000:]
