@@ -256,17 +256,8 @@ def test_a_new_jwt_key_is_a_rotation() -> None:
 
 # What a new PostgreSQL password replaces: the role step first (ALTER ROLE on the running server), then what
 # connects with the new URL; never the server itself (a restart the backend would wait through) nor a volume.
-ROTATION_REPLACES = {
-    "postgres-role-container",
-    "driver-step-container",
-    "schema-backup-container",
-    "schema-gate-container",
-    "data-move-container",
-    "key-rotation-container",
-    "admin-seed-container",
-    "backend-container",
-    "backup-container",
-}
+# The release's steps and the backend, as for a new key (they carry the URL), and the password's own.
+ROTATION_REPLACES = {*KEY_ROTATION_CHANGES, "postgres-role-container", "driver-step-container", "backup-container"}
 
 
 def test_a_new_postgres_password_is_a_rotation_on_the_running_server() -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import pulumi
@@ -52,7 +53,7 @@ from components.docker_common import (
     waiting_healthcheck,
 )
 from components.naming import Naming
-from components.scripts import PG_ROLE_PASSWORD, PG_UPGRADE, PGDATA_CHECK
+from components.scripts import PG_ROLE_PASSWORD, PG_UPGRADE, PGDATA_CHECK, Script
 from components.step import Step, StepArgs
 
 ALIAS = "postgres"
@@ -196,31 +197,21 @@ class Postgres(pulumi.ComponentResource):
             labels=volume_labels(naming.labels("pgsocket")),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.settled_first)),
         )
-        self.check = Step(
+        self.check = self._step(
+            args,
             "pgdata-check",
-            StepArgs(
-                naming=naming,
-                role="pgdata-check",
-                image=self.image.image_id,
-                script=PGDATA_CHECK.shell,
-                volumes=[
-                    docker.ContainerVolumeArgs(
-                        volume_name=self.volume.name, container_path=CHECK_MOUNT, read_only=True
-                    ),
-                    docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=args.log_mount),
-                ],
-                log_dir=args.log_dir,
-                env=[
-                    f"PGDATA_MOUNT={CHECK_MOUNT}",
-                    f"EXPECTED_PGDATA={DATA_PATH}",
-                    f"IMAGE={args.image}",
-                    f"VOLUME={naming.physical_name(f'pgdata-{args.upgrades[-1]}' if args.upgrades else 'pgdata')}",
-                    f"EXPECTED_MAJOR={args.upgrades[-1] if args.upgrades else ''}",
-                ],
-                files=PGDATA_CHECK.uploads(),
-                depends_on=args.settled_first,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            PGDATA_CHECK,
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=CHECK_MOUNT, read_only=True),
+            ],
+            env=[
+                f"PGDATA_MOUNT={CHECK_MOUNT}",
+                f"EXPECTED_PGDATA={DATA_PATH}",
+                f"IMAGE={args.image}",
+                f"VOLUME={naming.physical_name(f'pgdata-{args.upgrades[-1]}' if args.upgrades else 'pgdata')}",
+                f"EXPECTED_MAJOR={args.upgrades[-1] if args.upgrades else ''}",
+            ],
+            depends_on=args.settled_first,
         )
         upgrade = [] if not args.upgrades else [self._upgrade(name, args, volumes[-2], volumes[-1]).container]
         self.container = service_container(
@@ -250,73 +241,86 @@ class Postgres(pulumi.ComponentResource):
             # Read into an empty data directory only: a new password is `postgres-role`'s, not a restart.
             ignore_changes=["envs"],
         )
-        role = Step(
+        role = self._step(
+            args,
             "postgres-role",
-            StepArgs(
-                naming=naming,
-                role="postgres-role",
-                image=self.image.image_id,
-                script=PG_ROLE_PASSWORD.shell,
-                volumes=[
-                    docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
-                    docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=args.log_mount),
-                ],
-                log_dir=args.log_dir,
-                env=[
-                    f"SOCKET_DIR={SOCKET_DIR}",
-                    f"ROLE={args.user}",
-                    f"DATABASE={args.db}",
-                    pulumi.Output.concat("NEW_PASSWORD=", args.password),
-                    # Runs again on every new server: its password is the stack's, whatever it was made with.
-                    pulumi.Output.concat("SERVER=", self.container.id),
-                ],
-                files=PG_ROLE_PASSWORD.uploads(),
-                depends_on=[self.container],
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            PG_ROLE_PASSWORD,
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
+            ],
+            env=[
+                f"SOCKET_DIR={SOCKET_DIR}",
+                f"ROLE={args.user}",
+                f"DATABASE={args.db}",
+                pulumi.Output.concat("NEW_PASSWORD=", args.password),
+                # Runs again on every new server: its password is the stack's, whatever it was made with.
+                pulumi.Output.concat("SERVER=", self.container.id),
+            ],
+            depends_on=[self.container],
         )
         self.ready = [role.container]
         self.register_outputs({"url": self.url, "volume": self.volume.name, "container": self.container.name})
 
     def _upgrade(self, name: str, args: PostgresArgs, source: docker.Volume, target: docker.Volume) -> Step:
         """The `pg-upgrade` step: the running server's data into the last major's volume, once."""
-        if self.image is None or args.network_name is None:
-            raise ValueError("the upgrade runs in the new image, on the database network")
-        naming = args.naming
+        if args.network_name is None:
+            raise ValueError("the upgrade runs on the database network")
         major = args.upgrades[-1]
-        return Step(
+        return self._step(
+            args,
             "pg-upgrade",
+            PG_UPGRADE,
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    volume_name=source.name, container_path=UPGRADE_SOURCE_MOUNT, read_only=True
+                ),
+                docker.ContainerVolumeArgs(volume_name=target.name, container_path=UPGRADE_TARGET_MOUNT),
+            ],
+            env=[
+                f"SOURCE_MOUNT={UPGRADE_SOURCE_MOUNT}",
+                f"TARGET_MOUNT={UPGRADE_TARGET_MOUNT}",
+                pulumi.Output.concat("SOURCE_VOLUME=", source.name),
+                pulumi.Output.concat("TARGET_VOLUME=", target.name),
+                f"TARGET_MAJOR={major}",
+                f"IMAGE={args.image}",
+                # The running (old) server, as the backend reaches it.
+                f"PGHOST={ALIAS}",
+                f"PGPORT={PORT}",
+                f"PGUSER={args.user}",
+                f"PGDATABASE={args.db}",
+                pulumi.Output.concat("PGPASSWORD=", args.password),
+            ],
+            networks=[args.network_name],
+            timeout_seconds=UPGRADE_TIMEOUT_SECONDS,
+            depends_on=[self.check.container],
+        )
+
+    def _step(
+        self,
+        args: PostgresArgs,
+        role: str,
+        script: Script,
+        *,
+        volumes: Sequence[docker.ContainerVolumeArgs],
+        **options: Any,
+    ) -> Step:
+        """A step of the server's, in its image: `script` as a file, `volumes` and the log volume mounted."""
+        if self.image is None:
+            raise ValueError("the server's steps run in its image")
+        return Step(
+            role,
             StepArgs(
-                naming=naming,
-                role="pg-upgrade",
+                naming=args.naming,
+                role=role,
                 image=self.image.image_id,
-                script=PG_UPGRADE.shell,
+                script=script.shell,
                 volumes=[
-                    docker.ContainerVolumeArgs(
-                        volume_name=source.name, container_path=UPGRADE_SOURCE_MOUNT, read_only=True
-                    ),
-                    docker.ContainerVolumeArgs(volume_name=target.name, container_path=UPGRADE_TARGET_MOUNT),
+                    *volumes,
                     docker.ContainerVolumeArgs(volume_name=args.log_volume, container_path=args.log_mount),
                 ],
                 log_dir=args.log_dir,
-                env=[
-                    f"SOURCE_MOUNT={UPGRADE_SOURCE_MOUNT}",
-                    f"TARGET_MOUNT={UPGRADE_TARGET_MOUNT}",
-                    pulumi.Output.concat("SOURCE_VOLUME=", source.name),
-                    pulumi.Output.concat("TARGET_VOLUME=", target.name),
-                    f"TARGET_MAJOR={major}",
-                    f"IMAGE={args.image}",
-                    # The running (old) server, as the backend reaches it.
-                    f"PGHOST={ALIAS}",
-                    f"PGPORT={PORT}",
-                    f"PGUSER={args.user}",
-                    f"PGDATABASE={args.db}",
-                    pulumi.Output.concat("PGPASSWORD=", args.password),
-                ],
-                networks=[args.network_name],
-                files=PG_UPGRADE.uploads(),
-                timeout_seconds=UPGRADE_TIMEOUT_SECONDS,
-                depends_on=[self.check.container],
+                files=script.uploads(),
+                **options,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
