@@ -99,7 +99,7 @@ def _created(client: docker.DockerClient, name: str) -> float:
 
 
 #: The containers on the path to the backend, in order; each phase runs from one's creation to the next's.
-PATH_ROLES = ("postgres", "driver", "schema-backup", "schema-gate", "data-move", "admin-seed", "backend")
+PATH_ROLES = ("pgdata-check", "postgres", "driver", "postgres-role", "schema-backup", "release-steps", "backend")
 
 
 def program_overrides(port: int) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
         seconds = timed_deploy(lambda: Applier(client).up(deployment, planning.State()), port)
         created = [_created(client, f"argusai-{stack}-{role}") for role in PATH_ROLES]
         marks = [started, *created, started + seconds]
-        names = ("program until postgres created", *(f"{role} created to next" for role in PATH_ROLES))
+        names = (f"program until {PATH_ROLES[0]} created", *(f"{role} created to next" for role in PATH_ROLES))
         names = (*names[:-1], "backend created to /health 200")
         return seconds, {name: end - begin for name, begin, end in zip(names, marks[:-1], marks[1:], strict=True)}
     finally:
@@ -281,7 +281,7 @@ def main() -> None:
             ("compose", compose),
             ("pg_floor", pg_floor),
             ("backend_floor", backend_floor),
-            ("gate", phases["schema-backup created to next"] + phases["schema-gate created to next"]),
+            ("gate", phases["schema-backup created to next"] + phases["release-steps created to next"]),
             *phases.items(),
         ):
             figures.setdefault(key, []).append(value)

@@ -142,7 +142,7 @@ def main() -> None:
         thread.join()
         ended = time.monotonic()
 
-        report = client.containers.get(f"argusai-{stack}-data-move").exec_run(["cat", MOVE_REPORT])
+        report = client.containers.get(f"argusai-{stack}-release-steps").exec_run(["cat", MOVE_REPORT])
         for line in report.output.decode(errors="replace").strip().splitlines():
             print(f"move report: {line}")
         write_gap = longest_gap(load.writes_ok, started - 2, ended)

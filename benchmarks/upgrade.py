@@ -209,7 +209,7 @@ def _check_upgrade_plan(state: planning.State, upgraded: Deployment) -> list[str
     replaced = {step.urn for step in steps.ops("replace")}
     if backend.urn not in replaced or not backend.delete_before_replace:
         raise RuntimeError(f"the upgrade does not replace the backend delete-before-create: {steps.summary()}")
-    if not {upgraded.container(role).urn for role in ("schema-backup", "schema-gate")} <= replaced:
+    if not {upgraded.container(role).urn for role in ("schema-backup", "release-steps")} <= replaced:
         raise RuntimeError(f"the upgrade runs no schema gate: {steps.summary()}")
     return steps.summary()
 

@@ -16,7 +16,7 @@ def test_stand_in_benchmark_runs_no_gate() -> None:
     """The stand-in backend has no Alembic: a gate would fail, so its stack declares none."""
     roles = _roles(deploy.program_overrides())
     assert {"postgres", "backend", "frontend"} <= roles
-    assert not roles & {"schema-backup", "schema-gate"}
+    assert not roles & {"schema-backup", "release-steps"}
 
 
 def test_release_benchmark_measures_the_gate_on_its_path() -> None:
@@ -30,9 +30,11 @@ def test_move_benchmark_switches_a_gated_sqlite_stack_to_postgres() -> None:
     """Before the switch SQLite with the gate; after it PostgreSQL with the data move on the backend's path."""
     before = _roles(move.program_overrides(8000))
     assert "postgres" not in before
-    assert {"schema-backup", "schema-gate", "backend"} <= before
-    after = _roles({**move.program_overrides(8000), "database": "postgres"})
-    assert {"postgres", "schema-gate", "data-move", "backend"} <= after
+    assert {"schema-backup", "release-steps", "backend"} <= before
+    overrides = {**move.program_overrides(8000), "database": "postgres"}
+    assert {"postgres", "release-steps", "backend"} <= _roles(overrides)
+    after = run_program("bench", overrides)
+    assert "data_move" in after.container("release-steps").env()["RELEASE_PARTS"].split()
 
 
 def test_upgrade_benchmark_polls_the_backend_only_through_the_proxy() -> None:
@@ -41,13 +43,13 @@ def test_upgrade_benchmark_polls_the_backend_only_through_the_proxy() -> None:
 
     deployment = run_program("bench", upgrade.program_overrides(upgrade.PROXY, 8443, 8080))
     containers = {reg.plain("name").removeprefix("argusai-bench-"): reg for reg in deployment.of_type(CONTAINER)}
-    assert {"proxy", "schema-backup", "schema-gate", "backend"} <= set(containers)
+    assert {"proxy", "schema-backup", "release-steps", "backend"} <= set(containers)
     assert "postgres" not in containers
     assert not containers["backend"].plain("ports")
     assert sorted(int(port["external"]) for port in containers["proxy"].plain("ports")) == [8080, 8443]
     # Over plain HTTP too the backend's port is the proxy's (every stack has the proxy in front).
     plain = run_program("bench", upgrade.program_overrides(upgrade.DIRECT, 8000, 8080))
     plain_roles = {reg.plain("name").removeprefix("argusai-bench-"): reg for reg in plain.of_type(CONTAINER)}
-    assert {"proxy", "schema-backup", "schema-gate", "backend"} <= set(plain_roles)
+    assert {"proxy", "schema-backup", "release-steps", "backend"} <= set(plain_roles)
     assert not plain_roles["backend"].plain("ports")
     assert 8000 in [int(port["external"]) for port in plain_roles["proxy"].plain("ports")]

@@ -42,8 +42,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #   cannot write the backups volume);
 # - in PostgreSQL mode the data move runs once after the gate (a stack that never had SQLite data has
 #   nothing to move; one whose SQLite file has rows while PostgreSQL has data too is refused, untouched).
-# - every container of the backend image waits for the first admin's seed (`admin-seed`: the release's own
-#   code, on a database with no user; these stacks have their admin already, so it touches nothing);
+# - the release's steps run in one container (`release-steps`): the gate, the data move (PostgreSQL), the key
+#   rotation and the first admin's seed (the release's own code, on a database with no user; these stacks
+#   have their admin already, so it touches nothing); the backend waits for it;
 # - every device reaches the app through the proxy, the one origin (created last: it takes over the host
 #   ports 8000 and 3000 once the backend and the frontend, which published them, are replaced without
 #   them); the frontend starts through the origin rewrite, after the check of its image;
@@ -54,10 +55,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #   exported on these stacks: their admin was made by the release) and the record of the values in use.
 # Nothing else.
 SECRETS = ["create secrets-key-seed", "create secrets-admin-password", "create secrets-in-use"]
-GATE = ["create schema-backup-container", "create schema-gate-container"]
+GATE = ["create schema-backup-container", "create release-steps-container"]
 PROXY = ["create proxy-image", "create proxy-data", "create proxy-container"]
 FRONTEND = ["create frontend-check-container", "replace frontend-container (entrypoints, envs, ports, uploads)"]
-SEED = ["create key-rotation-container", "create admin-seed-container"]
 DRIVER = ["create driver-volume", "create driver-step-container"]
 BACKEND = "replace backend-container (envs, ports, healthcheck)"
 POSTGRES_BACKEND = "replace backend-container (envs, ports, volumes, healthcheck)"
@@ -70,8 +70,6 @@ POSTGRES_GATE = [
     "create postgres-role-container",
     *DRIVER,
     *GATE,
-    "create data-move-container",
-    *SEED,
     POSTGRES_BACKEND,
 ]
 POSTGRES_NO_BACKUPS = [*SECRETS, *POSTGRES_GATE, *FRONTEND, *PROXY]
@@ -79,7 +77,6 @@ POSTGRES_CHANGES = [*POSTGRES_NO_BACKUPS, "replace backup-container (entrypoints
 SQLITE_CHANGES = [
     *SECRETS,
     *GATE,
-    *SEED,
     BACKEND,
     *FRONTEND,
     *PROXY,

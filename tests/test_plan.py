@@ -123,7 +123,6 @@ def test_leaving_postgres_keeps_its_data_volume() -> None:
     steps = _replan("it", PROD_LIKE, {**PROD_LIKE, "database": "sqlite"})
     deleted = sorted(s.name for s in steps.ops("delete", "forget"))
     assert deleted == [
-        "data-move-container",
         "driver-step-container",
         "driver-volume",
         "network-db",
@@ -140,16 +139,14 @@ def test_leaving_postgres_keeps_its_data_volume() -> None:
     [
         (
             {"backendImage": "example/backend:2"},
-            # The gate's two steps and the first admin's seed run again for the new image, before the backend
+            # The pre-upgrade backup and the release's steps run again for the new image, before the backend
             # is replaced.
             {
-                "admin-seed-container",
-                "key-rotation-container",
                 "backend-container",
                 "backend-image",
                 "backup-container",
                 "schema-backup-container",
-                "schema-gate-container",
+                "release-steps-container",
             },
         ),
         # The proxy publishes the ports; the backend's CORS list names the published URLs.
@@ -204,20 +201,13 @@ def test_a_new_encryption_key_without_the_one_in_use_is_refused() -> None:
 
 GATED = {**PROD_LIKE, "schemaGate": True}
 # What a new ENCRYPTION_KEY runs again before the backend gets it: the backup first, the release's steps
-# (they read the keys), the re-encryption; then the services that carry the key.
-KEY_ROTATION_CHANGES = {
-    "schema-backup-container",
-    "schema-gate-container",
-    "data-move-container",
-    "key-rotation-container",
-    "admin-seed-container",
-    "backend-container",
-}
+# (they read the keys; the re-encryption among them); then the services that carry the key.
+KEY_ROTATION_CHANGES = {"schema-backup-container", "release-steps-container", "backend-container"}
 
 
 @pytest.mark.parametrize("how", ["supplied", "generated"])
 def test_a_new_encryption_key_with_the_one_in_use_is_a_rotation(how: str) -> None:
-    """With the key in use as the previous one: the backup, then `key-rotation`, then the backend, with both keys."""
+    """With the key in use as the previous one: the backup, then the release's steps, then the backend, both keys."""
     first, state = _up("it", GATED)
     in_use = first.container("backend").env()["ENCRYPTION_KEY"]
     if how == "supplied":
@@ -232,12 +222,13 @@ def test_a_new_encryption_key_with_the_one_in_use_is_a_rotation(how: str) -> Non
     assert env["ENCRYPTION_KEY_PREVIOUS"] == in_use
     assert env["ENCRYPTION_KEY"] != in_use
     Fernet(env["ENCRYPTION_KEY"])
-    step = rotated.container("key-rotation")
+    step = rotated.container("release-steps")
     assert step.env()["ENCRYPTION_KEY"] == env["ENCRYPTION_KEY"]
     assert step.env()["ENCRYPTION_KEY_PREVIOUS"] == in_use
-    # After the gate (and the data move), before the first admin's seed and the backend.
-    assert rotated.container("data-move").urn in step.dependencies
-    assert step.urn in rotated.container("admin-seed").dependencies
+    assert "key_rotation" in step.env()["RELEASE_PARTS"].split()
+    # After the backup, before the backend.
+    assert rotated.container("schema-backup").urn in step.dependencies
+    assert step.urn in rotated.container("backend").dependencies
     # No key on a command line: the environment only, and that is secret.
     assert in_use not in json.dumps(step.plain("entrypoints"))
     assert step.is_secret("envs")

@@ -16,15 +16,13 @@ def test_embedded_default_is_sqlite_with_frontend_and_backups(embedded: Deployme
     """No stack file: SQLite, backend + frontend + backup behind the proxy, published on every interface."""
     containers = sorted(r.plain("name") for r in embedded.of_type(CONTAINER))
     assert containers == [
-        "argusai-embedded-admin-seed",
         "argusai-embedded-backend",
         "argusai-embedded-backup",
         "argusai-embedded-frontend",
         "argusai-embedded-frontend-check",
-        "argusai-embedded-key-rotation",
         "argusai-embedded-proxy",
+        "argusai-embedded-release-steps",
         "argusai-embedded-schema-backup",
-        "argusai-embedded-schema-gate",
     ]
     assert sorted(embedded.outputs) == [
         "adminPassword",
@@ -65,8 +63,9 @@ def test_prod_declares_every_piece(prod: Deployment) -> None:
     assert not prod.volume("pydeps").protect
     assert not prod.volume("pgsocket").protect
     # postgres, backend, frontend, proxy, backup; the steps: the data's version check, its role's password,
-    # driver, gate's two, data move, key rotation, first admin, frontend check.
-    assert len(prod.of_type(CONTAINER)) == 14
+    # driver, the pre-upgrade backup, the release's steps (gate, data move, key rotation, first admin),
+    # frontend check.
+    assert len(prod.of_type(CONTAINER)) == 11
     assert prod.outputs["pgdataVolume"].value == "argusai-prod-pgdata"
 
 
@@ -84,21 +83,18 @@ def test_sqlite_database_url_is_secret_too(embedded: Deployment) -> None:
 
 
 def test_only_postgres_and_backend_on_the_database_network(prod: Deployment) -> None:
-    """The internal network holds postgres, the backend, the backup sidecar and the gate steps; nothing else."""
+    """The internal network holds postgres, the backend, the backup sidecar and the gate's steps; nothing else."""
     members = sorted(
         c.plain("name")
         for c in prod.of_type(CONTAINER)
         if "argusai-prod-db" in [n["name"] for n in c.plain("networksAdvanced") or []]
     )
     assert members == [
-        "argusai-prod-admin-seed",
         "argusai-prod-backend",
         "argusai-prod-backup",
-        "argusai-prod-data-move",
-        "argusai-prod-key-rotation",
         "argusai-prod-postgres",
+        "argusai-prod-release-steps",
         "argusai-prod-schema-backup",
-        "argusai-prod-schema-gate",
     ]
     assert [n["name"] for n in prod.container("postgres").plain("networksAdvanced")] == ["argusai-prod-db"]
 

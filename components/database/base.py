@@ -5,10 +5,11 @@ every question whose answer differs per database: the backend's DATABASE_URL, th
 the backend waits for, how backups are taken, and what the stack exports about its database.
 
 Each mode also owns its schema gate (`gate`): before a backend image serves, a pre-upgrade backup into the
-backups volume (`pre-upgrade-<UTC time>.sqlite3` / `.dump`), then `components/scripts/schema_gate.py` in
-the backend image brings the database to the release's Alembic head; then, for a server, the data move
-copies a SQLite file's rows into it once. All are one-shot steps (`components/step.py`), so a failure
-stops `pulumi up` with the old backend serving. Their scripts reach the containers as files
+backups volume (`pre-upgrade-<UTC time>.sqlite3` / `.dump`), then the release's steps in one process in the
+backend image (`components/scripts/release_steps.py`): `schema_gate.py` brings the database to the
+release's Alembic head; then, for a server, the data move copies a SQLite file's rows into it once; then
+the key rotation and the first admin. Both are one-shot steps (`components/step.py`), so a failure stops
+`pulumi up` with the old backend serving. Their scripts reach the containers as files
 (`components/scripts`).
 
 In every mode the PostgreSQL data volume stays declared (`Postgres` without a network declares only the
@@ -18,6 +19,7 @@ the data volume, untouched by the move.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -31,13 +33,15 @@ from components.database.driver import Driver, DriverArgs
 from components.database.postgres_server import Postgres, PostgresArgs
 from components.naming import Naming
 from components.network import Networks
-from components.scripts import ADMIN_SEED, DATA_MOVE, IN_CONTAINER, KEY_ROTATION, PG_BACKUP, SCHEMA_GATE, Script
+from components.scripts import DATA_MOVE, IN_CONTAINER, PG_BACKUP, RELEASE_STEPS, Script
 from components.secrets import AppSecrets
 from components.settings import DatabaseKind, Settings
 from components.step import DONE_MARKER, Step, StepArgs
 
 SQLITE_FILE = f"{backend.DATA_PATH}/app.db"
-# The gate's log, on the data volume (the gate runs as the backend image's user, who owns it).
+#: The one-shot step running the release's steps (`release_steps.py`): its container's role and log's name.
+RELEASE_ROLE = "release-steps"
+# The release steps' log on a SQLite stack, on the data volume (they run as the image's user, who owns it).
 GATE_LOG_DIR = f"{backend.DATA_PATH}/schema-gate"
 # The pre-upgrade backups' logs, on the backups volume (root's).
 BACKUP_LOG_DIR = f"{BACKUP_PATH}/steps"
@@ -144,94 +148,69 @@ class DatabaseMode(ABC):
         """Files every container that connects to the database needs (none for a file)."""
         return []
 
-    def _after_gate(
-        self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume, gate: Step
-    ) -> list[pulumi.Resource]:
-        """What else must succeed after the gate before the backend serves; the backend depends on it."""
-        return [gate.container]
-
     def before_serving(self, backups: docker.Volume, *, gate: bool, admin_password: pulumi.Output[str]) -> GateFactory:
         """What must succeed before a backend image serves, in order.
 
-        What the image needs to connect (a server's driver); then, with `gate` (an ArgusAI release), the schema
-        gate: a backup first, then the database to the release's head (and a server's data move), then the
-        first admin seeded with the stack's password when the database has no user. Every step takes the
-        backend image id among its inputs, so each runs again whenever it changes; the backend depends on the
-        last, so a failure leaves the old backend serving.
+        What the image needs to connect (a server's driver); then, with `gate` (an ArgusAI release), a backup
+        of the database as it is, then the release's steps in one container (`release-steps`): the database to
+        the release's head (and a server's data move), every stored credential under the backend's
+        ENCRYPTION_KEY (moved from the previous key, or the step fails with nothing changed), and the first
+        admin seeded with the stack's password when the database has no user. Every step takes the backend
+        image id among its inputs, so each runs again whenever it changes; the backend depends on the last,
+        so a failure leaves the old backend serving.
         """
 
         def declare(image_id: pulumi.Input[str], data: docker.Volume) -> list[pulumi.Resource]:
             ready = self._ready_to_connect(image_id, backups)
             if not gate:
                 return ready
-            last = self._gate(image_id, data, backups, ready)
-            # Every stored credential under the backend's ENCRYPTION_KEY before the backend gets it: moved from
-            # the previous key, or the step fails (a key the data was not written with), nothing changed.
-            rotation = self._release_step(
-                KEY_ROTATION, "key-rotation", image_id, data, depends_on=[*last, *ready, self.secrets.record]
-            )
-            last = [rotation.container]
-            seed = self._release_step(
-                ADMIN_SEED,
-                "admin-seed",
-                image_id,
-                data,
-                env=[pulumi.Output.concat("ADMIN_PASSWORD=", admin_password)],
-                depends_on=[*last, *ready, self.secrets.record],
-            )
-            return [seed.container]
+            backup = self._pre_upgrade_backup(image_id, data, backups)
+            depends_on = [backup.container, *ready, self.secrets.record]
+            steps = Step(RELEASE_ROLE, self._release_steps(image_id, data, backups, admin_password, depends_on))
+            return [steps.container]
 
         return declare
 
-    def _release_step(
+    #: The parts of `release_steps.py` this mode runs (the script runs them in its own fixed order).
+    _release_parts: tuple[str, ...] = ("schema_gate", "key_rotation", "admin_seed")
+
+    def _release_steps(
         self,
-        script: Script,
-        role: str,
         image_id: pulumi.Input[str],
         data: docker.Volume,
-        *,
-        env: Sequence[pulumi.Input[str]] = (),
+        backups: docker.Volume,
+        admin_password: pulumi.Output[str],
         depends_on: Sequence[pulumi.Resource],
-    ) -> Step:
-        """A step running one of this project's scripts on the release's own code.
+    ) -> StepArgs:
+        """The release's steps: this project's scripts on the release's own code, in one process.
 
         In the backend image as its user, with what the backend gets: the database, the keys, the data
-        volume, the driver.
+        volume, the driver. `backups` is for a mode whose steps write there.
         """
-        return Step(
-            role,
-            StepArgs(
-                naming=self.naming,
-                role=role,
-                image=image_id,
-                script=script.shell,
-                # Mounted where the backend mounts it: a first mount copies the image's ownership.
-                volumes=[
-                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
-                    *self.python_volumes,
-                ],
-                log_dir=GATE_LOG_DIR,
-                env=[
-                    *self.backend_env,
-                    # The release's settings refuse to load without them.
-                    *self.secrets.app_env,
-                    *self._script_env,
-                    *self._server_env,
-                    *env,
-                ],
-                networks=self._networks,
-                files=[*script.uploads(), *self.files],
-                depends_on=[*depends_on, *self.backend_depends_on],
-            ),
+        return StepArgs(
+            naming=self.naming,
+            role=RELEASE_ROLE,
+            image=image_id,
+            script=RELEASE_STEPS.shell,
+            # Mounted where the backend mounts it: a first mount copies the image's ownership.
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
+                *self.python_volumes,
+            ],
+            log_dir=GATE_LOG_DIR,
+            env=[
+                *self.backend_env,
+                # The release's settings refuse to load without them.
+                *self.secrets.app_env,
+                *self._script_env,
+                *self._server_env,
+                f"RELEASE_PARTS={' '.join(self._release_parts)}",
+                pulumi.Output.concat("ADMIN_PASSWORD=", admin_password),
+            ],
+            networks=self._networks,
+            files=[*RELEASE_STEPS.uploads(), *self.files],
+            depends_on=[*depends_on, *self.backend_depends_on],
         )
-
-    def _gate(
-        self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume, ready: list[pulumi.Resource]
-    ) -> list[pulumi.Resource]:
-        """The pre-upgrade backup, then the schema gate, then what else comes after it (`_after_gate`)."""
-        backup = self._pre_upgrade_backup(image_id, data, backups)
-        gate = self._release_step(SCHEMA_GATE, "schema-gate", image_id, data, depends_on=[backup.container, *ready])
-        return self._after_gate(image_id, data, backups, gate)
 
     @property
     @abstractmethod
@@ -360,46 +339,45 @@ class ServerMode(DatabaseMode):
             depends_on=self._ready,
         )
 
-    def _after_gate(
-        self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume, gate: Step
-    ) -> list[pulumi.Resource]:
-        """The data move from the SQLite file, between the gate and the backend (see the module docstring)."""
-        move = Step(
-            "data-move",
-            StepArgs(
-                naming=self.naming,
-                role="data-move",
-                image=image_id,
-                # Root: the backups volume (its pre-move copy) is root's; the SQLite file is only read.
-                user=ROOT_USER,
-                script=DATA_MOVE.shell,
-                volumes=[
-                    docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
-                    docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
-                    *self.python_volumes,
-                ],
-                log_dir=BACKUP_LOG_DIR,
-                env=[
-                    *self.backend_env,
-                    *self.secrets.app_env,
-                    *self._script_env,
-                    f"MOVE_SOURCE_URL={SQLITE_URL}",
-                    f"MOVE_BACKUP_DIR={BACKUP_PATH}",
-                    f"MOVE_REPORT={MOVE_REPORT}",
-                    # Done once copied; then the SQLite write lock is held, so the old backend's writes fail
-                    # instead of landing after the copy, until the old backend has stopped ...
-                    f"STEP_DONE={DONE_MARKER}",
-                    "MOVE_HOLD=1",
-                    # ... released once the new backend answers (so a later way back finds it unlocked).
-                    f"MOVE_RELEASE_AFTER=http://{backend.ALIAS}:{backend.PORT}/health",
-                ],
-                networks=self._networks,
-                files=[*DATA_MOVE.uploads(), *self._files],
-                timeout_seconds=MOVE_TIMEOUT_SECONDS,
-                depends_on=[gate.container],
-            ),
+    _release_parts = (*DatabaseMode._release_parts, "data_move")
+
+    def _release_steps(
+        self,
+        image_id: pulumi.Input[str],
+        data: docker.Volume,
+        backups: docker.Volume,
+        admin_password: pulumi.Output[str],
+        depends_on: Sequence[pulumi.Resource],
+    ) -> StepArgs:
+        """The release's steps with the data move from the SQLite file after the gate (see the class docstring).
+
+        As root: the backups volume (the move's pre-move copy, its report, the log) is root's; the SQLite
+        file is only read, and on a server's stack nothing the release's code runs writes a file.
+        """
+        args = super()._release_steps(image_id, data, backups, admin_password, depends_on)
+        return dataclasses.replace(
+            args,
+            user=ROOT_USER,
+            volumes=[
+                *args.volumes,
+                docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
+            ],
+            log_dir=BACKUP_LOG_DIR,
+            env=[
+                *args.env,
+                f"MOVE_SOURCE_URL={SQLITE_URL}",
+                f"MOVE_BACKUP_DIR={BACKUP_PATH}",
+                f"MOVE_REPORT={MOVE_REPORT}",
+                # Done once the parts after the copy are; then the SQLite write lock is held, so the old
+                # backend's writes fail instead of landing after the copy, until the old backend has stopped ...
+                f"STEP_DONE={DONE_MARKER}",
+                "MOVE_HOLD=1",
+                # ... released once the new backend answers (so a later way back finds it unlocked).
+                f"MOVE_RELEASE_AFTER=http://{backend.ALIAS}:{backend.PORT}/health",
+            ],
+            files=[*args.files, *DATA_MOVE.uploads()],
+            timeout_seconds=MOVE_TIMEOUT_SECONDS,
         )
-        return [move.container]
 
     def backup_plan(self, api: Backend) -> BackupPlan:
         """`pg_dump` from the tools image on the server's network, after the backend made the schema."""

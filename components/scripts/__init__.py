@@ -33,6 +33,8 @@ class Script:
 
     name: str
     """Its file name (`pg_backup.sh`, `sqlite_backup.py`) or package name (`data_move`)."""
+    needs: tuple[Script, ...] = ()
+    """Other scripts of this folder it imports (uploaded with it)."""
 
     @property
     def path(self) -> Path:
@@ -41,10 +43,9 @@ class Script:
 
     @cached_property
     def files(self) -> tuple[Path, ...]:
-        """Its files: itself, or every Python module of the package."""
-        if self.path.is_dir():
-            return tuple(sorted(self.path.rglob("*.py")))
-        return (self.path,)
+        """Its files (itself, or every Python module of the package), then those of the scripts it needs."""
+        own = tuple(sorted(self.path.rglob("*.py"))) if self.path.is_dir() else (self.path,)
+        return own + tuple(file for script in self.needs for file in script.files)
 
     def text(self) -> str:
         """The script itself (a single file)."""
@@ -95,3 +96,5 @@ FRONTEND_ORIGIN = Script("frontend_origin.sh")
 INSTALL_DRIVER = Script("install_driver.sh")
 ADMIN_SEED = Script("admin_seed.py")
 KEY_ROTATION = Script("key_rotation.py")
+# The data move is a server's part: its mode uploads it beside these.
+RELEASE_STEPS = Script("release_steps.py", needs=(SCHEMA_GATE, KEY_ROTATION, ADMIN_SEED))

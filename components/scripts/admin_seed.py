@@ -19,8 +19,10 @@ def main() -> int:
     """Seed the first admin when there is no user; 0 either way, 1 when the release's code fails."""
     password = os.environ["ADMIN_PASSWORD"]
     import app.models  # noqa: F401 - the models create_all makes, as the release imports them at start
-    from app.api.v1.auth import ensure_admin_exists
     from app.core.database import Base, SessionLocal, engine
+
+    # The service `app.api.v1.auth.ensure_admin_exists` hands the session to: the same code, without importing
+    # the API's routers (FastAPI and every endpoint, about a second on a small host).
     from app.services.user_service import UserService
 
     Base.metadata.create_all(bind=engine)
@@ -28,7 +30,7 @@ def main() -> int:
     UserService._generate_password = lambda self: password  # type: ignore[method-assign]  # noqa: SLF001
     session = SessionLocal()
     try:
-        created, _ = ensure_admin_exists(session)
+        created, _ = UserService(session).ensure_admin_exists()
     finally:
         session.close()
     if created:

@@ -125,8 +125,8 @@ def test_backend_url_names_the_driver_tls_and_the_uploaded_ca(external: Deployme
 
 
 def test_every_container_that_connects_gets_libpq_tls_settings_and_the_ca(external: Deployment) -> None:
-    """The version check, the pre-upgrade backup, the gate, the move and the backup loop: same server, same TLS."""
-    for role in ("pg-version", "schema-backup", "schema-gate", "data-move", "backup"):
+    """The version check, the pre-upgrade backup, the release's steps and the backup loop: same server, same TLS."""
+    for role in ("pg-version", "schema-backup", "release-steps", "backup"):
         container = external.container(role)
         # Besides the CA, only the scripts the container runs (components/scripts, uploaded as files).
         uploads = container.plain("uploads")

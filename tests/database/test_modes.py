@@ -71,25 +71,28 @@ def test_postgres_backend_gets_a_pool_sized_for_one_backend(prod: Deployment, em
 
 
 def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: Deployment) -> None:
-    """A pre-upgrade backup, then the gate, then the backend; both steps rerun with each backend image."""
-    for deployment in (prod, embedded):
-        backend, gate, backup = (deployment.container(r) for r in ("backend", "schema-gate", "schema-backup"))
-        # PostgreSQL: the data move comes between the gate and the backend.
-        last = deployment.container("data-move") if deployment is prod else gate
-        assert gate.urn in last.dependencies or last is gate
-        # Then every stored credential under the backend's key, the first admin (on a database with no
-        # user), and the backend.
-        keys = deployment.container("key-rotation")
-        assert last.urn in keys.dependencies
-        seed = deployment.container("admin-seed")
-        assert keys.urn in seed.dependencies
-        assert seed.urn in backend.dependencies
-        assert backup.urn in gate.dependencies
-        assert gate.plain("image") == backend.plain("image")
-        env = gate.env()
+    """A pre-upgrade backup, then the release's steps in one container, then the backend; rerun per image."""
+    for deployment, parts, user, log in (
+        # PostgreSQL: the data move after the gate, as root (its copy and report go to the backups volume).
+        (prod, "schema_gate key_rotation admin_seed data_move", "0", "/backups/steps/release-steps.log"),
+        (embedded, "schema_gate key_rotation admin_seed", None, "/app/data/schema-gate/release-steps.log"),
+    ):
+        backend, steps, backup = (deployment.container(r) for r in ("backend", "release-steps", "schema-backup"))
+        assert backup.urn in steps.dependencies
+        assert steps.urn in backend.dependencies
+        assert steps.plain("image") == backend.plain("image")
+        assert steps.plain("user") == user
+        env = steps.env()
+        assert env["RELEASE_PARTS"] == parts
+        assert env["STEP_LOG"] == log
         assert env["DATABASE_URL"] == backend.env()["DATABASE_URL"]
-        assert "alembic" in gate.uploaded()[f"{IN_CONTAINER}/schema_gate.py"]
-        assert gate.is_secret("envs")
+        uploaded = steps.uploaded()
+        assert "alembic" in uploaded[f"{IN_CONTAINER}/schema_gate.py"]
+        assert {f"{IN_CONTAINER}/{name}" for name in ("release_steps.py", "key_rotation.py", "admin_seed.py")} <= set(
+            uploaded
+        )
+        assert (f"{IN_CONTAINER}/data_move/__main__.py" in uploaded) == (deployment is prod)
+        assert steps.is_secret("envs")
     # PostgreSQL: pg_dump of the server's image, tied to the backend image so it reruns with it.
     pg_backup = prod.container("schema-backup")
     assert pg_backup.plain("image") == prod.container("postgres").plain("image")
@@ -128,6 +131,5 @@ def test_leaving_a_server_for_sqlite_says_where_the_data_is_and_how_to_bring_it(
 def test_a_new_server_of_the_stacks_own_runs_the_release_steps_again(prod: Deployment, embedded: Deployment) -> None:
     """The server's image id is among the release's steps' inputs: after a major upgrade the gate checks the schema."""
     server_image = prod.container("postgres").plain("image")
-    for role in ("schema-gate", "key-rotation", "admin-seed"):
-        assert prod.container(role).env()["FOR_DATABASE_IMAGE"] == server_image
-        assert "FOR_DATABASE_IMAGE" not in embedded.container(role).env()
+    assert prod.container("release-steps").env()["FOR_DATABASE_IMAGE"] == server_image
+    assert "FOR_DATABASE_IMAGE" not in embedded.container("release-steps").env()

@@ -212,14 +212,14 @@ def test_upgrade_goes_through_the_gate_and_a_failed_one_keeps_the_old_backend(
     broken = release_with_migration(engine, 'raise RuntimeError("this migration fails on purpose")')
     derived.append(broken)
     old_backend = stack.container("backend").id
-    with pytest.raises(ApplyError, match="schema-gate"):
+    with pytest.raises(ApplyError, match="release-steps"):
         stack.up({**RELEASE, "backendImage": broken})
     # Stopped before the switch: the old backend still serves the same data, at the same revision.
     assert stack.container("backend").id == old_backend
     assert stack.healthy()
     assert login(stack, password)[0] == 200
     assert version(stack) == (RELEASE_HEAD, False)
-    code, log = stack.exec("backend", ["cat", "/app/data/schema-gate/schema-gate.log"])
+    code, log = stack.exec("backend", ["cat", "/app/data/schema-gate/release-steps.log"])
     assert code == 0
     assert "this migration fails on purpose" in log
 

@@ -62,7 +62,7 @@ OFFLINE_PROBE = (
     "'revision': db.execute('SELECT version_num FROM alembic_version').fetchall(), "
     "'gate_probe': 'gate_probe' in tables, "
     "'users': sorted(r[0] for r in db.execute('SELECT username FROM users')), "
-    "'gate_log': open('/app/data/schema-gate/schema-gate.log').read()}))"
+    "'gate_log': open('/app/data/schema-gate/release-steps.log').read()}))"
 )
 #: The derived release's backend never starts: its command exits at once (the gate runs its own entry point).
 FAILING_CMD = 'CMD ["sh", "-c", "echo this release does not start >&2; exit 3"]'

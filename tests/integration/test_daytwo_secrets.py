@@ -45,6 +45,12 @@ SOCKET = "/var/run/postgresql/.s.PGSQL.5432"
 REFUSED = "password authentication failed"
 #: A new volume too small for a data directory (the failed upgrade), made as a tmpfs before the `up`.
 TOO_SMALL_BYTES = 1024 * 1024
+#: Where the release's steps keep their log: (volume, mount, file) on a server's stack (they run as root and
+#: write the backups volume) and on SQLite (as the image's user, on the data volume).
+RELEASE_LOG = {
+    "postgres": ("backups", "/backups", "/backups/steps/release-steps.log"),
+    "sqlite": ("data", "/app/data", "/app/data/schema-gate/release-steps.log"),
+}
 
 
 def _password(stack: Stack) -> str:
@@ -172,7 +178,17 @@ def _credentials(stack: Stack) -> tuple[str, str]:
     return str(camera["id"]), key
 
 
-def _after_key_rotation(stack: Stack, camera: str, old_key: str, label: str) -> None:
+def _release_log(stack: Stack, database: str) -> str:
+    """The release steps' log of the stack's last run of them, read from its volume."""
+    volume, mount, path = RELEASE_LOG[database]
+    code, log = stack.oneoff(
+        RELEASE["backendImage"], ["cat", path], volumes={stack.physical(volume): {"bind": mount, "mode": "ro"}}
+    )
+    assert code == 0, log
+    return log
+
+
+def _after_key_rotation(stack: Stack, camera: str, old_key: str, database: str, how: str) -> None:
     """The credentials under the new key alone, no longer the old; the release reads them."""
     new_key = _backend_env(stack)["ENCRYPTION_KEY"]
     assert new_key != old_key
@@ -181,8 +197,8 @@ def _after_key_rotation(stack: Stack, camera: str, old_key: str, label: str) -> 
     assert [_decrypts(new_key, value) for value in after] == [CAMERA_PASSWORD, MQTT["password"]]
     assert [_decrypts(old_key, value) for value in after] == [None, None]
     assert _in_backend(stack, RELEASE_READS, camera) == CAMERA_PASSWORD
-    log = stack.exec("backend", ["cat", "/app/data/schema-gate/key-rotation.log"])[1].strip()
-    record_result(f"RESULT daytwo encryption key rotation ({label}): {log}")
+    (line,) = [line for line in _release_log(stack, database).splitlines() if line.startswith("key-rotation:")]
+    record_result(f"RESULT daytwo encryption key rotation ({database}, {how}): {line}")
 
 
 def test_rotations_on_postgres_under_writes(stack: Stack) -> None:
@@ -200,11 +216,12 @@ def test_rotations_on_postgres_under_writes(stack: Stack) -> None:
     up({**POSTGRES, "jwtSecretKeyRotation": 1, "encryptionKeyRotation": 1})
     wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
     _after_jwt_rotation(stack, login)
-    _after_key_rotation(stack, camera, old_key, "postgres, generated")
+    _after_key_rotation(stack, camera, old_key, "postgres", "generated")
     # Set back, the generated key is one the data is no longer under: refused by the data, nothing changed.
     serving = started(stack, "backend")
-    with pytest.raises(ApplyError, match="key-rotation"):
+    with pytest.raises(ApplyError, match="release-steps"):
         up({**POSTGRES, "jwtSecretKeyRotation": 1})
+    assert "key-rotation: FAILED" in _release_log(stack, "postgres")
     assert started(stack, "backend") == serving
     assert stack.healthy()
     assert _in_backend(stack, RELEASE_READS, camera) == CAMERA_PASSWORD
@@ -221,7 +238,7 @@ def test_a_supplied_encryption_key_on_sqlite(stack: Stack) -> None:
     stack.up(config, {"encryptionKey": new_key, "encryptionKeyPrevious": old_key})
     wait_for("the new backend's /health", stack.healthy, HEALTHY_TIMEOUT)
     assert _backend_env(stack)["ENCRYPTION_KEY"] == new_key
-    _after_key_rotation(stack, camera, old_key, "sqlite, supplied")
+    _after_key_rotation(stack, camera, old_key, "sqlite", "supplied")
 
 
 def _sign_in_again(base_url: str, password: str) -> str:

@@ -223,7 +223,7 @@ def test_sqlite_to_postgres_moves_every_row_once_and_the_documented_command_move
     token = assert_same_data(stack, made)
 
     # The step again (as a new backend image would run it): nothing is copied twice.
-    stack.applier.replace(stack.state, stack.deployment, "data-move")
+    stack.applier.replace(stack.state, stack.deployment, "release-steps")
     assert "already moved" in move_report(stack)
     assert counts(stack)["cameras"] == before["cameras"]
     record_result(
@@ -253,9 +253,9 @@ def test_sqlite_to_postgres_moves_every_row_once_and_the_documented_command_move
 def refused_switch(stack: Stack, reason: str) -> None:
     """The switch to PostgreSQL stops at the data move (its log says `reason`); the SQLite backend serves on."""
     serving = stack.container("backend").id
-    with pytest.raises(ApplyError, match="data-move"):
+    with pytest.raises(ApplyError, match="release-steps"):
         stack.up(POSTGRES_MODE)
-    said = step_log(stack, "data-move")
+    said = step_log(stack, "release-steps")
     assert reason in said, said[-2000:]
     assert stack.container("backend").id == serving
     assert stack.healthy()

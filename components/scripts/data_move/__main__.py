@@ -1,4 +1,8 @@
-"""Entry point (`python -m data_move`): the environment, the sources opened and locked, the hold, the exit status."""
+"""Entry point (`python -m data_move`): the environment, the sources opened and locked, the hold, the exit status.
+
+`begin` runs the move up to the point where it is done and returns what ends it (`release_steps` runs the
+release's later steps in between, in the same process, with the SQLite source still locked).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .common import ALEMBIC_INI, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, MoveFailed, MoveRefused, db_error_text, touch
@@ -50,8 +55,11 @@ def check_environment() -> None:
         sys.path.insert(0, cwd)
 
 
-def move(report: Report) -> int:
-    """Do the move; return the exit status (refusals and failures raise)."""
+def move(report: Report) -> Context | None:
+    """Do the move: its context, the SQLite source still locked, once copied or found moved already.
+
+    None when there was nothing to move. Refusals and failures raise, with the source released.
+    """
     check_environment()
     source_url = os.environ["MOVE_SOURCE_URL"].strip()
     target_url = os.environ["DATABASE_URL"].strip()
@@ -70,7 +78,6 @@ def move(report: Report) -> int:
     from app.core.database import Base
 
     metadata = Base.metadata
-    step_done = os.environ.get("STEP_DONE", "")
 
     # 1. No SQLite file: nothing to move (a fresh install).
     if source_dialect == "sqlite":
@@ -79,9 +86,7 @@ def move(report: Report) -> int:
             raise MoveFailed("MOVE_SOURCE_URL names no SQLite file")
         if not os.path.isfile(path):
             report.line(f"no SQLite database at {path}; nothing to move")
-            if step_done:
-                touch(step_done)
-            return EXIT_OK
+            return None
         if target_dialect == "sqlite" and os.path.realpath(path) == os.path.realpath(target_parsed.database or ""):
             raise MoveRefused("the source and the target are the same SQLite file")
         source: Any = SqliteSource(path)
@@ -98,7 +103,7 @@ def move(report: Report) -> int:
         source_url=source_url,
         target_url=target_url,
         hold=os.environ.get("MOVE_HOLD") == "1",
-        step_done=step_done,
+        step_done=os.environ.get("STEP_DONE", ""),
         backup_dir=os.environ.get("MOVE_BACKUP_DIR", "").strip(),
     )
     try:
@@ -115,25 +120,24 @@ def move(report: Report) -> int:
         # 3. No row anywhere: nothing to move.
         if total == 0:
             report.line(f"the source {masked(source_url)} holds no row in any model table; nothing to move")
-            if step_done:
-                touch(step_done)
             source.release()
-            return EXIT_OK
+            return None
         plans = build_plans(metadata, source_columns, report)
         revisions = source.revisions(source_columns)
-        status = copy_into_target(ctx, metadata, plans, counts, revisions, source_kind, target_kind)
+        copy_into_target(ctx, metadata, plans, counts, revisions, source_kind, target_kind)
     except BaseException:
         source.release()
         raise
-    finish_success(ctx)
-    return status
+    return ctx
 
 
-def finish_success(ctx: Context) -> None:
-    """Write the report, touch STEP_DONE; with MOVE_HOLD keep the SQLite lock until killed, else release it."""
-    ctx.report.write()
-    if ctx.step_done:
-        touch(ctx.step_done)
+def finish(ctx: Context | None) -> None:
+    """Touch STEP_DONE; with MOVE_HOLD keep the SQLite lock until killed, else release it."""
+    step_done = os.environ.get("STEP_DONE", "")
+    if step_done:
+        touch(step_done)
+    if ctx is None:
+        return
     if ctx.hold and isinstance(ctx.source, SqliteSource) and ctx.source.connection is not None:
         # `docker stop` sends SIGTERM: end at once (the lock goes with the process).
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
@@ -173,11 +177,17 @@ def wait_for_replacement(url: str) -> None:
         time.sleep(HOLD_PROBE_SECONDS)
 
 
-def main() -> int:
-    """Run the move; print the report, write MOVE_REPORT, return the exit status."""
+def begin() -> tuple[int, Callable[[], None]]:
+    """Run the move, print the report and write MOVE_REPORT: the exit status, and what ends the move.
+
+    Ending it (after status 0 only) touches STEP_DONE and, with MOVE_HOLD, holds the SQLite write lock until
+    the old backend is replaced; until then the source stays locked.
+    """
     report = Report(os.environ.get("MOVE_REPORT", "").strip())
+    ctx: Context | None = None
     try:
-        status = move(report)
+        ctx = move(report)
+        status = EXIT_OK
     except MoveRefused as exc:
         report.line(f"FAILED: refused: {exc}", error=True)
         status = EXIT_REFUSED
@@ -188,6 +198,14 @@ def main() -> int:
         report.line(f"FAILED: {type(exc).__name__}: {db_error_text(exc)}", error=True)
         status = EXIT_FAILED
     report.write()
+    return status, lambda: finish(ctx)
+
+
+def main() -> int:
+    """Run the move and end it; return the exit status."""
+    status, end = begin()
+    if status == EXIT_OK:
+        end()
     return status
 
 
