@@ -7,6 +7,10 @@ SDK, keeping a :class:`~testkit.plan.State` between runs as the engine does:
 - the plan comes from :func:`testkit.plan.plan`: the new inputs against the state the provider read back
   from dockerd (durations as Go prints them, log options as dockerd merged them, ports as dockerd lists
   them), force-new fields, `replaceOnChanges`, init errors, protect, retain-on-delete;
+- containers are created, updated and replaced as the engine schedules them: each once everything it
+  depends on is done, independent ones side by side (the driver beside PostgreSQL, the frontend's check
+  beside the backend's steps); after a failure no new one starts and those under way finish and are
+  saved; after an interruption (the engine killed) nothing more is saved;
 - containers are created as pulumi-docker 5 creates them: on the default bridge, then moved to their
   networks; started; with `wait`, polled until healthy (an inspect that fails, as for a container removed
   on exit, fails the wait at once) until `waitTimeout`; a failed wait leaves the container in the state
@@ -28,7 +32,9 @@ from __future__ import annotations
 import copy
 import io
 import tarfile
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +65,9 @@ POLL_SECONDS = 0.5
 # second while not healthy; so a container healthy at t is seen at the next whole second after its start.
 WAIT_POLL_SECONDS = 1.0
 LOG_TAIL = 40
+#: Resources the engine applies at once (`pulumi up --parallel`, whose default is far above what a stack of
+#: this size reaches): every container whose dependencies are done starts at once.
+PARALLEL = 16
 #: A pull on a cold machine can take minutes; a stop waits for the grace period.
 PULL_TIMEOUT_SECONDS = 600
 # Inputs pulumi-docker may send with their default value; any other value changes behaviour.
@@ -202,6 +211,11 @@ class Applier:
         self.interrupt: tuple[str, str] | None = None
         """(container name, phase of INTERRUPT_PHASES): the next `up` ends there, raising Interrupted."""
         self._hooks: dict[str, pulumi.ResourceHook] = {}
+        # The `up` under way: its state (what an interruption saves a copy of) and the interruption, once
+        # one happened (every step still under way then ends too: the engine is gone).
+        self._applying = planning.State()
+        self._killed: Interrupted | None = None
+        self._kill_lock = threading.Lock()
 
     # --- pulumi up -------------------------------------------------------------------------------------
 
@@ -215,13 +229,10 @@ class Applier:
         if steps.refusals:
             raise ApplyError("; ".join(steps.refusals), state)
         new = planning.State(resources=copy.deepcopy(state.resources), outputs=state.outputs, epoch=state.epoch)
+        self._applying, self._killed = new, None
         step_of = {s.urn: s for s in steps.steps}
-        order = [
-            *deployment.of_type(IMAGE),
-            *deployment.of_type(NETWORK),
-            *deployment.of_type(VOLUME),
-            *ordered_containers(deployment),
-        ]
+        # Images, networks and volumes depend on nothing the program declares: first, one by one.
+        order = [*deployment.of_type(IMAGE), *deployment.of_type(NETWORK), *deployment.of_type(VOLUME)]
         try:
             # Resources of other providers (the secret generators) exist only in the state: their outputs
             # are what the (mock) provider answered.
@@ -236,9 +247,13 @@ class Applier:
                 new.resources[reg.urn] = self._finish(record, reg, dict(reg.outputs))
             for reg in order:
                 self._step(step_of[reg.urn], reg, new)
+            self._containers(ordered_containers(deployment), step_of, new)
             for step in steps.ops("delete", "forget"):
                 self._delete(new.resources[step.urn], forget=step.op == "forget")
                 del new.resources[step.urn]
+        except Interrupted as exc:
+            exc.state = exc.state or new
+            raise
         except ApplyError as exc:
             exc.state = new
             raise
@@ -247,6 +262,42 @@ class Applier:
                 new.resources[reg.urn] = new.resources.pop(reg.urn)
         new.outputs = dict(deployment.raw_outputs)
         return new
+
+    def _containers(
+        self, containers: list[Registration], step_of: dict[str, planning.Step], state: planning.State
+    ) -> None:
+        """Apply the containers' steps as the engine schedules them (see the module docstring).
+
+        `containers` come dependencies first; one starts as soon as every container it depends on is done.
+        The first failure is raised once the steps under way have finished.
+        """
+        urns = {reg.urn for reg in containers}
+        waiting = list(containers)
+        done: set[str] = set()
+        running: dict[Future[None], Registration] = {}
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="applier") as pool:
+            while True:
+                if failure is None:
+                    ready = [reg for reg in waiting if all(d in done for d in reg.dependencies if d in urns)]
+                    for reg in ready:
+                        waiting.remove(reg)
+                        running[pool.submit(self._step, step_of[reg.urn], reg, state)] = reg
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    reg = running.pop(future)
+                    error = future.exception()
+                    if error is None:
+                        done.add(reg.urn)
+                    elif failure is None:
+                        failure = error
+        killed, self._killed = self._killed, None
+        if killed is not None:
+            raise killed
+        if failure is not None:
+            raise failure
 
     def _validate(self, deployment: Deployment) -> None:
         for reg in deployment.registrations:
@@ -331,9 +382,19 @@ class Applier:
                 raise ApplyError(f"{reg.name}: before_create hook {name} failed: {exc}") from exc
 
     def _interrupt_at(self, name: str, phase: str) -> None:
-        if self.interrupt == (name, phase):
-            self.interrupt = None
-            raise Interrupted(f"up interrupted: {name} {phase}, not yet in the state")
+        """End the `up` here when `interrupt` says so; once it ended, every step still under way ends too."""
+        with self._kill_lock:
+            if self._killed is None and self.interrupt == (name, phase):
+                self.interrupt = None
+                # What the engine had saved at that moment: nothing any step finishes later is saved.
+                saved = planning.State(
+                    resources=dict(self._applying.resources),
+                    outputs=self._applying.outputs,
+                    epoch=self._applying.epoch,
+                )
+                self._killed = Interrupted(f"up interrupted: {name} {phase}, not yet in the state", saved)
+            if self._killed is not None:
+                raise self._killed
 
     def _create(self, reg: Registration) -> dict[str, Any]:
         inputs = reg.plain_inputs()
@@ -467,6 +528,8 @@ class Applier:
                 raise ApplyError(f"{name}: 'wait' but the container has no healthcheck")
             if health.get("Status") == "healthy":
                 return
+            if self._killed is not None:  # the engine is gone: nobody waits any more
+                raise self._killed
             if time.monotonic() > deadline:
                 last = (health.get("Log") or [{}])[-1].get("Output", "")
                 logs = self.api.logs(name, tail=LOG_TAIL).decode(errors="replace")
