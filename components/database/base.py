@@ -329,14 +329,22 @@ class ServerMode(DatabaseMode):
         """What shows the server answers (the backend starts only then)."""
         return self._ready
 
+    @property
+    def _dump_access(
+        self,
+    ) -> tuple[list[pulumi.Input[str]], list[docker.ContainerVolumeArgs], list[pulumi.Resource]]:
+        """How the pre-upgrade backup reaches the server: libpq's settings, volumes, what it waits for."""
+        return self._libpq_env, [], self._ready
+
     def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
         """`pg_dump` from the tools image; the backend image id in its inputs reruns it per image."""
+        env, volumes, after = self._dump_access
         return self._backup_step(
             self._tools_image_id,
             PG_BACKUP,
-            [docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH)],
-            [*self._libpq_env, *PRE_UPGRADE_ENV, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
-            depends_on=self._ready,
+            [docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH), *volumes],
+            [*env, *PRE_UPGRADE_ENV, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
+            depends_on=after,
         )
 
     _release_parts = (*DatabaseMode._release_parts, "data_move")

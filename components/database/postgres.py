@@ -71,6 +71,15 @@ class PostgresMode(ServerMode):
         return [pulumi.Output.concat("FOR_DATABASE_IMAGE=", image.image_id)]
 
     @property
+    def _dump_access(
+        self,
+    ) -> tuple[list[pulumi.Input[str]], list[docker.ContainerVolumeArgs], list[pulumi.Resource]]:
+        """Over the server's socket (no password): beside the role step, once the server is up, not after it."""
+        if self.postgres.container is None:
+            raise ValueError("PostgresMode runs its own server")
+        return list(self.postgres.socket_env), self.postgres.socket_volumes, [self.postgres.container]
+
+    @property
     def url(self) -> pulumi.Output[str]:
         """The server's URL, password percent-encoded (secret)."""
         return self.postgres.url

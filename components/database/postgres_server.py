@@ -18,7 +18,8 @@ Creates:
   sides (`components/scripts/pg_upgrade.sh`). A failure puts the old database back to read-write and
   leaves the new volume empty: the old server serves on.
 - `<name>-pgsocket` (PostgreSQL mode): a volume holding only the server's unix socket directory, shared
-  with the `postgres-role` step and nothing else.
+  with the `postgres-role` step and the pre-upgrade backup (`socket_volumes`, `socket_env`) and nothing
+  else.
 - `<name>-container` (PostgreSQL mode): the server, on the internal database network only, alias
   `postgres`, no host port, healthy once `pg_isready` answers over TCP, created with `wait` so dependants
   start only then, and stopped with a grace period so replacement and destroy shut it down cleanly. Its
@@ -186,6 +187,8 @@ class Postgres(pulumi.ComponentResource):
         )
         self.container = self.image = None
         self.ready = []
+        self.socket_volumes: list[docker.ContainerVolumeArgs] = []
+        self.socket_env: list[str] = []
         if args.network_name is None:  # SQLite mode: only the data volume
             self.register_outputs({"volume": self.volume.name})
             return
@@ -197,6 +200,7 @@ class Postgres(pulumi.ComponentResource):
             labels=volume_labels(naming.labels("pgsocket")),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.settled_first)),
         )
+        socket_mount = docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR)
         self.check = self._step(
             args,
             "pgdata-check",
@@ -230,7 +234,7 @@ class Postgres(pulumi.ComponentResource):
             ),
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH),
-                docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
+                socket_mount,
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[ALIAS])],
             healthcheck=healthcheck().args(),
@@ -245,9 +249,7 @@ class Postgres(pulumi.ComponentResource):
             args,
             "postgres-role",
             PG_ROLE_PASSWORD,
-            volumes=[
-                docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR),
-            ],
+            volumes=[socket_mount],
             env=[
                 f"SOCKET_DIR={SOCKET_DIR}",
                 f"ROLE={args.user}",
@@ -259,6 +261,9 @@ class Postgres(pulumi.ComponentResource):
             depends_on=[self.container],
         )
         self.ready = [role.container]
+        # The server's socket, which the images trust: whoever mounts it connects with no password.
+        self.socket_volumes = [socket_mount]
+        self.socket_env = [f"PGHOST={SOCKET_DIR}", f"PGUSER={args.user}", f"PGDATABASE={args.db}"]
         self.register_outputs({"url": self.url, "volume": self.volume.name, "container": self.container.name})
 
     def _upgrade(self, name: str, args: PostgresArgs, source: docker.Volume, target: docker.Volume) -> Step:

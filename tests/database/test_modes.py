@@ -101,6 +101,20 @@ def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: 
     assert embedded.container("schema-backup").plain("user") == "0"
 
 
+def test_the_pre_upgrade_backup_of_the_stacks_own_server_goes_over_its_socket(prod: Deployment) -> None:
+    """No password (the images trust the socket): it runs beside the role step, not after it."""
+    backup, role, server = (prod.container(r) for r in ("schema-backup", "postgres-role", "postgres"))
+    env = backup.env()
+    assert (env["PGHOST"], env["PGUSER"], env["PGDATABASE"]) == ("/var/run/postgresql", "argusai", "argusai")
+    assert "PGPASSWORD" not in env
+    socket = [v for v in backup.plain("volumes") if v["containerPath"] == "/var/run/postgresql"]
+    assert [v["volumeName"] for v in socket] == ["argusai-prod-pgsocket"]
+    assert server.urn in backup.dependencies
+    assert role.urn not in backup.dependencies
+    # What connects with the password still waits for the role step.
+    assert role.urn in prod.container("release-steps").dependencies
+
+
 def test_schema_gate_can_be_turned_off_for_images_without_alembic() -> None:
     """`schemaGate: false`: none of the release's steps (gate, first admin); the backend depends on its database."""
     deployment = run_program("embedded", {"schemaGate": False})
