@@ -99,8 +99,10 @@ def test_failed_wait_is_not_accepted_on_the_next_up(stack: Stack) -> None:
     for attempt in (1, 2):
         deployment = _unhealthy_postgres(stack, config)
         if attempt == 2:
+            # Retried, not accepted (the plan lists steps in the order the program registered them, which
+            # the order its outputs resolve in decides: not the point here).
             steps = [str(s) for s in planning.plan(stack.state, deployment).changes]
-            assert steps[0] == "replace postgres-container (#initerror)", steps
+            assert "replace postgres-container (#initerror)" in steps, steps
         with pytest.raises(ApplyError, match="failed to be in healthy state"):
             stack.apply(deployment)
         assert not stack.client.containers.list(all=True, filters={"name": backend}), f"attempt {attempt}"
