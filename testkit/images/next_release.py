@@ -8,10 +8,13 @@ source (:func:`next_output`). The output is cached as a tarball laid out as the 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import platform
 import shlex
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -36,6 +39,12 @@ from testkit.images.tarball import add_files, directory_info
 
 # npm on a cold machine: some 650 packages (200 MiB) to download and unpack.
 NPM_TIMEOUT_SECONDS = 1800
+#: `npm ci` runs per cache fill: npm skips an optional package whose download failed without a word (the
+#: platform's SWC compiler among them, which the offline build then tries to download), so a fill that
+#: lacks one runs again, fetching only what the cache lacks.
+NPM_FILL_ATTEMPTS = 3
+#: npm's names for this machine's processor (`cpu` in a lock file).
+NPM_CPU = {"x86_64": "x64", "aarch64": "arm64"}
 # One step in the build chroot (`npm ci`, one `next build`): measured 30 s and 105-160 s on 2 cores.
 NEXT_STEP_TIMEOUT_SECONDS = 1800
 # A whole build chroot: bootstrap (60-100 s), install and every build setting of one source.
@@ -84,17 +93,18 @@ def stage_npm_cache(release: NextRelease) -> Path:
         shutil.copyfile(app_dir / "package.json", Path(project) / "package.json")
         shutil.copyfile(app_dir / release.lockfile, Path(project) / "package-lock.json")
         args = [tool("npm"), "ci", "--cache", str(partial), "--ignore-scripts", "--no-audit", "--no-fund"]
-        with logfile.open("wb") as out:
-            out.write(f"$ {shlex.join(args)}\n".encode())
-            out.flush()
-            try:
-                proc = subprocess.run(  # noqa: S603 - npm found here, arguments built here
-                    args, cwd=project, stdout=out, stderr=out, check=False, timeout=NPM_TIMEOUT_SECONDS
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise BuildError(f"npm ci timed out after {NPM_TIMEOUT_SECONDS}s:\n{tail(logfile)}") from exc
-        if proc.returncode != 0:
-            raise BuildError(f"npm ci failed ({proc.returncode}):\n{tail(logfile)}")
+        logfile.write_bytes(b"")
+        for attempt in range(1, NPM_FILL_ATTEMPTS + 1):
+            _npm_ci(args, project, logfile)
+            missing = missing_for_this_machine(Path(project), json.loads(lock))
+            if not missing:
+                break
+            log(f"{release.subdir}: npm skipped {', '.join(missing)} (a failed download); attempt {attempt}")
+        else:
+            raise BuildError(
+                f"npm ci left out {', '.join(missing)} {NPM_FILL_ATTEMPTS} times (their downloads failed), which "
+                f"the offline build needs on this machine:\n{tail(logfile)}"
+            )
     # The marker of a complete cache is the lock file it was filled from.
     shutil.copyfile(app_dir / release.lockfile, partial / "package-lock.json")
     partial.rename(cache)
@@ -103,6 +113,35 @@ def stage_npm_cache(release: NextRelease) -> Path:
             shutil.rmtree(old)  # the caches of other lock files
     log(f"{release.subdir}: npm cache filled in {time.monotonic() - started:.1f}s")
     return cache
+
+
+def _npm_ci(args: list[str], project: str, logfile: Path) -> None:
+    """Run `npm ci` in the scratch project, its output appended to LOGFILE; fail loudly."""
+    with logfile.open("ab") as out:
+        out.write(f"$ {shlex.join(args)}\n".encode())
+        out.flush()
+        try:
+            proc = subprocess.run(  # noqa: S603 - npm found here, arguments built here
+                args, cwd=project, stdout=out, stderr=out, check=False, timeout=NPM_TIMEOUT_SECONDS
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BuildError(f"npm ci timed out after {NPM_TIMEOUT_SECONDS}s:\n{tail(logfile)}") from exc
+    if proc.returncode != 0:
+        raise BuildError(f"npm ci failed ({proc.returncode}):\n{tail(logfile)}")
+
+
+def missing_for_this_machine(project: Path, lock: dict) -> list[str]:
+    """Optional packages of LOCK meant for this machine (its `os` and `cpu`) that are not in PROJECT."""
+    cpu = NPM_CPU.get(platform.machine(), platform.machine())
+    missing = []
+    for path, entry in lock.get("packages", {}).items():
+        if not path or not entry.get("optional"):
+            continue
+        if sys.platform not in entry.get("os", [sys.platform]) or cpu not in entry.get("cpu", [cpu]):
+            continue
+        if not (project / path).is_dir():
+            missing.append(path.removeprefix("node_modules/"))
+    return missing
 
 
 def _in_build_chroot(label: str, env: Sequence[tuple[str, str]], command: Sequence[str]) -> str:
