@@ -21,6 +21,9 @@ def test_an_optional_package_for_this_machine_that_npm_skipped_is_missing(tmp_pa
             "node_modules/@next/swc-installed": {"optional": True, "os": [sys.platform], "cpu": [CPU]},
             "node_modules/@next/swc-elsewhere": {"optional": True, "os": ["no-such-os"], "cpu": [CPU]},
             "node_modules/@next/swc-other-cpu": {"optional": True, "os": [sys.platform], "cpu": ["no-such-cpu"]},
+            # Another C library's binary, and a dependency of a binary for another platform: npm skips both.
+            "node_modules/@x/binding-other-libc": {"optional": True, "os": [sys.platform], "cpu": [CPU], "libc": ["x"]},
+            "node_modules/@emnapi/core": {"optional": True},
         }
     }
     (tmp_path / "node_modules/@next/swc-installed").mkdir(parents=True)

@@ -131,13 +131,18 @@ def _npm_ci(args: list[str], project: str, logfile: Path) -> None:
 
 
 def missing_for_this_machine(project: Path, lock: dict) -> list[str]:
-    """Optional packages of LOCK meant for this machine (its `os` and `cpu`) that are not in PROJECT."""
+    """Platform packages of LOCK for this machine (its `os`, `cpu` and C library) that are not in PROJECT.
+
+    Only entries that name both an `os` and a `cpu` (the native binaries: compilers, bindings); an optional
+    entry without them is a dependency of one, left out with it on another platform.
+    """
     cpu = NPM_CPU.get(platform.machine(), platform.machine())
+    libc = "glibc" if platform.libc_ver()[0] == "glibc" else "musl"
     missing = []
     for path, entry in lock.get("packages", {}).items():
-        if not path or not entry.get("optional"):
+        if not entry.get("optional") or "os" not in entry or "cpu" not in entry:
             continue
-        if sys.platform not in entry.get("os", [sys.platform]) or cpu not in entry.get("cpu", [cpu]):
+        if sys.platform not in entry["os"] or cpu not in entry["cpu"] or libc not in entry.get("libc", [libc]):
             continue
         if not (project / path).is_dir():
             missing.append(path.removeprefix("node_modules/"))
