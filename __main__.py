@@ -80,7 +80,8 @@ if settings.frontend_image:
             app_network=networks.app.name,
             log_volume=backups.volume.name,
             follow_registry=settings.registry_digests,
-            depends_on=[api.container],
+            # Beside the backend, once what it waits for succeeded: not after its 20 s start.
+            depends_on=api.prerequisites,
         ),
     )
 

@@ -112,6 +112,9 @@ class Backend(pulumi.ComponentResource):
     container: docker.Container
     image: docker.RemoteImage
     volume: docker.Volume
+    prerequisites: list[pulumi.Resource]
+    """What the container waits for (the database, the driver, the release's steps): what replaces any other
+    part of this version waits for them too, and starts beside the backend, a stack they stop left as it was."""
 
     def __init__(self, name: str, args: BackendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare volume, image and container."""
@@ -122,6 +125,7 @@ class Backend(pulumi.ComponentResource):
         )
         self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
         before_serving = list(args.before_serving(self.image.image_id, self.volume)) if args.before_serving else []
+        self.prerequisites = [*args.depends_on, *before_serving]
         networks = [docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])]
         if args.db_network is not None:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=args.db_network, aliases=[ALIAS]))
@@ -131,7 +135,7 @@ class Backend(pulumi.ComponentResource):
             role="backend",
             grace_seconds=STOP_GRACE_SECONDS,
             parent=self,
-            depends_on=[*args.depends_on, *before_serving],
+            depends_on=self.prerequisites,
             image=self.image.image_id,
             envs=secret_env(args.env),
             volumes=[

@@ -67,7 +67,7 @@ class FrontendArgs:
     follow_registry: bool
     """Resolve the image tag to the registry's current digest."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
-    """Resources that must be ready first (the backend container)."""
+    """Resources that must be ready first (what the backend waits for: the frontend starts beside it)."""
 
 
 class Frontend(pulumi.ComponentResource):
@@ -95,7 +95,7 @@ class Frontend(pulumi.ComponentResource):
                 log_dir=CHECK_LOG_DIR,
                 env=origin_env,
                 files=FRONTEND_ORIGIN.uploads(),
-                # Once the backend serves: a stack whose backend cannot start is left as it was.
+                # Once the release's steps succeeded: a stack they stop is left as it was.
                 depends_on=args.depends_on,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -43,9 +43,13 @@ def test_component_with_args_passed_in() -> None:
     assert c.delete_before_replace
 
 
-def test_frontend_waits_for_backend(prod: Deployment) -> None:
-    """The frontend is created once the backend is healthy."""
-    assert prod.container("backend").urn in prod.container("frontend").dependencies
+def test_frontend_starts_beside_the_backend(prod: Deployment) -> None:
+    """The frontend and its check wait for what the backend waits for (the release's steps), not for its start."""
+    backend = prod.container("backend")
+    for role in ("frontend", "frontend-check"):
+        dependencies = prod.container(role).dependencies
+        assert backend.urn not in dependencies
+        assert prod.container("release-steps").urn in dependencies
     assert prod.outputs["frontendUrl"].value == prod.outputs["url"].value
 
 
