@@ -69,6 +69,9 @@ api = Backend(
         ),
     ),
 )
+# What every other part of this version waits for: what the backend waits for (the database, the release's
+# steps) and the secrets' record; a stack either stops is left as it was. They start beside the backend.
+prerequisites = [*api.prerequisites, secrets.record]
 web = None
 if settings.frontend_image:
     web = Frontend(
@@ -80,13 +83,12 @@ if settings.frontend_image:
             app_network=networks.app.name,
             log_volume=backups.volume.name,
             follow_registry=settings.registry_digests,
-            # Beside the backend, once what it waits for succeeded: not after its 20 s start.
-            depends_on=api.prerequisites,
+            depends_on=prerequisites,
         ),
     )
 
 # 5. In front: the proxy, the one origin (plain HTTP, or HTTPS).
-entry.declare(networks.app.name, api, web)
+entry.declare(networks.app.name, api, web, prerequisites)
 
 # 6. Backups, as the database mode takes them (the volume is kept when backups are off).
 backups.run(database.backup_plan(api))

@@ -2,7 +2,9 @@
 
 Measures seconds to the backend's first `GET /health` 200 (PostgreSQL mode, from nothing):
 
-- program: this program's declarations applied by the test kit's applier, schema gate included;
+- program: this program's declarations applied by the test kit's applier, schema gate included, with both
+  release images as published (the frontend too, as users deploy it); measured where users open the app:
+  its page and `/health`, both 200 through the proxy on `httpPort`;
 - compose: `docker-compose --profile postgres up -d` with `$ARGUSAI_SOURCE/docker-compose.yml`, changed
   only where it cannot run here (printed as `compose change:` lines);
 - the floor, each part measured alone: PostgreSQL from nothing to accepting connections, and a gate-less
@@ -11,9 +13,9 @@ Measures seconds to the backend's first `GET /health` 200 (PostgreSQL mode, from
 
 Prints `speedup vs compose: N.Nx`, `ratio to floor: N.Nx` (program / sum of the two floors), the gate's
 own cost and the program's phases (from one container's creation to the next's on the path to the
-backend). `BENCH_RUNS` (default 1) repeats everything and reports medians. Needs the images
-(`python -m testkit.images.build --only postgres --only frontend --only argusai-backend`, ARGUSAI_SOURCE
-set) and Debian's docker-compose. Run: `python -m benchmarks.argusai`.
+backend). `BENCH_RUNS` (default 1) repeats everything and reports medians. Needs the images (`python -m
+testkit.images.build --only postgres --only frontend --only caddy --only argusai-backend --only
+argusai-frontend`, ARGUSAI_SOURCE set) and Debian's docker-compose. Run: `python -m benchmarks.argusai`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from testkit.applier import Applier
 from testkit.cleanup import remove_stack
 from testkit.harness import run_program
 from testkit.images.ensure import ensure_images
-from testkit.images.recipes import ARGUSAI_BACKEND, CADDY, FRONTEND, POSTGRES
+from testkit.images.recipes import ARGUSAI_BACKEND, ARGUSAI_FRONTEND, CADDY, FRONTEND, POSTGRES
 from testkit.net import LOOPBACK, free_port
 
 ENGINE_TIMEOUT_SECONDS = 300
@@ -71,8 +73,18 @@ def until(check: Any, start: float, what: str) -> float:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def timed_deploy(deploy: Any, port: int) -> float:
-    """Run `deploy` in a thread; seconds from its start to the first /health 200."""
+def app_ok(port: int) -> bool:
+    """Whether the app's origin on 127.0.0.1:port answers both its page and the API's /health with 200."""
+    try:
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/", timeout=HTTP_TIMEOUT_SECONDS) as r:  # noqa: S310
+            page = r.status == HTTP_OK
+    except (urllib.error.URLError, OSError):
+        return False
+    return page and health_ok(port)
+
+
+def timed_deploy(deploy: Any, ready: Any) -> float:
+    """Run `deploy` in a thread; seconds from its start until `ready()`."""
     start = time.monotonic()
     errors: list[BaseException] = []
 
@@ -85,7 +97,7 @@ def timed_deploy(deploy: Any, port: int) -> float:
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        return until(lambda: health_ok(port) or bool(errors), start, "the backend's /health")
+        return until(lambda: ready() or bool(errors), start, "the backend's /health")
     finally:
         thread.join()
         if errors:
@@ -102,20 +114,25 @@ def _created(client: docker.DockerClient, name: str) -> float:
 PATH_ROLES = ("pgdata-check", "postgres", "postgres-role", "schema-backup", "release-steps", "backend")
 #: The adaptation to the published backend image, beside that path (it waits for no server): its own cost.
 ADAPTATION_ROLE = "driver"
+#: Beside the backend: the published frontend (its check, then the origin rewrite at its start).
+FRONTEND_ROLE = "frontend"
 
 
 def program_overrides(port: int) -> dict[str, Any]:
-    """The stack's config: PostgreSQL mode with the release image, the gate on (the default)."""
+    """The stack's config: PostgreSQL mode with both release images as published, the gate on (the default).
+
+    `port` is the app's (`httpPort`): the proxy in front, as every stack has it (the test Caddy).
+    """
     return {
         "database": "postgres",
         "backendImage": ARGUSAI_BACKEND.tag,
         "postgresImage": POSTGRES.tag,
-        "frontendImage": "",
+        "frontendImage": ARGUSAI_FRONTEND.tag,
         "bindAddress": LOOPBACK,
-        "backendPort": port,
-        # The proxy in front (every stack has it): the test Caddy, the app on a free port.
+        "backendPort": free_port(),
+        "frontendPort": free_port(),
         "proxyImage": CADDY.tag,
-        "httpPort": free_port(),
+        "httpPort": port,
         "protectData": False,
         "backupEnabled": False,  # the compose file has no backups
         "registryDigests": False,  # the images exist only on this engine
@@ -139,16 +156,19 @@ def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
     deployment = run_program(stack, overrides, image_ids=lambda ref: client.images.get(ref).id)
     try:
         started = time.time()
-        seconds = timed_deploy(lambda: Applier(client).up(deployment, planning.State()), port)
+        seconds = timed_deploy(lambda: Applier(client).up(deployment, planning.State()), lambda: app_ok(port))
         created = [_created(client, f"argusai-{stack}-{role}") for role in PATH_ROLES]
         marks = [started, *created, started + seconds]
         names = (f"program until {PATH_ROLES[0]} created", *(f"{role} created to next" for role in PATH_ROLES))
-        names = (*names[:-1], "backend created to /health 200")
+        names = (*names[:-1], "backend created to the app answering")
         phases = {name: end - begin for name, begin, end in zip(names, marks[:-1], marks[1:], strict=True)}
         adaptation = f"argusai-{stack}-{ADAPTATION_ROLE}"
         phases[f"{ADAPTATION_ROLE} step, created to done"] = _first_healthy(client, adaptation) - _created(
             client, adaptation
         )
+        # Off the path while positive: how long before the app answered the frontend was there.
+        frontend = _created(client, f"argusai-{stack}-{FRONTEND_ROLE}")
+        phases[f"{FRONTEND_ROLE} created, ahead of the app answering"] = started + seconds - frontend
         return seconds, phases
     finally:
         remove_stack(client, stack)
@@ -209,7 +229,7 @@ def compose_run(client: docker.DockerClient, compose_bin: str, source: Path) -> 
                 lambda: subprocess.run(  # noqa: S603 - the compose binary found on PATH, fixed arguments
                     [*base, "up", "-d"], env=env, check=True, capture_output=True, timeout=TIMEOUT_SECONDS
                 ),
-                port,
+                lambda: health_ok(port),
             )
         finally:
             subprocess.run(  # noqa: S603 - the compose binary found on PATH, fixed arguments
@@ -280,7 +300,7 @@ def main() -> None:
     """BENCH_RUNS runs (default 1) of each; print every run and the medians."""
     compose_bin, source, runs = compose_prerequisites()
     client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
-    ensure_images(recipes=(POSTGRES, FRONTEND, CADDY, ARGUSAI_BACKEND))
+    ensure_images(recipes=(POSTGRES, FRONTEND, CADDY, ARGUSAI_BACKEND, ARGUSAI_FRONTEND))
     figures: dict[str, list[float]] = {}
     changes: list[str] = []
     for run in range(1, runs + 1):
@@ -304,7 +324,7 @@ def main() -> None:
     median = {key: statistics.median(values) for key, values in figures.items()}
     for change in changes:
         print(f"compose change: {change}")
-    print(f"seconds to the first /health 200, this program (gate included): {median['program']:.1f}")
+    print(f"seconds to the app answering (page and /health), this program:  {median['program']:.1f}")
     print(f"seconds to the first /health 200, the release's compose file:   {median['compose']:.1f}")
     print(f"floor: PostgreSQL from nothing to accepting connections:      {median['pg_floor']:.1f}")
     print(f"floor: the release on an existing database to /health 200:   {median['backend_floor']:.1f}")

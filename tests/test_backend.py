@@ -110,11 +110,13 @@ def test_secret_settings_are_secret() -> None:
 
 
 def test_published_where_configured() -> None:
-    """BindAddress and the ports decide where the proxy publishes the app and the API, and the exported URLs."""
+    """BindAddress and the ports decide where the proxy publishes the app, the old ports the API, and the URLs."""
     deployment = run_program("embedded", {"bindAddress": "192.0.2.10", "backendPort": 18000, "httpPort": 8080})
     assert not deployment.container("backend").plain("ports")
     ports = {(p["ip"], p["external"]) for p in deployment.container("proxy").plain("ports")}
-    assert ports == {("192.0.2.10", 8080), ("192.0.2.10", 18000), ("192.0.2.10", 3000)}
+    assert ports == {("192.0.2.10", 8080)}
+    ports = {(p["ip"], p["external"]) for p in deployment.container("old-ports").plain("ports")}
+    assert ports == {("192.0.2.10", 18000), ("192.0.2.10", 3000)}
     assert deployment.outputs["url"].value == "http://192.0.2.10:8080"
     assert deployment.outputs["backendUrl"].value == "http://192.0.2.10:18000"
 

@@ -45,9 +45,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # - the release's steps run in one container (`release-steps`): the gate, the data move (PostgreSQL), the key
 #   rotation and the first admin's seed (the release's own code, on a database with no user; these stacks
 #   have their admin already, so it touches nothing); the backend waits for it;
-# - every device reaches the app through the proxy, the one origin (created last: it takes over the host
-#   ports 8000 and 3000 once the backend and the frontend, which published them, are replaced without
-#   them); the frontend starts through the origin rewrite, after the check of its image;
+# - every device reaches the app through the proxy, the one origin; the old-ports container takes over the
+#   host ports 8000 and 3000 once the backend and the frontend, which published them, are replaced without
+#   them; the frontend starts through the origin rewrite, after the check of its image;
 # - in PostgreSQL mode the backend image's driver comes from the driver step (the image's own, here) and
 #   its volume is mounted into the backend;
 # - the keys come from the stack's config (the command put the values in use there); the secrets gain their
@@ -56,7 +56,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Nothing else.
 SECRETS = ["create secrets-key-seed", "create secrets-admin-password", "create secrets-in-use"]
 GATE = ["create schema-backup-container", "create release-steps-container"]
-PROXY = ["create proxy-image", "create proxy-data", "create proxy-container"]
+PROXY = ["create proxy-image", "create proxy-data", "create proxy-container", "create old-ports-container"]
 FRONTEND = ["create frontend-check-container", "replace frontend-container (entrypoints, envs, ports, uploads)"]
 DRIVER = ["create driver-volume", "create driver-step-container"]
 BACKEND = "replace backend-container (envs, ports, healthcheck)"

@@ -149,10 +149,11 @@ def test_leaving_postgres_keeps_its_data_volume() -> None:
                 "release-steps-container",
             },
         ),
-        # The proxy publishes the ports; the backend's CORS list names the published URLs.
-        ({"backendPort": 8111}, {"backend-container", "proxy-container"}),
-        ({"bindAddress": "127.0.0.1"}, {"backend-container", "proxy-container"}),
-        ({"bindAddress": "::"}, {"proxy-container"}),
+        # The proxy publishes the app's port and the old-ports container the others; the backend's CORS list
+        # names the published URLs.
+        ({"backendPort": 8111}, {"backend-container", "old-ports-container"}),
+        ({"bindAddress": "127.0.0.1"}, {"backend-container", "proxy-container", "old-ports-container"}),
+        ({"bindAddress": "::"}, {"proxy-container", "old-ports-container"}),
     ],
 )
 def test_image_port_and_address_changes_replace_only_what_they_touch(change: dict[str, Any], replaced: set) -> None:

@@ -20,6 +20,7 @@ def test_embedded_default_is_sqlite_with_frontend_and_backups(embedded: Deployme
         "argusai-embedded-backup",
         "argusai-embedded-frontend",
         "argusai-embedded-frontend-check",
+        "argusai-embedded-old-ports",
         "argusai-embedded-proxy",
         "argusai-embedded-release-steps",
         "argusai-embedded-schema-backup",
@@ -62,10 +63,10 @@ def test_prod_declares_every_piece(prod: Deployment) -> None:
     # The driver volume is a cache, made again from the index when it is gone; the socket volume holds a socket.
     assert not prod.volume("pydeps").protect
     assert not prod.volume("pgsocket").protect
-    # postgres, backend, frontend, proxy, backup; the steps: the data's version check, its role's password,
-    # driver, the pre-upgrade backup, the release's steps (gate, data move, key rotation, first admin),
-    # frontend check.
-    assert len(prod.of_type(CONTAINER)) == 11
+    # postgres, backend, frontend, proxy, the old ports, backup; the steps: the data's version check, its
+    # role's password, driver, the pre-upgrade backup, the release's steps (gate, data move, key rotation,
+    # first admin), frontend check.
+    assert len(prod.of_type(CONTAINER)) == 12
     assert prod.outputs["pgdataVolume"].value == "argusai-prod-pgdata"
 
 

@@ -8,8 +8,9 @@ retried until it answers (HOLD_SECONDS), instead of failing.
 - HTTPS (`https_config`): that site on every hostname with the certificate source's `tls`; plain HTTP
   redirects every name to its HTTPS origin (ACME HTTP-01 challenges are answered first).
 - Plain HTTP (`http_config`): that site on `httpPort` for any host name (users open the server by its
-  address or whatever name their network gives it); the old frontend port redirects there, keeping
-  bookmarks; the old backend port passes everything to the backend (API clients keep working).
+  address or whatever name their network gives it). Beside it (`old_ports_config`, a container of its own):
+  the old frontend port redirects there, keeping bookmarks; the old backend port passes everything to the
+  backend (API clients keep working).
 """
 
 from __future__ import annotations
@@ -97,17 +98,21 @@ def https_config(https: HttpsSettings, source: CertificateSource, backend: str, 
     return f"{_global(options)}\n{_block(addresses, site)}{redirects}"
 
 
-def http_config(
-    http_port: int, backend_port: int, frontend_port: int | None, backend: str, frontend: str | None
-) -> str:
-    """Without HTTPS: the app on `http_port` for any host name.
+def http_config(http_port: int, backend: str, frontend: str | None) -> str:
+    """Without HTTPS: the app on `http_port` for any host name."""
+    options = ["auto_https off", "servers {\n\t\tprotocols h1\n\t}"]
+    return _global(options) + "\n" + _block(f"http://:{http_port}", _app_site(backend, frontend))
 
-    The old frontend port redirects to it (the same host name, `http_port`); the old backend port is the
+
+def old_ports_config(http_port: int, backend_port: int, frontend_port: int | None, backend: str) -> str:
+    """Without HTTPS, the ports the backend and the frontend used to publish.
+
+    The old frontend port redirects to the app (the same host name, `http_port`); the old backend port is the
     backend's.
     """
     options = ["auto_https off", "servers {\n\t\tprotocols h1\n\t}"]
     origin_port = "" if http_port == HTTP_DEFAULT_PORT else f":{http_port}"
-    sites = [_block(f"http://:{http_port}", _app_site(backend, frontend))]
+    sites = []
     if frontend_port is not None:
         sites.append(_block(f"http://:{frontend_port}", [f"redir http://{{host}}{origin_port}{{uri}} 308"]))
     sites.append(_block(f"http://:{backend_port}", [_headers(), f"handle {{\n\t\t{_reverse_proxy(backend)}\n\t}}"]))

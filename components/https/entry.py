@@ -10,12 +10,15 @@ choice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 
 from components.backend import Backend
 from components.frontend import Frontend
 from components.https import certs
-from components.https.caddyfile import http_config, https_config
+from components.https.caddyfile import http_config, https_config, old_ports_config
+from components.https.old_ports import OldPorts, OldPortsArgs
 from components.https.proxy import Proxy, ProxyArgs
 from components.https.sources import certificate_source
 from components.settings import Settings
@@ -25,7 +28,7 @@ from components.wiring import public_url
 class HttpEntry:
     """Plain HTTP (the default): the app on `httpPort`.
 
-    The old frontend port redirects to it; the old backend port is still the API's.
+    The old frontend port redirects to it; the old backend port is still the API's (`components/https/old_ports.py`).
     """
 
     name = "http"
@@ -34,6 +37,7 @@ class HttpEntry:
         """Serve as `settings` say."""
         self.settings = settings
         self.proxy: Proxy | None = None
+        self.old_ports: OldPorts | None = None
 
     def _url(self, port: int) -> str:
         return public_url(self.settings.bind_address, port)
@@ -44,30 +48,43 @@ class HttpEntry:
         old_frontend = [self._url(settings.frontend_port)] if settings.frontend_image else []
         return [self._url(settings.http_port), *old_frontend, self._url(settings.backend_port)]
 
-    def _proxy_args(self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None) -> ProxyArgs:
+    def _proxy_args(
+        self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None, after: Sequence[pulumi.Resource]
+    ) -> ProxyArgs:
         settings = self.settings
-        frontend_port = settings.frontend_port if web is not None else None
         return ProxyArgs(
             naming=settings.naming,
             image=settings.proxy_image,
-            config=http_config(
-                settings.http_port,
-                settings.backend_port,
-                frontend_port,
-                api.address,
-                web.address if web is not None else None,
-            ),
-            ports=[settings.http_port, settings.backend_port, *([frontend_port] if frontend_port else [])],
+            config=http_config(settings.http_port, api.address, web.address if web is not None else None),
+            ports=[settings.http_port],
             app_network=app_network,
             bind_address=settings.bind_address,
             protect_data=settings.protect_data,
             follow_registry=settings.registry_digests,
-            depends_on=[api.container, *([web.container] if web is not None else [])],
+            depends_on=after,
         )
 
-    def declare(self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None) -> None:
-        """Declare the proxy in front of the services."""
-        self.proxy = Proxy("proxy", self._proxy_args(app_network, api, web))
+    def declare(
+        self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None, after: Sequence[pulumi.Resource]
+    ) -> None:
+        """Declare the proxy in front, created after `after` (beside the services), and the old ports."""
+        self.proxy = Proxy("proxy", self._proxy_args(app_network, api, web, after))
+        settings = self.settings
+        frontend_port = settings.frontend_port if web is not None else None
+        self.old_ports = OldPorts(
+            "old-ports",
+            OldPortsArgs(
+                naming=settings.naming,
+                image=self.proxy.image.image_id,
+                config=old_ports_config(settings.http_port, settings.backend_port, frontend_port, api.address),
+                ports=[settings.backend_port, *([frontend_port] if frontend_port else [])],
+                app_network=app_network,
+                bind_address=settings.bind_address,
+                # Stacks from before the proxy: the backend and the frontend published these ports, and free
+                # them when they are replaced; the proxy in front published them on the last version.
+                depends_on=[self.proxy.container, api.container, *([web.container] if web is not None else [])],
+            ),
+        )
 
     def exports(self) -> dict[str, pulumi.Input[object]]:
         """The app's URL (the server's own name or address replaces `localhost` on other devices), the API's."""
@@ -99,7 +116,9 @@ class HttpsEntry(HttpEntry):
         """The HTTPS origins of the hostnames."""
         return list(self.https.origins)
 
-    def _proxy_args(self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None) -> ProxyArgs:
+    def _proxy_args(
+        self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None, after: Sequence[pulumi.Resource]
+    ) -> ProxyArgs:
         settings, https = self.settings, self.https
         return ProxyArgs(
             naming=settings.naming,
@@ -114,8 +133,14 @@ class HttpsEntry(HttpEntry):
             bind_address=settings.bind_address,
             protect_data=settings.protect_data,
             follow_registry=settings.registry_digests,
-            depends_on=[api.container, *([web.container] if web is not None else [])],
+            depends_on=after,
         )
+
+    def declare(
+        self, app_network: pulumi.Input[str], api: Backend, web: Frontend | None, after: Sequence[pulumi.Resource]
+    ) -> None:
+        """Declare the proxy in front of the services, created after `after` (beside the services)."""
+        self.proxy = Proxy("proxy", self._proxy_args(app_network, api, web, after))
 
     def exports(self) -> dict[str, pulumi.Input[object]]:
         """The stack's HTTPS URL, the proxy volume and what the certificate source exports."""

@@ -8,15 +8,15 @@ from components.https.caddyfile import HOLD_SECONDS
 from components.https.proxy import CADDYFILE_PATH
 from components.https.sources import STACK_CA_ROOT
 from components.settings import ConfigError
-from testkit.harness import Deployment, commit, run_program
+from testkit.harness import CONTAINER, Deployment, commit, run_program
 from testkit.pki import Certificates
 from testkit.plan import plan
 
 HTTPS = {"tlsHostnames": ["argusai.lan"], "httpsPort": 8443, "httpPort": 8080}
 
 
-def _caddyfile(deployment: Deployment) -> str:
-    uploads = deployment.container("proxy").plain("uploads")
+def _caddyfile(deployment: Deployment, role: str = "proxy") -> str:
+    uploads = deployment.container(role).plain("uploads")
     return next(u["content"] for u in uploads if u["file"] == CADDYFILE_PATH)
 
 
@@ -30,15 +30,22 @@ def test_plain_http_is_one_origin_through_the_proxy(embedded: Deployment) -> Non
     """HTTPS off: the proxy serves the app on httpPort for any host name; the old ports redirect or pass on."""
     assert not embedded.container("backend").plain("ports")
     assert not embedded.container("frontend").plain("ports")
-    ports = sorted(p["external"] for p in embedded.container("proxy").plain("ports"))
-    assert ports == [80, 3000, 8000]
+    assert [p["external"] for p in embedded.container("proxy").plain("ports")] == [80]
     config = _caddyfile(embedded)
     assert "auto_https off" in config
     app = config.split("http://:80 {")[1].split("\n}\n")[0]
     assert "@backend path /api/* /ws /ws/* /health" in app
     assert "reverse_proxy backend:8000" in app
     assert "reverse_proxy frontend:3000" in app
-    # The old frontend address keeps working: it sends the browser to the app, on the same host name.
+    assert "http://:3000" not in config
+    assert "http://:8000" not in config
+    # The old ports, beside it in the proxy's image: the old frontend address sends the browser to the app,
+    # on the same host name; the old backend address is the API's.
+    old = embedded.container("old-ports")
+    assert old.plain("image") == embedded.container("proxy").plain("image")
+    assert sorted(p["external"] for p in old.plain("ports")) == [3000, 8000]
+    config = _caddyfile(embedded, "old-ports")
+    assert "auto_https off" in config
     assert "http://:3000 {\n\tredir http://{host}{uri} 308\n}" in config
     api = config.split("http://:8000 {")[1].split("\n}\n")[0]
     assert "reverse_proxy backend:8000" in api
@@ -94,11 +101,26 @@ def test_stack_ca_no_hsts_and_kept_volume(https: Deployment) -> None:
     assert printer.plain("volumes")[0]["readOnly"] is True
 
 
-def test_proxy_waits_for_backend_and_frontend(https: Deployment) -> None:
-    """The proxy starts once both upstreams are healthy."""
-    deps = https.container("proxy").dependencies
-    assert https.container("backend").urn in deps
-    assert https.container("frontend").urn in deps
+@pytest.mark.parametrize("stack", ["https", "embedded"])
+def test_proxy_starts_beside_backend_and_frontend(stack: str, request: pytest.FixtureRequest) -> None:
+    """The proxy waits for the release's steps, not for its upstreams' start (it holds requests until they answer)."""
+    deployment: Deployment = request.getfixturevalue(stack)
+    deps = deployment.container("proxy").dependencies
+    assert deployment.container("release-steps").urn in deps
+    assert deployment.container("backend").urn not in deps
+    assert deployment.container("frontend").urn not in deps
+
+
+def test_old_ports_wait_for_whoever_held_them(embedded: Deployment) -> None:
+    """Stacks from before the proxy: the backend and the frontend published 8000 and 3000; the last version's proxy."""
+    deps = embedded.container("old-ports").dependencies
+    for role in ("backend", "frontend", "proxy"):
+        assert embedded.container(role).urn in deps
+
+
+def test_https_has_no_old_ports(https: Deployment) -> None:
+    """With HTTPS on, the old ports are not published (backendPort and frontendPort are plain HTTP's)."""
+    assert not [c for c in https.of_type(CONTAINER) if c.plain("name").endswith("-old-ports")]
 
 
 def test_hostname_aliases_on_app_network(https: Deployment) -> None:
