@@ -58,7 +58,10 @@ RATE = 10
 STEADY_WRITES = 20
 RECOVERY_TIMEOUT = 180
 #: The services a stack runs (restart policy `unless-stopped`); every other role is a one-shot step.
-SERVICES = {"sqlite": {"backend", "proxy", "backup"}, "postgres": {"postgres", "backend", "proxy", "backup"}}
+SERVICES = {
+    "sqlite": {"backend", "proxy", "old-ports", "backup"},
+    "postgres": {"postgres", "backend", "proxy", "old-ports", "backup"},
+}
 #: dockerd's event filter counts whole seconds: wait past the current one for the last events.
 EVENTS_SETTLE = timedelta(seconds=2)
 

@@ -222,8 +222,9 @@ def test_acme_from_pebble_and_switching_both_ways(stack: Stack) -> None:
     stack.up()  # HTTPS off again: the same proxy serves plain HTTP; the backend still publishes nothing
     assert "before https" in stack.notes()
     assert published(stack, "backend") == {}
-    # The app and the API's port (no frontend on this stack: no old frontend port to redirect).
-    assert sorted(published(stack, "proxy")) == sorted(f"{p}/tcp" for p in (stack.http_port, stack.backend_port))
+    # The app; beside it the API's old port (no frontend on this stack: no old frontend port to redirect).
+    assert sorted(published(stack, "proxy")) == [f"{stack.http_port}/tcp"]
+    assert sorted(published(stack, "old-ports")) == [f"{stack.backend_port}/tcp"]
 
 
 def test_proxy_holds_requests_while_the_backend_is_replaced(stack: Stack) -> None:
