@@ -32,7 +32,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from testkit.harness import run_program
 from testkit.images.ensure import ensure_images
 from testkit.images.recipes import ARGUSAI_BACKEND, ARGUSAI_FRONTEND, CADDY, FRONTEND, POSTGRES
 from testkit.net import LOOPBACK, free_port
+from testkit.times import created_at, first_healthy_at
 
 ENGINE_TIMEOUT_SECONDS = 300
 TIMEOUT_SECONDS = 600
@@ -106,8 +106,7 @@ def timed_deploy(deploy: Any, ready: Any) -> float:
 
 def _created(client: docker.DockerClient, name: str) -> float:
     """A container's creation time (Unix seconds), as the engine recorded it."""
-    created = datetime.fromisoformat(client.api.inspect_container(name)["Created"][:26])
-    return created.replace(tzinfo=UTC).timestamp()  # the engine writes UTC
+    return created_at(client.api.inspect_container(name))
 
 
 #: The containers on the path to the backend, in order; each phase runs from one's creation to the next's.
@@ -139,15 +138,6 @@ def program_overrides(port: int) -> dict[str, Any]:
     }
 
 
-def _first_healthy(client: docker.DockerClient, name: str) -> float:
-    """When a container's first passing probe ended (Unix seconds): a step is done by then."""
-    log = client.api.inspect_container(name)["State"]["Health"]["Log"]
-    ended = next(probe["End"] for probe in log if probe["ExitCode"] == 0)
-    whole, _, fraction = ended.partition(".")
-    stamp = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp()
-    return stamp + float(f"0.{fraction.rstrip('Z').split('+')[0][:6] or 0}")
-
-
 def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
     """(seconds to /health 200, seconds per phase on that path and of the adaptation) through this program."""
     stack = f"bench{secrets.token_hex(3)}"
@@ -163,9 +153,8 @@ def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
         names = (*names[:-1], "backend created to the app answering")
         phases = {name: end - begin for name, begin, end in zip(names, marks[:-1], marks[1:], strict=True)}
         adaptation = f"argusai-{stack}-{ADAPTATION_ROLE}"
-        phases[f"{ADAPTATION_ROLE} step, created to done"] = _first_healthy(client, adaptation) - _created(
-            client, adaptation
-        )
+        step = client.api.inspect_container(adaptation)
+        phases[f"{ADAPTATION_ROLE} step, created to done"] = first_healthy_at(step) - created_at(step)
         # Off the path while positive: how long before the app answered the frontend was there.
         frontend = _created(client, f"argusai-{stack}-{FRONTEND_ROLE}")
         phases[f"{FRONTEND_ROLE} created, ahead of the app answering"] = started + seconds - frontend

@@ -23,6 +23,7 @@ def test_release_benchmark_measures_the_gate_on_its_path() -> None:
     """The real-release stack declares every container the benchmark times, the gate's steps included."""
     roles = _roles(argusai.program_overrides(8000))
     assert set(PATH_ROLES) <= roles
+    assert {"frontend", "frontend-check", "proxy"} <= roles  # both release images, as users deploy them
     assert "backup" not in roles  # as the compose file: no backup loop
 
 

@@ -18,6 +18,7 @@ import pytest
 from testkit.applier import ApplyError
 from testkit.images.derive import derive_image
 from testkit.images.recipes import ARGUSAI_BACKEND
+from testkit.times import created_at, first_healthy_at
 
 from .conftest import Stack, record_result, wait_for
 
@@ -168,6 +169,9 @@ def test_sqlite_deploy_of_the_release(stack: Stack) -> None:
 def test_postgres_deploy_of_the_release(stack: Stack) -> None:
     """PostgreSQL from nothing: healthy, admin login over HTTP (cookie not Secure), survives a replacement."""
     stack.up({"database": "postgres", **RELEASE})
+    # The proxy in front starts beside the backend, not after the release's 20 s start (it holds requests
+    # until the backend answers): created before the backend's first passing probe.
+    assert created_at(stack.container("proxy").attrs) < first_healthy_at(stack.container("backend").attrs)
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
     assert version(stack) == (RELEASE_HEAD, False)  # create_all, then stamped: the chain cannot run here
     password = admin_password(stack)

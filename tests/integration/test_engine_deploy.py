@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
 
 from components.backend import DATA_PATH
 from testkit.provider import duration_ns
+from testkit.times import created_at
 
 from .conftest import BACKEND_IMAGE, FRONTEND_IMAGE, LIBPQ_URL, POSTGRES_IMAGE, Stack, wait_for
 
@@ -44,12 +44,6 @@ def psql_tables(stack: Stack) -> tuple[int, str]:
 FRONTEND_TO_BACKEND = "fetch('http://127.0.0.1:3000/api/health').then(r => console.log(r.status))"
 
 
-def _created(stack: Stack, role: str) -> datetime:
-    """When dockerd created the role's container (its RFC 3339 time, fraction of any length, to the µs)."""
-    whole, _, fraction = stack.container(role).attrs["Created"].rstrip("Z").partition(".")
-    return datetime.fromisoformat(whole) + timedelta(microseconds=int(f"{fraction:0<6}"[:6]))
-
-
 def test_postgres_from_nothing(stack: Stack) -> None:
     """PostgreSQL mode from an empty engine: every service healthy, the schema in the chosen database."""
     deployment = stack.up(FULL_POSTGRES)
@@ -81,7 +75,7 @@ def test_postgres_from_nothing(stack: Stack) -> None:
     # As the engine schedules them: what depends on nothing under way starts at once, side by side. The
     # driver waits for no server: it is created while the data's version check runs, before the server
     # that one-by-one creation (in declaration order) put ahead of it.
-    assert _created(stack, "driver") < _created(stack, "postgres")
+    assert created_at(stack.container("driver").attrs) < created_at(stack.container("postgres").attrs)
 
 
 def test_sqlite_default_keeps_rows_across_replacement(stack: Stack) -> None:
