@@ -18,7 +18,7 @@ import pytest
 
 from components.secrets import LEGACY_COMMAND
 from testkit import plan as planning
-from testkit.harness import run_program
+from testkit.harness import commit, run_program
 from testkit.legacy import after_the_command
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -121,3 +121,19 @@ def test_existing_stack_keeps_every_resource(
     for name in ("ENCRYPTION_KEY", "JWT_SECRET_KEY", "DATABASE_URL"):
         old = next(e for e in before if e.startswith(f"{name}="))
         assert next(e for e in after if e.startswith(f"{name}=")).split("?")[0].replace("+psycopg", "") == old, name
+
+
+def test_a_stack_of_the_version_before_the_old_ports_container() -> None:
+    """A stack of 6b313b0, whose proxy published 80, 3000 and 8000: one `up` moves 3000 and 8000 out of it.
+
+    The proxy is replaced once, without them, and the old ports get their container, after the proxy, the
+    backend and the frontend (whichever held them); nothing else changes, and the next `up` plans nothing.
+    """
+    state = planning.State.from_json((FIXTURES / "state-embedded-6b313b0.json").read_text())
+    deployment = run_program("embedded", prior=state)
+    steps = planning.plan(state, deployment)
+    assert steps.refusals == []
+    assert sorted(steps.summary()) == ["create old-ports-container", "replace proxy-container (ports, uploads)"]
+    old_ports = deployment.container("old-ports").dependencies
+    assert {deployment.container(role).urn for role in ("proxy", "backend", "frontend")} <= set(old_ports)
+    assert planning.plan(commit(deployment, prior=state), run_program("embedded", prior=state)).summary() == []
