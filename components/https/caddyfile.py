@@ -37,6 +37,8 @@ SECURITY_HEADERS = (
 #: What goes to the backend (nginx: /api/ and /ws); /health too, for monitoring through the origin.
 BACKEND_PATHS = ("/api/*", "/ws", "/ws/*", "/health")
 HTTP_DEFAULT_PORT = 80
+#: Caddy's global options for plain HTTP: no certificates, HTTP/1 only.
+PLAIN_HTTP_OPTIONS = ("auto_https off", "servers {\n\t\tprotocols h1\n\t}")
 
 
 def _reverse_proxy(upstream: str) -> str:
@@ -100,8 +102,7 @@ def https_config(https: HttpsSettings, source: CertificateSource, backend: str, 
 
 def http_config(http_port: int, backend: str, frontend: str | None) -> str:
     """Without HTTPS: the app on `http_port` for any host name."""
-    options = ["auto_https off", "servers {\n\t\tprotocols h1\n\t}"]
-    return _global(options) + "\n" + _block(f"http://:{http_port}", _app_site(backend, frontend))
+    return _global(PLAIN_HTTP_OPTIONS) + "\n" + _block(f"http://:{http_port}", _app_site(backend, frontend))
 
 
 def old_ports_config(http_port: int, backend_port: int, frontend_port: int | None, backend: str) -> str:
@@ -110,10 +111,9 @@ def old_ports_config(http_port: int, backend_port: int, frontend_port: int | Non
     The old frontend port redirects to the app (the same host name, `http_port`); the old backend port is the
     backend's.
     """
-    options = ["auto_https off", "servers {\n\t\tprotocols h1\n\t}"]
     origin_port = "" if http_port == HTTP_DEFAULT_PORT else f":{http_port}"
     sites = []
     if frontend_port is not None:
         sites.append(_block(f"http://:{frontend_port}", [f"redir http://{{host}}{origin_port}{{uri}} 308"]))
     sites.append(_block(f"http://:{backend_port}", [_headers(), f"handle {{\n\t\t{_reverse_proxy(backend)}\n\t}}"]))
-    return _global(options) + "".join(f"\n{site}" for site in sites)
+    return _global(PLAIN_HTTP_OPTIONS) + "".join(f"\n{site}" for site in sites)

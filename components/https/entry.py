@@ -37,7 +37,6 @@ class HttpEntry:
         """Serve as `settings` say."""
         self.settings = settings
         self.proxy: Proxy | None = None
-        self.old_ports: OldPorts | None = None
 
     def _url(self, port: int) -> str:
         return public_url(self.settings.bind_address, port)
@@ -71,7 +70,7 @@ class HttpEntry:
         self.proxy = Proxy("proxy", self._proxy_args(app_network, api, web, after))
         settings = self.settings
         frontend_port = settings.frontend_port if web is not None else None
-        self.old_ports = OldPorts(
+        OldPorts(
             "old-ports",
             OldPortsArgs(
                 naming=settings.naming,
