@@ -55,13 +55,18 @@ HTTP_OK = 200
 PG_USER = PG_DB = "argusai"
 
 
-def health_ok(port: int) -> bool:
-    """Whether the backend published on 127.0.0.1:port answers /health with 200."""
+def answers(port: int, path: str) -> bool:
+    """Whether 127.0.0.1:port answers GET `path` with 200."""
     try:
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/health", timeout=HTTP_TIMEOUT_SECONDS) as r:  # noqa: S310
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=HTTP_TIMEOUT_SECONDS) as r:  # noqa: S310
             return r.status == HTTP_OK
     except (urllib.error.URLError, OSError):
         return False
+
+
+def health_ok(port: int) -> bool:
+    """Whether the backend published on 127.0.0.1:port answers /health with 200."""
+    return answers(port, "/health")
 
 
 def until(check: Any, start: float, what: str) -> float:
@@ -75,16 +80,11 @@ def until(check: Any, start: float, what: str) -> float:
 
 def app_ok(port: int) -> bool:
     """Whether the app's origin on 127.0.0.1:port answers both its page and the API's /health with 200."""
-    try:
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/", timeout=HTTP_TIMEOUT_SECONDS) as r:  # noqa: S310
-            page = r.status == HTTP_OK
-    except (urllib.error.URLError, OSError):
-        return False
-    return page and health_ok(port)
+    return answers(port, "/") and answers(port, "/health")
 
 
-def timed_deploy(deploy: Any, ready: Any) -> float:
-    """Run `deploy` in a thread; seconds from its start until `ready()`."""
+def timed_deploy(deploy: Any, ready: Any, what: str) -> float:
+    """Run `deploy` in a thread; seconds from its start until `ready()` (`what` it waits for, for the error)."""
     start = time.monotonic()
     errors: list[BaseException] = []
 
@@ -97,7 +97,7 @@ def timed_deploy(deploy: Any, ready: Any) -> float:
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        return until(lambda: ready() or bool(errors), start, "the backend's /health")
+        return until(lambda: ready() or bool(errors), start, what)
     finally:
         thread.join()
         if errors:
@@ -117,24 +117,37 @@ ADAPTATION_ROLE = "driver"
 FRONTEND_ROLE = "frontend"
 
 
-def program_overrides(port: int) -> dict[str, Any]:
-    """The stack's config: PostgreSQL mode with both release images as published, the gate on (the default).
+def release_overrides(port: int) -> dict[str, Any]:
+    """The release backend's stack: PostgreSQL mode, no frontend, the API on `port` (`backendPort`), the gate on.
 
-    `port` is the app's (`httpPort`): the proxy in front, as every stack has it (the test Caddy).
+    The other release benchmarks (`move`, `upgrade`) build on it and talk to the API there.
     """
     return {
         "database": "postgres",
         "backendImage": ARGUSAI_BACKEND.tag,
         "postgresImage": POSTGRES.tag,
-        "frontendImage": ARGUSAI_FRONTEND.tag,
+        "frontendImage": "",
         "bindAddress": LOOPBACK,
-        "backendPort": free_port(),
-        "frontendPort": free_port(),
+        "backendPort": port,
+        # The proxy in front (every stack has it): the test Caddy, the app on a free port.
         "proxyImage": CADDY.tag,
-        "httpPort": port,
+        "httpPort": free_port(),
         "protectData": False,
         "backupEnabled": False,  # the compose file has no backups
         "registryDigests": False,  # the images exist only on this engine
+    }
+
+
+def program_overrides(port: int) -> dict[str, Any]:
+    """This benchmark's stack: the release's, with its frontend as published, as users deploy it.
+
+    `port` is the app's (`httpPort`), where it is measured.
+    """
+    return {
+        **release_overrides(free_port()),
+        "frontendImage": ARGUSAI_FRONTEND.tag,
+        "frontendPort": free_port(),
+        "httpPort": port,
     }
 
 
@@ -146,7 +159,9 @@ def program_run(client: docker.DockerClient) -> tuple[float, dict[str, float]]:
     deployment = run_program(stack, overrides, image_ids=lambda ref: client.images.get(ref).id)
     try:
         started = time.time()
-        seconds = timed_deploy(lambda: Applier(client).up(deployment, planning.State()), lambda: app_ok(port))
+        seconds = timed_deploy(
+            lambda: Applier(client).up(deployment, planning.State()), lambda: app_ok(port), "the app's page and /health"
+        )
         created = [_created(client, f"argusai-{stack}-{role}") for role in PATH_ROLES]
         marks = [started, *created, started + seconds]
         names = (f"program until {PATH_ROLES[0]} created", *(f"{role} created to next" for role in PATH_ROLES))
@@ -219,6 +234,7 @@ def compose_run(client: docker.DockerClient, compose_bin: str, source: Path) -> 
                     [*base, "up", "-d"], env=env, check=True, capture_output=True, timeout=TIMEOUT_SECONDS
                 ),
                 lambda: health_ok(port),
+                "the backend's /health",
             )
         finally:
             subprocess.run(  # noqa: S603 - the compose binary found on PATH, fixed arguments

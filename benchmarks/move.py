@@ -64,7 +64,7 @@ print(c.execute("SELECT count(*) FROM events").fetchone()[0])
 
 def program_overrides(port: int) -> dict[str, Any]:
     """The stack before the switch: the real-release benchmark's stack, on SQLite."""
-    return {**argusai.program_overrides(port), "database": "sqlite"}
+    return {**argusai.release_overrides(port), "database": "sqlite"}
 
 
 @dataclass

@@ -82,7 +82,7 @@ PROXY_LOG_LINES = 20
 
 def program_overrides(variant: str, port: int, http_port: int = 0) -> dict[str, Any]:
     """The stack's config: the real release on SQLite, gate on; with `proxy`, HTTPS on `port` and `http_port`."""
-    overrides = {**argusai.program_overrides(port), "database": "sqlite"}
+    overrides = {**argusai.release_overrides(port), "database": "sqlite"}
     overrides.pop("schemaGate", None)  # the default: on
     if variant == PROXY:
         overrides |= {
