@@ -169,19 +169,18 @@ def _port_bindings(reg: Registration) -> dict[str, list[tuple[str, int]]]:
     return bindings
 
 
-def _upload_tar(uploads: list[dict[str, Any]]) -> bytes:
-    """The archive the provider copies into a container: one entry per upload, named by its path, root's."""
+def _upload_tar(upload: dict[str, Any]) -> bytes:
+    """The archive the provider copies into a container for one upload: the file, named by its path, root's."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for upload in uploads:
-            # `source`: the provider reads the file, relative to its working directory (the project's).
-            source = upload.get("source")
-            content = (PROJECT / source).read_bytes() if source else str(upload.get("content") or "").encode()
-            info = tarfile.TarInfo(str(upload["file"]))
-            info.size = len(content)
-            info.mode = UPLOAD_MODE_EXECUTABLE if upload.get("executable") else UPLOAD_MODE
-            info.mtime = int(time.time())
-            archive.addfile(info, io.BytesIO(content))
+        # `source`: the provider reads the file, relative to its working directory (the project's).
+        source = upload.get("source")
+        content = (PROJECT / source).read_bytes() if source else str(upload.get("content") or "").encode()
+        info = tarfile.TarInfo(str(upload["file"]))
+        info.size = len(content)
+        info.mode = UPLOAD_MODE_EXECUTABLE if upload.get("executable") else UPLOAD_MODE
+        info.mtime = int(time.time())
+        archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
 
@@ -467,10 +466,6 @@ class Applier:
         )
         cid = created["Id"]
         self._interrupt_at(reg.plain("name"), "created")
-        uploads = reg.plain("uploads") or []
-        if uploads:
-            # As the provider: after create, before start, each file in a tar extracted at `/`.
-            self.api.put_archive(cid, "/", _upload_tar(uploads))
         if networks:
             try:
                 self.api.disconnect_container_from_network(cid, "bridge")
@@ -479,6 +474,10 @@ class Applier:
                     raise
             for net in networks:
                 self.api.connect_container_to_network(cid, net["name"], aliases=net.get("aliases") or None)
+        # As the provider, after the networks and before start: one copy per upload, each a tar of its one file
+        # extracted at `/` (each copy mounts the container's file system: some 75 ms on overlay2).
+        for upload in reg.plain("uploads") or []:
+            self.api.put_archive(cid, "/", _upload_tar(upload))
         self.api.start(cid)
         self._interrupt_at(reg.plain("name"), "started")
         inputs = reg.plain_inputs()
