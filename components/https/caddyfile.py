@@ -22,7 +22,7 @@ from components.https.sources import HSTS_MAX_AGE_SECONDS, CertificateSource
 from components.settings import HttpsSettings
 
 # How long a request waits for an upstream that does not answer (a backend being replaced: its successor
-# imports the release for about 20 s); retried every HOLD_RETRY_SECONDS.
+# imports the release for some 10 to 20 s); retried every HOLD_RETRY_SECONDS.
 HOLD_SECONDS = 120
 HOLD_RETRY_SECONDS = 0.25
 #: The release's nginx limit (client_max_body_size 50M): uploads of that size pass.
