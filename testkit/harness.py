@@ -20,6 +20,7 @@ import collections
 import hashlib
 import json
 import runpy
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
 PROJECT = "argusai"
 NAMESPACE = "argusai"
+#: An upload that is a zip of scripts (components/scripts: `Script.bundle`).
+ZIP_SUFFIX = ".zip"
 
 
 class StackConfigError(Exception):
@@ -135,12 +138,20 @@ class Registration(planning.Options):
         """A container's uploads: path in the container -> text.
 
         Given as content, or read from the project file at `source` as the provider reads it (relative to the
-        project's directory).
+        project's directory). A zip (scripts of several files, imported from it) gives each file it holds,
+        as `<zip's path>/<file>`.
         """
-        return {
-            upload["file"]: upload["content"] if "content" in upload else (ROOT / upload["source"]).read_text()
-            for upload in self.plain("uploads") or []
-        }
+        files: dict[str, str] = {}
+        for upload in self.plain("uploads") or []:
+            if "content" in upload:
+                files[upload["file"]] = upload["content"]
+            elif upload["file"].endswith(ZIP_SUFFIX):
+                with zipfile.ZipFile(ROOT / upload["source"]) as archive:
+                    for name in archive.namelist():
+                        files[f"{upload['file']}/{name}"] = archive.read(name).decode()
+            else:
+                files[upload["file"]] = (ROOT / upload["source"]).read_text()
+        return files
 
 
 def unwrap(value: Any) -> Any:

@@ -12,14 +12,17 @@ import io
 import tarfile
 from typing import Any
 
+import pulumi_docker as docker
 import pytest
 
 import testkit.applier as applier_module
-from benchmarks.argusai import program_overrides
+from components.naming import Naming
+from components.scripts import PG_BACKUP, PG_VERSION, SQLITE_BACKUP
+from components.step import Step, StepArgs
 from testkit.applier import Applier
-from testkit.harness import run_program
+from testkit.harness import CONTAINER, run_components
 
-RELEASE_STEPS = "release-steps"
+NETWORKS = ("argusai-unit-app", "argusai-unit-db")
 
 
 class RecordingApi:
@@ -69,19 +72,35 @@ class Client:
 
 
 def test_each_upload_is_its_own_copy_after_the_networks_and_before_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The release's steps: create, networks, one copy per uploaded file (13 here), start."""
-    deployment = run_program("applier", program_overrides(18000), image_ids=lambda ref: "sha256:" + "0" * 64)
-    registration = next(
-        reg for reg in deployment.of_type(applier_module.CONTAINER) if reg.plain("name").endswith(RELEASE_STEPS)
+    """A step on two networks with three files: create, leave bridge, two connects, three copies, start."""
+    _, deployment = run_components(
+        lambda: Step(
+            "three-files",
+            StepArgs(
+                naming=Naming("argusai", "unit"),
+                role="three-files",
+                image="sha256:" + "0" * 64,
+                script="true",
+                volumes=[docker.ContainerVolumeArgs(volume_name="argusai-unit-backups", container_path="/steps")],
+                log_dir="/steps",
+                networks=NETWORKS,
+                files=[*PG_BACKUP.uploads(), *PG_VERSION.uploads(), *SQLITE_BACKUP.uploads()],
+            ),
+        )
     )
+    (registration,) = deployment.of_type(CONTAINER)
     uploads = [upload["file"] for upload in registration.plain("uploads")]
-    networks = [net["name"] for net in registration.plain("networksAdvanced")]
     monkeypatch.setattr(applier_module, "container_state_from_engine", lambda inputs, attrs: dict(inputs))
     client = Client()
     Applier(client)._create_container(registration)  # noqa: SLF001 - the create alone, no plan around it
 
-    kinds = [kind for kind, _ in client.api.calls]
-    assert kinds == ["create", "disconnect", *["connect"] * len(networks), *["copy"] * len(uploads), "start"]
+    assert client.api.calls[:4] == [
+        ("create", "argusai-unit-three-files"),
+        ("disconnect", "bridge"),
+        ("connect", NETWORKS[0]),
+        ("connect", NETWORKS[1]),
+    ]
+    assert [kind for kind, _ in client.api.calls[4:]] == ["copy"] * len(uploads) + ["start"]
     copies = [names for kind, names in client.api.calls if kind == "copy"]
     assert sorted(copies) == sorted((name,) for name in uploads)
-    assert len(uploads) > 1
+    assert len(uploads) == len(("pg_backup.sh", "pg_version.sh", "sqlite_backup.py"))

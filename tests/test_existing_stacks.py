@@ -127,13 +127,18 @@ def test_a_stack_of_the_version_before_the_old_ports_container() -> None:
     """A stack of 6b313b0, whose proxy published 80, 3000 and 8000: one `up` moves 3000 and 8000 out of it.
 
     The proxy is replaced once, without them, and the old ports get their container, after the proxy, the
-    backend and the frontend (whichever held them); nothing else changes, and the next `up` plans nothing.
+    backend and the frontend (whichever held them); the release's steps once, for their modules uploaded as
+    one zip (their PYTHONPATH names it); nothing else changes, and the next `up` plans nothing.
     """
     state = planning.State.from_json((FIXTURES / "state-embedded-6b313b0.json").read_text())
     deployment = run_program("embedded", prior=state)
     steps = planning.plan(state, deployment)
     assert steps.refusals == []
-    assert sorted(steps.summary()) == ["create old-ports-container", "replace proxy-container (ports, uploads)"]
+    assert sorted(steps.summary()) == [
+        "create old-ports-container",
+        "replace proxy-container (ports, uploads)",
+        "replace release-steps-container (envs, uploads)",
+    ]
     old_ports = deployment.container("old-ports").dependencies
     assert {deployment.container(role).urn for role in ("proxy", "backend", "frontend")} <= set(old_ports)
     assert planning.plan(commit(deployment, prior=state), run_program("embedded", prior=state)).summary() == []

@@ -33,7 +33,7 @@ from components.database.driver import Driver, DriverArgs
 from components.database.postgres_server import Postgres, PostgresArgs
 from components.naming import Naming
 from components.network import Networks
-from components.scripts import DATA_MOVE, IN_CONTAINER, PG_BACKUP, RELEASE_STEPS, Script
+from components.scripts import PG_BACKUP, RELEASE_STEPS, RELEASE_STEPS_WITH_MOVE, Script
 from components.secrets import AppSecrets
 from components.settings import DatabaseKind, Settings
 from components.step import DONE_MARKER, Step, StepArgs
@@ -136,8 +136,8 @@ class DatabaseMode(ABC):
 
     @property
     def _script_env(self) -> list[str]:
-        """PYTHONPATH of a step running a script of this project (`python -m`) in the backend image."""
-        return [f"PYTHONPATH={':'.join([IN_CONTAINER, *self.python_path])}"]
+        """PYTHONPATH of the release's steps (`python -m`) in the backend image: their zip, then the driver."""
+        return [f"PYTHONPATH={':'.join([self._release_script.python_path, *self.python_path])}"]
 
     def _ready_to_connect(self, image_id: pulumi.Input[str], backups: docker.Volume) -> list[pulumi.Resource]:
         """What must succeed before the backend image connects to the database (nothing for a file)."""
@@ -173,6 +173,8 @@ class DatabaseMode(ABC):
 
     #: The parts of `release_steps.py` this mode runs (the script runs them in its own fixed order).
     _release_parts: tuple[str, ...] = ("schema_gate", "key_rotation", "admin_seed")
+    #: The release's steps with the modules of those parts.
+    _release_script: Script = RELEASE_STEPS
 
     def _release_steps(
         self,
@@ -191,7 +193,7 @@ class DatabaseMode(ABC):
             naming=self.naming,
             role=RELEASE_ROLE,
             image=image_id,
-            script=RELEASE_STEPS.shell,
+            script=self._release_script.shell,
             # Mounted where the backend mounts it: a first mount copies the image's ownership.
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
@@ -208,7 +210,7 @@ class DatabaseMode(ABC):
                 pulumi.Output.concat("ADMIN_PASSWORD=", admin_password),
             ],
             networks=self._networks,
-            files=[*RELEASE_STEPS.uploads(), *self.files],
+            files=[*self._release_script.uploads(), *self.files],
             depends_on=[*depends_on, *self.backend_depends_on],
         )
 
@@ -348,6 +350,7 @@ class ServerMode(DatabaseMode):
         )
 
     _release_parts = (*DatabaseMode._release_parts, "data_move")
+    _release_script = RELEASE_STEPS_WITH_MOVE
 
     def _release_steps(
         self,
@@ -383,7 +386,6 @@ class ServerMode(DatabaseMode):
                 # ... released once the new backend answers (so a later way back finds it unlocked).
                 f"MOVE_RELEASE_AFTER=http://{backend.ALIAS}:{backend.PORT}/health",
             ],
-            files=[*args.files, *DATA_MOVE.uploads()],
             timeout_seconds=MOVE_TIMEOUT_SECONDS,
         )
 

@@ -13,6 +13,9 @@ from components.scripts import IN_CONTAINER
 from components.settings import load_settings
 from testkit.harness import Deployment, commit, layered_config, run_program
 
+#: Where the release's steps find their modules: one zip (components/scripts: `Script.bundle`).
+RELEASE_ZIP = f"{IN_CONTAINER}/release_steps.zip"
+
 
 def test_decided_from_the_database_key(embedded: Deployment, prod: Deployment) -> None:
     """SQLite unless `database: postgres`; only PostgreSQL mode asks for the database network."""
@@ -86,12 +89,16 @@ def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: 
         assert env["RELEASE_PARTS"] == parts
         assert env["STEP_LOG"] == log
         assert env["DATABASE_URL"] == backend.env()["DATABASE_URL"]
+        # Every module in one zip on PYTHONPATH: one copy before the container starts, not one per file.
+        (upload,) = steps.plain("uploads")
+        assert upload["file"] == RELEASE_ZIP
+        assert env["PYTHONPATH"].split(":")[0] == RELEASE_ZIP
         uploaded = steps.uploaded()
-        assert "alembic" in uploaded[f"{IN_CONTAINER}/schema_gate.py"]
-        assert {f"{IN_CONTAINER}/{name}" for name in ("release_steps.py", "key_rotation.py", "admin_seed.py")} <= set(
+        assert "alembic" in uploaded[f"{RELEASE_ZIP}/schema_gate.py"]
+        assert {f"{RELEASE_ZIP}/{name}" for name in ("release_steps.py", "key_rotation.py", "admin_seed.py")} <= set(
             uploaded
         )
-        assert (f"{IN_CONTAINER}/data_move/__main__.py" in uploaded) == (deployment is prod)
+        assert (f"{RELEASE_ZIP}/data_move/__main__.py" in uploaded) == (deployment is prod)
         assert steps.is_secret("envs")
     # PostgreSQL: pg_dump of the server's image, tied to the backend image so it reruns with it.
     pg_backup = prod.container("schema-backup")
