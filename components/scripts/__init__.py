@@ -88,14 +88,18 @@ class Script:
                 archive.writestr(entry, file.read_bytes())
         return buffer.getvalue()
 
+    @cached_property
+    def _zip_hash(self) -> str:
+        """The zip's SHA-256: in its file's name, and the upload's `source_hash`."""
+        return hashlib.sha256(self._zip).hexdigest()
+
     def bundle(self) -> Path:
         """Its zip under BUNDLES, written if it is not there yet (whole or not at all: renamed into place)."""
-        data = self._zip
-        path = BUNDLES / f"{self.module}-{hashlib.sha256(data).hexdigest()[:HASH_IN_NAME]}.zip"
+        path = BUNDLES / f"{self.module}-{self._zip_hash[:HASH_IN_NAME]}.zip"
         if not path.is_file():
             BUNDLES.mkdir(exist_ok=True)
             partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-            partial.write_bytes(data)
+            partial.write_bytes(self._zip)
             partial.replace(path)
         return path
 
@@ -112,7 +116,7 @@ class Script:
                 docker.ContainerUploadArgs(
                     file=self.python_path,
                     source=path.relative_to(PROJECT).as_posix(),
-                    source_hash=hashlib.sha256(self._zip).hexdigest(),
+                    source_hash=self._zip_hash,
                 )
             ]
         return [
@@ -154,7 +158,6 @@ FRONTEND_ORIGIN = Script("frontend_origin.sh")
 INSTALL_DRIVER = Script("install_driver.sh")
 ADMIN_SEED = Script("admin_seed.py")
 KEY_ROTATION = Script("key_rotation.py")
-# The data move is a server's part: its mode uploads it beside these.
+# The release's steps, each as one zip: a file's, and a server's with the data move (its mode's part).
 RELEASE_STEPS = Script("release_steps.py", needs=(SCHEMA_GATE, KEY_ROTATION, ADMIN_SEED))
-#: A server's: with the data move from the SQLite file.
 RELEASE_STEPS_WITH_MOVE = Script("release_steps.py", needs=(SCHEMA_GATE, KEY_ROTATION, ADMIN_SEED, DATA_MOVE))
