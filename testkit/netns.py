@@ -6,6 +6,12 @@ per host; the namespace gets no default route, so the one place it can reach is 
 the link: what it reaches, it reaches as a device on the household's network would, through the Docker
 host's published ports. `routes()` reads the namespace's routing table, the proof of that isolation.
 
+The namespace is settled when `another_host()` yields: IPv4 only (no IPv6 link-local address that the
+kernel would add a second later, after its duplicate address detection) and its link up. A browser
+started in it sees no address or link change afterwards; chromium fails every connection in flight
+with `ERR_NETWORK_CHANGED` when it sees one. The namespace also keeps the browser away from the Docker
+host's own changes: every network a stack creates adds an address there.
+
 Needs root (`ip netns`, from iproute2). Every command has a timeout.
 """
 
@@ -13,24 +19,44 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 IP = "ip"
+SYSCTL = "sysctl"
 TIMEOUT_SECONDS = 30
+#: How long the namespace's end of the link may take to come up (carrier), checked every POLL_SECONDS.
+LINK_UP_SECONDS = 10
+POLL_SECONDS = 0.05
+#: Off in the namespace: the other host is IPv4 only, and so gets no address after it is handed out.
+NO_IPV6 = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 #: RFC 2544: 198.18.0.0/15 is set aside for benchmarking; /30s of it at 198.18.<n>.<4k>.
 BENCHMARK_NET = "198.18"
 PREFIX_LENGTH = 30
 
 
-def _ip(*args: str) -> str:
+def ip(*args: str) -> str:
+    """Run `ip <args>` (iproute2); its output, or RuntimeError with its message."""
     done = subprocess.run(  # noqa: S603 - iproute2 with arguments made here
         [IP, *args], capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
+
+
+def _wait_for_carrier(namespace: str, link: str) -> None:
+    """Return once `link` in `namespace` is up with its carrier (LOWER_UP), or raise after LINK_UP_SECONDS."""
+    deadline = time.monotonic() + LINK_UP_SECONDS
+    while True:
+        flags = ip("-n", namespace, "-o", "link", "show", "dev", link)
+        if "LOWER_UP" in flags:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{link} in {namespace} did not come up in {LINK_UP_SECONDS} s: {flags.strip()}")
+        time.sleep(POLL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -53,9 +79,24 @@ class Host:
             check=False,
         )
 
+    def addresses(self) -> list[str]:
+        """The namespace's addresses, IPv4 and IPv6, one a line."""
+        return [line.strip() for line in ip("-n", self.namespace, "-o", "addr", "show").splitlines() if line.strip()]
+
+    def changes_within(self, seconds: float) -> str:
+        """What the namespace's links, addresses and routes did over the next `seconds` (`ip monitor`)."""
+        watch = subprocess.Popen(  # noqa: S603 - iproute2 on the test's own namespace
+            [IP, "-n", self.namespace, "monitor", "link", "address", "route"], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            time.sleep(seconds)
+        finally:
+            watch.terminate()
+        return watch.communicate(timeout=TIMEOUT_SECONDS)[0]
+
     def routes(self) -> list[str]:
         """The namespace's IPv4 routing table, one route a line."""
-        return [line.strip() for line in _ip("-n", self.namespace, "-4", "route", "show").splitlines() if line.strip()]
+        return [line.strip() for line in ip("-n", self.namespace, "-4", "route", "show").splitlines() if line.strip()]
 
 
 @contextmanager
@@ -65,16 +106,20 @@ def another_host() -> Iterator[Host]:
     namespace, outside, inside = f"argusai-{tag}", f"av{tag}h", f"av{tag}n"
     third, fourth = secrets.randbelow(256), secrets.randbelow(64) * 4
     docker_host, address = f"{BENCHMARK_NET}.{third}.{fourth + 1}", f"{BENCHMARK_NET}.{third}.{fourth + 2}"
-    _ip("netns", "add", namespace)
+    ip("netns", "add", namespace)
     try:
-        _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+        ip("netns", "exec", namespace, SYSCTL, "-q", "-w", *NO_IPV6)
+        ip("link", "add", outside, "type", "veth", "peer", "name", inside)
         try:
-            _ip("link", "set", inside, "netns", namespace)
-            _ip("addr", "add", f"{docker_host}/{PREFIX_LENGTH}", "dev", outside)
-            _ip("link", "set", outside, "up")
-            _ip("-n", namespace, "addr", "add", f"{address}/{PREFIX_LENGTH}", "dev", inside)
-            _ip("-n", namespace, "link", "set", inside, "up")
-            _ip("-n", namespace, "link", "set", "lo", "up")
+            ip("link", "set", inside, "netns", namespace)
+            # A link moved in keeps the settings it was made with: its own IPv6 off too.
+            ip("netns", "exec", namespace, SYSCTL, "-q", "-w", f"net.ipv6.conf.{inside}.disable_ipv6=1")
+            ip("addr", "add", f"{docker_host}/{PREFIX_LENGTH}", "dev", outside)
+            ip("link", "set", outside, "up")
+            ip("-n", namespace, "addr", "add", f"{address}/{PREFIX_LENGTH}", "dev", inside)
+            ip("-n", namespace, "link", "set", inside, "up")
+            ip("-n", namespace, "link", "set", "lo", "up")
+            _wait_for_carrier(namespace, inside)
             yield Host(namespace=namespace, address=address, docker_host=docker_host)
         finally:
             # Removing one end removes the pair.
@@ -82,4 +127,4 @@ def another_host() -> Iterator[Host]:
                 [IP, "link", "del", outside], capture_output=True, timeout=TIMEOUT_SECONDS, check=False
             )
     finally:
-        _ip("netns", "del", namespace)
+        ip("netns", "del", namespace)

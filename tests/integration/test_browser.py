@@ -26,10 +26,13 @@ import http.server
 import os
 import secrets
 import shutil
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,7 +47,7 @@ from testkit import browser, netns
 from testkit.applier import ApplyError
 from testkit.images.derive import derive_by_running
 from testkit.images.recipes import ARGUSAI_BACKEND, ARGUSAI_FRONTEND, ARGUSAI_FRONTEND_SAME_ORIGIN
-from testkit.net import LOOPBACK, free_port
+from testkit.net import free_port
 from testkit.pki import Certificates
 from testkit.pyindex import package_index
 
@@ -65,6 +68,12 @@ WRONG_PASSWORD = "not-the-admin-password"
 TLS_NAME = "argusai.lan"
 #: An index nothing answers for: the name resolves nowhere on the stack's network.
 GONE_INDEX = "http://pypi-gone:8080/simple"
+#: How long the kit's page holds a handshake while the Docker host's network changes.
+STALL_SECONDS = 3.0
+#: How long a namespace handed out is watched for changes (the kernel's DAD takes 1 to 2 s).
+SETTLE_SECONDS = 3.0
+#: The bridge added on the Docker host: the half of RFC 2544's 198.18.0.0/15 the other hosts leave alone.
+OTHER_NET = "198.19"
 #: The published backend: the kit's release image with its driver uninstalled, its command and user kept.
 BACKEND_RESTORE = ('CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000"]', "USER appuser")
 #: Run on the other host: the status of GET <argv[1]>, 0 when nothing answers.
@@ -93,14 +102,6 @@ def chromium() -> None:
         browser.CHROMIUM.is_file() and shutil.which(browser.CERTUTIL) is not None,
         f"{browser.CHROMIUM} or certutil is missing (`bash scripts/test-tools.sh` installs them)",
     )
-
-
-def _image_present(client: docker.DockerClient, reference: str) -> bool:
-    try:
-        client.images.get(reference)
-    except NotFound:
-        return False
-    return True
 
 
 def _image_present(client: docker.DockerClient, reference: str) -> bool:
@@ -203,42 +204,129 @@ class _Hello(http.server.BaseHTTPRequestHandler):
         """Quiet."""
 
 
+class _TlsSite(http.server.ThreadingHTTPServer):
+    """`_Hello` over TLS; each connection's handshake begins `stall` seconds after it is accepted."""
+
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, stall: float = 0) -> None:
+        super().__init__(address, _Hello)
+        self.context = context
+        self.stall = stall
+
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        """In the connection's own thread: the stall, then the handshake, then the request."""
+        time.sleep(self.stall)
+        try:
+            wrapped = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # a browser that refuses the certificate ends the handshake
+        super().finish_request(wrapped, client_address)
+
+
+@dataclass(frozen=True)
+class TlsSite:
+    """The kit's HTTPS page on another host: its URL, that host, its CA, an unrelated CA, its server."""
+
+    url: str
+    host: netns.Host
+    ca: str
+    other_ca: str
+    server: _TlsSite
+
+
 @pytest.fixture
-def tls_site(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
-    """An HTTPS page on 127.0.0.1 for `argusai.lan`; (its URL, PEM of its CA, PEM of an unrelated CA)."""
+def tls_site(tmp_path: Path) -> Iterator[TlsSite]:
+    """An HTTPS page for `argusai.lan` at the Docker host's address on another host's link."""
     made = Certificates.for_names(TLS_NAME, ca_name="argusai browser-kit test CA")
     (tmp_path / "cert.pem").write_bytes(made.server_cert)
     (tmp_path / "key.pem").write_bytes(made.server_key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    port = free_port()
-    server = http.server.ThreadingHTTPServer((LOOPBACK, port), _Hello)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://{TLS_NAME}:{port}/", made.ca, made.other_ca
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with netns.another_host() as other:
+        port = free_port()
+        server = _TlsSite((other.docker_host, port), context)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield TlsSite(f"https://{TLS_NAME}:{port}/", other, made.ca, made.other_ca, server)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
 
 
-def test_browser_trusts_only_the_given_ca(tls_site: tuple[str, str, str], chromium: None) -> None:
+def test_browser_trusts_only_the_given_ca(tls_site: TlsSite, chromium: None) -> None:
     """The kit's trust: the page loads with its CA trusted, and fails as for a user with another or none."""
-    url, ca, other = tls_site
-    with browser.browser_session(trust_ca=ca, hosts=[TLS_NAME], prefix="kit-tls-") as session:
+    url = tls_site.url
+    with browser.browser_session(
+        trust_ca=tls_site.ca, hosts=[TLS_NAME], prefix="kit-tls-", host=tls_site.host
+    ) as session:
         response = session.page.goto(url)
         assert response is not None
         assert response.status == 200
         assert session.page.locator("h1").inner_text() == "served over TLS"
         assert session.observed.failed(url) == []
         session.screenshot("trusted")
-    for trust in (other, None):
-        with browser.browser_session(trust_ca=trust, hosts=[TLS_NAME]) as session:
+    for trust in (tls_site.other_ca, None):
+        with browser.browser_session(trust_ca=trust, hosts=[TLS_NAME], host=tls_site.host) as session:
             with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
                 session.page.goto(url)
             assert [r.reason for r in session.observed.failed(url)] == ["net::ERR_CERT_AUTHORITY_INVALID"]
+
+
+@contextmanager
+def _network_added_here(after: float) -> Iterator[None]:
+    """`after` seconds in, a bridge with an address on this (the Docker) host, as `docker network create` adds.
+
+    Removed on leaving.
+    """
+    name = f"argusai-nc{secrets.token_hex(2)}"
+    address = f"{OTHER_NET}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}/32"
+
+    def add() -> None:
+        time.sleep(after)
+        netns.ip("link", "add", name, "type", "bridge")
+        netns.ip("addr", "add", address, "dev", name)
+        added.set()
+
+    added = threading.Event()
+    thread = threading.Thread(target=add, daemon=True)
+    thread.start()
+    try:
+        yield
+        thread.join(timeout=netns.TIMEOUT_SECONDS)
+        assert added.is_set(), f"the bridge {name} was not added"
+    finally:
+        with suppress(RuntimeError):  # not there when the adding failed
+            netns.ip("link", "del", name)
+
+
+def test_a_browser_on_another_host_rides_out_the_docker_hosts_network_changes(
+    tls_site: TlsSite, chromium: None
+) -> None:
+    """A network created on the Docker host while a page loads does not fail the other host's browser.
+
+    Chromium fails every connection in flight with `ERR_NETWORK_CHANGED` when an address of its own host
+    changes; a stack on another worker creates networks at any time. Here the page's TLS handshake is held
+    for STALL_SECONDS and a bridge gets an address on the Docker host in the meantime.
+    """
+    tls_site.server.stall = STALL_SECONDS
+    with browser.browser_session(trust_ca=tls_site.ca, hosts=[TLS_NAME], host=tls_site.host) as session:
+        with _network_added_here(after=STALL_SECONDS / 3):
+            response = session.page.goto(tls_site.url)
+        assert response is not None
+        assert response.status == HTTP_OK
+        assert session.observed.failed(tls_site.url) == []
+
+
+def test_another_host_is_settled_when_handed_out() -> None:
+    """Nothing changes in the namespace after `another_host()` yields: no late address, the link up."""
+    with netns.another_host() as other:
+        # Longer than the kernel's duplicate address detection, after which it adds an IPv6 link-local address.
+        changes = other.changes_within(SETTLE_SECONDS)
+        addresses = "\n".join(other.addresses())
+    assert changes.strip() == "", f"the namespace changed after it was handed out:\n{changes}"
+    assert "inet6" not in addresses, addresses
+    assert f"inet {other.address}/" in addresses, addresses
 
 
 def test_published_images_from_another_host_over_http_then_postgres(
