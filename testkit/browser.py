@@ -10,14 +10,15 @@ the repository).
 HTTPS without shortcuts: TLS errors are never ignored. `trust_ca=` adds CA certificates (PEM) to the
 profile's own NSS database (`$HOME/.pki/nssdb`, where chromium on Linux reads user-added trust anchors;
 `certutil` from Debian's `libnss3-tools`), so a page served with a certificate from that CA loads and one
-from any other CA fails as it would for a user. `hosts=` maps names to 127.0.0.1 in chromium's resolver,
-so `https://<name>:<port>` is opened with its real name (the name the certificate holds and the origin
-the backend's CORS list names).
+from any other CA fails as it would for a user. `hosts=` maps names to the Docker host's address on the
+other host's link in chromium's resolver, so `https://<name>:<port>` is opened with its real name (the
+name the certificate holds and the origin the backend's CORS list names).
 
 `BrowserSession.observe(action)` runs one step with a clean record and watches a few seconds more (late
-failures: reconnect timers, polls). Chromium aborts whatever is in flight when the host's interfaces
-change (`net::ERR_NETWORK_CHANGED`), as they do whenever dockerd creates or removes a network for another
-stack on the same engine; a step that saw that is run again rather than blamed on the page.
+failures: reconnect timers, polls). Chromium aborts whatever is in flight when its host's interfaces
+change (`net::ERR_NETWORK_CHANGED`), as the Docker host's do whenever dockerd creates or removes a
+network for a stack: so the browser runs on another host (`host=`, `testkit.netns`), whose namespace
+nothing changes once it is handed out, and such an error is a failure like any other.
 
 Every wait has a timeout fitted to a cold 2-core machine; failures raise Playwright's TimeoutError naming
 what was awaited.
@@ -46,7 +47,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CERTUTIL = "certutil"
 ARTIFACTS_ENV = "ARTIFACTS_DIR"
 DEFAULT_ARTIFACTS = ROOT / "artifacts"
-LOOPBACK = "127.0.0.1"
 #: As root chromium refuses to start without --no-sandbox; the rest keep a test run to the pages it opens
 #: (no update checks, sync, field trials or QUIC to hosts outside this machine) and to one CPU path.
 CHROMIUM_ARGS = (
@@ -71,10 +71,6 @@ CERTUTIL_TIMEOUT_SECONDS = 60
 VIEWPORT = {"width": 1366, "height": 900}
 #: How long a page is still watched after it showed its data: late failures (a reconnect timer, a poll).
 OBSERVE_MS = 5_000
-#: Chromium aborts what is in flight when the host's interfaces change, as they do whenever dockerd creates
-#: or removes a network (another stack deploying on the same engine): such a check is run again.
-NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
-NETWORK_CHANGE_ATTEMPTS = 3
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 ERROR_STATUS = 400
 
@@ -145,12 +141,6 @@ class Observed:
             *(f"failed request: {request}" for request in self.failed(api_prefix)),
         ]
 
-    def network_changed(self) -> bool:
-        """Whether chromium saw the host's network change (and so aborted requests of its own accord)."""
-        return any(NETWORK_CHANGED in request.reason for request in self.failed_requests) or any(
-            NETWORK_CHANGED in entry.text for entry in self.console
-        )
-
     def snapshot(self) -> Observed:
         """A copy of what was observed so far."""
         return Observed(list(self.console), list(self.page_errors), list(self.failed_requests))
@@ -194,18 +184,10 @@ class BrowserSession:
         return [dict(cookie) for cookie in self.context.cookies(url)]
 
     def observe(self, action: Callable[[], T], window_ms: float = OBSERVE_MS) -> tuple[T, Observed]:
-        """Run `action` with a clean record, watch `window_ms` more; (its result, what the pages reported).
-
-        When chromium saw the host's network change meanwhile (`Observed.network_changed`), the record says
-        nothing about the pages: the action runs again, up to NETWORK_CHANGE_ATTEMPTS times in all (so it
-        must be repeatable: a navigation, a reload).
-        """
-        for attempt in range(1, NETWORK_CHANGE_ATTEMPTS + 1):
-            self.observed.clear()
-            result = action()
-            self.page.wait_for_timeout(window_ms)
-            if not self.observed.network_changed() or attempt == NETWORK_CHANGE_ATTEMPTS:
-                break
+        """Run `action` with a clean record, watch `window_ms` more; (its result, what the pages reported)."""
+        self.observed.clear()
+        result = action()
+        self.page.wait_for_timeout(window_ms)
         return result, self.observed.snapshot()
 
     def watch(self, page: Page) -> Page:
@@ -291,7 +273,7 @@ def _ca_list(trust_ca: str | bytes | Sequence[str | bytes] | None) -> list[str |
     return list(trust_ca)
 
 
-def resolver_rules(hosts: Iterable[str], address: str = LOOPBACK) -> str:
+def resolver_rules(hosts: Iterable[str], address: str) -> str:
     """Chromium's `--host-resolver-rules` value mapping every name in `hosts` to `address`."""
     names = list(hosts)
     for name in names:
@@ -303,22 +285,21 @@ def resolver_rules(hosts: Iterable[str], address: str = LOOPBACK) -> str:
 @contextmanager
 def browser_session(
     *,
+    host: Host,
     trust_ca: str | bytes | Sequence[str | bytes] | None = None,
     hosts: Iterable[str] = (),
     prefix: str = "",
     artifacts: Path | None = None,
-    host: Host | None = None,
 ) -> Iterator[BrowserSession]:
     """Launch headless chromium in a new profile; yield its session; close it and remove the profile.
 
     Args:
+        host: the other host (`testkit.netns`) chromium runs on, in its network namespace, as a phone or a
+            laptop on the household's network would; never the Docker host itself.
         trust_ca: PEM certificate(s) of CAs the profile trusts for HTTPS (besides the system's roots).
-        hosts: names chromium resolves to 127.0.0.1 (e.g. `["argusai.lan"]`), or with `host` to the Docker host's
-            address on that host's link.
+        hosts: names chromium resolves to the Docker host's address on `host`'s link (e.g. `["argusai.lan"]`).
         prefix: put before every screenshot's file name.
         artifacts: where screenshots go (default: `artifacts_dir()`).
-        host: another host (`testkit.netns`): chromium runs in its network namespace, as a phone or a
-            laptop on the household's network would.
 
     Yields:
         The session: `page` (watched), `context`, `observed`, `screenshot()`.
@@ -336,14 +317,11 @@ def browser_session(
         args = list(CHROMIUM_ARGS)
         names = list(hosts)
         if names:
-            address = host.docker_host if host is not None else LOOPBACK
-            args.append(f"--host-resolver-rules={resolver_rules(names, address)}")
-        executable = CHROMIUM
-        if host is not None:
-            # Playwright talks to chromium over pipes, which cross into the namespace with the process.
-            executable = Path(scratch) / "chromium-on-another-host"
-            executable.write_text(f'#!/bin/sh\nexec ip netns exec {host.namespace} {CHROMIUM} "$@"\n')
-            executable.chmod(0o755)
+            args.append(f"--host-resolver-rules={resolver_rules(names, host.docker_host)}")
+        # Playwright talks to chromium over pipes, which cross into the namespace with the process.
+        executable = Path(scratch) / "chromium-on-another-host"
+        executable.write_text(f'#!/bin/sh\nexec ip netns exec {host.namespace} {CHROMIUM} "$@"\n')
+        executable.chmod(0o755)
         # Chromium reads its NSS database (and any other per-user state) under HOME: a temporary one keeps
         # the machine's user out of the test and the test out of the user's.
         env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
