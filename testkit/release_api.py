@@ -7,12 +7,16 @@ the API acknowledged. Everything goes to a base URL on this machine (a published
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 HTTP_OK = 200
 HTTP_CREATED = 201
@@ -21,6 +25,7 @@ HTTP_NOT_FOUND = 404
 REQUEST_TIMEOUT_SECONDS = 10
 READY_TIMEOUT_SECONDS = 300
 POLL_SECONDS = 0.2
+LOGIN_PATH = "/api/v1/auth/login"
 CAMERA = {"name": "Porch", "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:8554/p", "is_enabled": False}
 EVENT = {
     "timestamp": "2026-11-30T18:45:00Z",
@@ -30,8 +35,8 @@ EVENT = {
 }
 
 
-def call(base_url: str, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any]:
-    """One request; (status, JSON body), status 0 when nothing answered in time."""
+def _request(base_url: str, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any, str]:
+    """One request; (status, JSON body, Set-Cookie header), status 0 when nothing answered in time."""
     request = urllib.request.Request(  # noqa: S310 - http(s) on this machine only
         f"{base_url}{path}",
         data=json.dumps(body).encode() if body is not None else None,
@@ -40,11 +45,48 @@ def call(base_url: str, method: str, path: str, body: Any = None, token: str = "
     )
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return response.status, json.loads(response.read() or b"null")
+            return response.status, json.loads(response.read() or b"null"), response.headers.get("Set-Cookie", "")
     except urllib.error.HTTPError as exc:
-        return exc.code, None
+        return exc.code, None, ""
     except (OSError, ValueError):
-        return 0, None
+        return 0, None, ""
+
+
+def call(base_url: str, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any]:
+    """One request; (status, JSON body), status 0 when nothing answered in time."""
+    status, answer, _ = _request(base_url, method, path, body, token)
+    return status, answer
+
+
+class _OncePerSecond:
+    """Lets one caller through per wall-clock second, process-wide: the next waits for the next second."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = -1
+
+    def run(self, action: Callable[[], T]) -> T:
+        """Run `action` in a wall-clock second no earlier run of this gate ended in."""
+        with self._lock:
+            now = time.time()
+            if math.floor(now) <= self._last:
+                time.sleep(self._last + 1 - now)
+            try:
+                return action()
+            finally:
+                self._last = math.floor(time.time())
+
+
+#: The release signs its access token with its times in whole seconds (`app/utils/jwt.py`: `iat`, `exp`)
+#: and keeps each token's hash once (`sessions.token_hash`, unique): a second login of a user in the
+#: same second gets the same token, and the release answers it 500. The kit's logins go through this
+#: gate, so the second one gets a token of a later second.
+_LOGINS = _OncePerSecond()
+
+
+def login(base_url: str, password: str) -> tuple[int, Any, str]:
+    """The admin's login (`POST LOGIN_PATH`), never in the same second as the kit's last; (status, body, cookie)."""
+    return _LOGINS.run(lambda: _request(base_url, "POST", LOGIN_PATH, {"username": "admin", "password": password}))
 
 
 def wait_health(base_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
@@ -67,7 +109,7 @@ class Session:
 
 def sign_in(base_url: str, password: str) -> str:
     """Log in as admin; the bearer token."""
-    status, body = call(base_url, "POST", "/api/v1/auth/login", {"username": "admin", "password": password})
+    status, body, _ = login(base_url, password)
     if status != HTTP_OK:
         raise RuntimeError(f"admin login answered {status}")
     return str(body["access_token"])

@@ -27,6 +27,7 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
 from components.naming import Naming
+from testkit import release_api
 from testkit.applier import ApplyError
 from testkit.images.recipes import POSTGRES_17
 from testkit.release_api import HTTP_CREATED, HTTP_OK, Session, call, post_event, sign_in
@@ -147,9 +148,7 @@ def _rotate_password_under_writes(stack: Stack, config: dict[str, object]) -> No
 def _login(stack: Stack) -> dict[str, str]:
     """The admin's login: its access token and refresh token."""
     base_url = f"http://127.0.0.1:{stack.backend_port}"
-    status, login = call(
-        base_url, "POST", "/api/v1/auth/login", {"username": "admin", "password": admin_password(stack)}
-    )
+    status, login, _ = release_api.login(base_url, admin_password(stack))
     assert status == HTTP_OK
     assert call(base_url, "GET", "/api/v1/auth/me", token=login["access_token"])[0] == HTTP_OK
     return login
@@ -246,7 +245,7 @@ def _sign_in_again(base_url: str, password: str) -> str:
     tokens: list[str] = []
 
     def attempt() -> bool:
-        status, body = call(base_url, "POST", "/api/v1/auth/login", {"username": "admin", "password": password})
+        status, body, _ = release_api.login(base_url, password)
         if status == HTTP_OK:
             tokens.append(str(body["access_token"]))
         return status == HTTP_OK
