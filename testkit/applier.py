@@ -22,7 +22,10 @@ SDK, keeping a :class:`~testkit.plan.State` between runs as the engine does:
   and with `logs` what they printed is kept as `containerLogs`, which no read-back touches again; their
   delete skips the stop;
 - images are looked up locally by name and pulled only when missing (the provider's `findImage`), never
-  removed.
+  removed;
+- a network created is done for the engine NETWORK_READ_DELAY_SECONDS later: the provider waits that long
+  before its first read-back (`networkReadRefreshDelay`), so what depends on it (a container on it) is
+  created no earlier, and what does not (a step with no network) goes on beside the wait.
 
 Inputs it does not know fail loudly instead of being dropped.
 """
@@ -51,6 +54,7 @@ from testkit.provider import (
     CONTAINER,
     IMAGE,
     NETWORK,
+    NETWORK_READ_DELAY_SECONDS,
     VOLUME,
     container_state_from_engine,
     duration_ns,
@@ -214,6 +218,8 @@ class Applier:
         # one happened (every step still under way then ends too: the engine is gone).
         self._applying = planning.State()
         self._killed: Interrupted | None = None
+        # When each network created in the `up` under way is done for the engine (monotonic), by URN.
+        self._networks_done_at: dict[str, float] = {}
         self._kill_lock = threading.Lock()
 
     # --- pulumi up -------------------------------------------------------------------------------------
@@ -228,7 +234,7 @@ class Applier:
         if steps.refusals:
             raise ApplyError("; ".join(steps.refusals), state)
         new = planning.State(resources=copy.deepcopy(state.resources), outputs=state.outputs, epoch=state.epoch)
-        self._applying, self._killed = new, None
+        self._applying, self._killed, self._networks_done_at = new, None, {}
         step_of = {s.urn: s for s in steps.steps}
         # Images, networks and volumes depend on nothing the program declares: first, one by one.
         order = [*deployment.of_type(IMAGE), *deployment.of_type(NETWORK), *deployment.of_type(VOLUME)]
@@ -332,6 +338,7 @@ class Applier:
                 self._delete(old, forget=False)
                 del state.resources[reg.urn]
         record = self._record(reg, generation, None)
+        self._after_networks(reg)
         self._before_create(reg)
         try:
             outputs = self._create(reg)
@@ -341,7 +348,14 @@ class Applier:
             raise ApplyError(str(exc)) from exc
         if step.op == "replace" and old is not None and not reg.delete_before_replace:
             self._delete(old, forget=False)
+        if reg.type == NETWORK:
+            self._networks_done_at[reg.urn] = time.monotonic() + NETWORK_READ_DELAY_SECONDS
         state.resources[reg.urn] = self._finish(record, reg, outputs)
+
+    def _after_networks(self, reg: Registration) -> None:
+        """Wait until every network `reg` depends on that this `up` created is done for the engine."""
+        done_at = max((self._networks_done_at.get(urn, 0.0) for urn in reg.dependencies), default=0.0)
+        time.sleep(max(0.0, done_at - time.monotonic()))
 
     @staticmethod
     def _record(reg: Registration, generation: int, old: planning.ResourceState | None) -> planning.ResourceState:

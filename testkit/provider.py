@@ -27,6 +27,9 @@ STACK_REFERENCE = "pulumi:pulumi:StackReference"
 GET_REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
 GET_NETWORK = "docker:index/getNetwork:getNetwork"
 GET_LOGS = "docker:index/getLogs:getLogs"
+#: terraform-provider-docker's network create waits this long before its first read-back
+#: (`networkReadRefreshDelay`): a network is done for the engine no earlier.
+NETWORK_READ_DELAY_SECONDS = 2.0
 
 _NANOS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000}
 _NANOS["h"] = 60 * _NANOS["m"]
