@@ -14,17 +14,18 @@ import tarfile
 import time
 from typing import Any
 
-import pulumi_docker as docker
 import pytest
 
 import testkit.applier as applier_module
 from components.naming import Naming
 from components.network import Networks, NetworksArgs
 from components.scripts import PG_BACKUP, PG_VERSION, SQLITE_BACKUP
-from components.step import Step, StepArgs
+from components.step import Step
 from testkit import plan as planning
 from testkit.applier import Applier
 from testkit.harness import CONTAINER, NETWORK, run_components
+
+from .test_step import step_args
 
 NETWORKS = ("argusai-unit-app", "argusai-unit-db")
 
@@ -90,20 +91,9 @@ class Client:
 
 def test_each_upload_is_its_own_copy_after_the_networks_and_before_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """A step on two networks with three files: create, leave bridge, two connects, three copies, start."""
+    files = [*PG_BACKUP.uploads(), *PG_VERSION.uploads(), *SQLITE_BACKUP.uploads()]
     _, deployment = run_components(
-        lambda: Step(
-            "three-files",
-            StepArgs(
-                naming=Naming("argusai", "unit"),
-                role="three-files",
-                image="sha256:" + "0" * 64,
-                script="true",
-                volumes=[docker.ContainerVolumeArgs(volume_name="argusai-unit-backups", container_path="/steps")],
-                log_dir="/steps",
-                networks=NETWORKS,
-                files=[*PG_BACKUP.uploads(), *PG_VERSION.uploads(), *SQLITE_BACKUP.uploads()],
-            ),
-        )
+        lambda: Step("three-files", step_args("three-files", "true", networks=NETWORKS, files=files))
     )
     (registration,) = deployment.of_type(CONTAINER)
     uploads = [upload["file"] for upload in registration.plain("uploads")]
@@ -135,18 +125,7 @@ def test_a_container_on_a_new_network_is_created_after_the_providers_read_back_d
     def build() -> None:
         networks = Networks("network", NetworksArgs(naming=Naming("argusai", "unit"), database_network=True))
         for role, on in (("on-db", [networks.db.name]), ("on-none", [])):
-            Step(
-                role,
-                StepArgs(
-                    naming=Naming("argusai", "unit"),
-                    role=role,
-                    image="sha256:" + "0" * 64,
-                    script="true",
-                    volumes=[docker.ContainerVolumeArgs(volume_name="argusai-unit-backups", container_path="/steps")],
-                    log_dir="/steps",
-                    networks=on,
-                ),
-            )
+            Step(role, step_args(role, "true", networks=on))
 
     _, deployment = run_components(build)
     monkeypatch.setattr(applier_module, "NETWORK_READ_DELAY_SECONDS", TEST_NETWORK_DELAY)

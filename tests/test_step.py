@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import pulumi
 import pulumi_docker as docker
 import pytest
 
@@ -23,20 +25,27 @@ PROBE_SETTLE_SECONDS = 1.0
 PROBE_MIN_IDLE_SECONDS = 60
 
 
-def _step(script: str = "echo migrated") -> tuple[Step, object]:
-    return run_components(
-        lambda: Step(
-            "gate",
-            StepArgs(
-                naming=Naming("argusai", "unit"),
-                role="schema-gate",
-                image="sha256:" + "0" * 64,
-                script=script,
-                volumes=[docker.ContainerVolumeArgs(volume_name="argusai-unit-backups", container_path="/steps")],
-                log_dir="/steps",
-            ),
-        )
+def step_args(
+    role: str = "schema-gate",
+    script: str = "echo migrated",
+    networks: Sequence[pulumi.Input[str]] = (),
+    files: Sequence[docker.ContainerUploadArgs] = (),
+) -> StepArgs:
+    """A step of the stack `unit` on a fixed image, logging to its backups volume."""
+    return StepArgs(
+        naming=Naming("argusai", "unit"),
+        role=role,
+        image="sha256:" + "0" * 64,
+        script=script,
+        volumes=[docker.ContainerVolumeArgs(volume_name="argusai-unit-backups", container_path="/steps")],
+        log_dir="/steps",
+        networks=networks,
+        files=files,
     )
+
+
+def _step(script: str = "echo migrated") -> tuple[Step, object]:
+    return run_components(lambda: Step("gate", step_args(script=script)))
 
 
 def test_declares_a_container_that_fails_fast_and_is_retried() -> None:
