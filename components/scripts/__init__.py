@@ -69,7 +69,10 @@ class Script:
         return self.path.read_text()
 
     def contents(self) -> dict[str, bytes]:
-        """Its files as they land in a container: path there -> content."""
+        """Its files, each at its own path under IN_CONTAINER: path there -> content.
+
+        As a test copies them in; `uploads()` sends a script of several files as one zip instead.
+        """
         return {f"{IN_CONTAINER}/{file.relative_to(HERE).as_posix()}": file.read_bytes() for file in self.files}
 
     @property
