@@ -3,6 +3,7 @@
 import pulumi
 
 from components.backend import Backend, BackendArgs
+from components.backend_start import backend_start
 from components.backup import Backup, BackupArgs
 from components.database import database_mode
 from components.frontend import Frontend, FrontendArgs
@@ -12,12 +13,14 @@ from components.secrets import FINGERPRINTS_OUTPUT, AppSecrets, AppSecretsArgs
 from components.settings import load_settings
 from components.wiring import backend_env
 
-# 1. Settings: every key validated before anything is declared; the database mode and the way in (plain
-#    HTTP, or HTTPS through the proxy) decided once.
+# 1. Settings: every key validated before anything is declared; the database mode, the way in (plain
+#    HTTP, or HTTPS through the proxy) and how a new backend starts (after the release's steps, or beside
+#    them on a new stack) decided once.
 settings = load_settings()
 naming = settings.naming
 Database = database_mode(settings)
 entry = entry_point(settings)
+Start = backend_start(naming)
 
 # 2. Secrets and networks.
 secrets = AppSecrets(
@@ -56,16 +59,15 @@ api = Backend(
     BackendArgs(
         naming=naming,
         image=settings.backend_image,
-        env=backend_env(settings, [*database.backend_env, *database.backend_python_env], secrets, entry.origins()),
+        env=backend_env(settings, database.backend_env, secrets, entry.origins()),
         app_network=networks.app.name,
         db_network=database.backend_network,
         protect_data=settings.protect_data,
         follow_registry=settings.registry_digests,
-        depends_on=database.backend_depends_on,
         files=database.files,
         volumes=database.python_volumes,
         before_serving=database.before_serving(
-            backups.volume, gate=settings.schema_gate, admin_password=secrets.admin_password
+            backups.volume, gate=settings.schema_gate, admin_password=secrets.admin_password, start=Start(networks.app)
         ),
     ),
 )

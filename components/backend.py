@@ -5,8 +5,10 @@ Creates:
   retained with `protectData`.
 - `<name>-image`: the backend image, kept locally.
 - `<name>-container`: the backend, alias `backend` on the app network (and on the database network in
-  PostgreSQL mode), reached through the proxy (no port of its own), healthy when `/health` answers, and
-  created only after what its mode needs (PostgreSQL, the schema gate, the driver) succeeded.
+  PostgreSQL mode), reached through the proxy (no port of its own), healthy when `/health` answers. It
+  serves only after what its mode needs (PostgreSQL, the driver, the release's steps) succeeded: created
+  after them, or (an ArgusAI release on a new stack) created early and waiting for them itself
+  (`components/backend_start.py`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,25 @@ from components.docker_common import (
 )
 from components.naming import Naming
 
+
+@dataclass(frozen=True)
+class Serving:
+    """What must succeed before a backend image serves, and how its container waits for it."""
+
+    prerequisites: Sequence[pulumi.Resource]
+    """What must succeed before it serves (the database, the driver, the release's steps)."""
+    waits_for: Sequence[pulumi.Resource]
+    """What the container's creation waits for: `prerequisites`, or less when the container waits itself."""
+    env: Sequence[pulumi.Input[str]] = ()
+    """Environment besides `BackendArgs.env` (PYTHONPATH, what the container waits for)."""
+    entrypoints: Sequence[str] | None = None
+    """The command run instead of the image's own (None: the image's)."""
+    uploads: Sequence[docker.ContainerUploadArgs] = ()
+    """Files that command needs."""
+
+
 #: Declares what must succeed before a backend image serves, given its image id and the data volume.
-GateFactory = Callable[[pulumi.Input[str], docker.Volume], Sequence[pulumi.Resource]]
+GateFactory = Callable[[pulumi.Input[str], docker.Volume], Serving]
 ALIAS = "backend"
 PORT = 8000
 #: The release's own directory (its Dockerfile's WORKDIR and PYTHONPATH) and its data under it.
@@ -95,15 +114,13 @@ class BackendArgs:
     """Resolve the image tag to the registry's current digest."""
     db_network: pulumi.Input[str] | None = None
     """The internal database network, in PostgreSQL mode."""
-    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
-    """Resources that must be ready first (the PostgreSQL container)."""
     files: Sequence[docker.ContainerUploadArgs] = field(default_factory=tuple)
     """Files uploaded into the container before it starts (a database server's CA certificate)."""
     volumes: Sequence[docker.ContainerVolumeArgs] = field(default_factory=tuple)
     """Volumes besides the data volume (a PostgreSQL driver the image lacks, read-only)."""
     before_serving: GateFactory | None = None
-    """Declares what must succeed before this image serves (the driver, the schema gate, the first admin),
-    given the image id and the data volume; the container depends on what it returns."""
+    """Declares what must succeed before this image serves (the database, the driver, the release's steps)
+    and how the container waits for it, given the image id and the data volume (None: nothing)."""
 
 
 class Backend(pulumi.ComponentResource):
@@ -113,8 +130,9 @@ class Backend(pulumi.ComponentResource):
     image: docker.RemoteImage
     volume: docker.Volume
     prerequisites: list[pulumi.Resource]
-    """What the container waits for (the database, the driver, the release's steps): what replaces any other
-    part of this version waits for them too, and starts beside the backend, a stack they stop left as it was."""
+    """What must succeed before the backend serves (the database, the driver, the release's steps): what
+    replaces any other part of this version waits for them too, and starts beside the backend, a stack they
+    stop left as it was."""
 
     def __init__(self, name: str, args: BackendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare volume, image and container."""
@@ -124,8 +142,8 @@ class Backend(pulumi.ComponentResource):
             f"{name}-data", naming.physical_name("data"), naming.labels("data"), parent=self, keep=args.protect_data
         )
         self.image = local_image(f"{name}-image", args.image, follow_registry=args.follow_registry, parent=self)
-        before_serving = list(args.before_serving(self.image.image_id, self.volume)) if args.before_serving else []
-        self.prerequisites = [*args.depends_on, *before_serving]
+        serving = args.before_serving(self.image.image_id, self.volume) if args.before_serving else Serving((), ())
+        self.prerequisites = list(serving.prerequisites)
         networks = [docker.ContainerNetworksAdvancedArgs(name=args.app_network, aliases=[ALIAS])]
         if args.db_network is not None:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=args.db_network, aliases=[ALIAS]))
@@ -135,15 +153,16 @@ class Backend(pulumi.ComponentResource):
             role="backend",
             grace_seconds=STOP_GRACE_SECONDS,
             parent=self,
-            depends_on=self.prerequisites,
+            depends_on=serving.waits_for,
             image=self.image.image_id,
-            envs=secret_env(args.env),
+            envs=secret_env([*args.env, *serving.env]),
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_PATH),
                 *args.volumes,
             ],
             networks_advanced=networks,
-            uploads=list(args.files) or None,
+            entrypoints=list(serving.entrypoints) if serving.entrypoints else None,
+            uploads=[*args.files, *serving.uploads] or None,
             healthcheck=HEALTHCHECK.args(),
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,

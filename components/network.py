@@ -18,6 +18,12 @@ from components.docker_common import network_labels
 from components.naming import Naming
 
 DRIVER = "bridge"
+APP_ROLE = "app"
+
+
+def app_network_name(naming: Naming) -> str:
+    """The app network's name on the Docker host."""
+    return naming.physical_name(APP_ROLE)
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,9 @@ class Networks(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         self.app = docker.Network(
             f"{name}-app",
-            name=args.naming.physical_name("app"),
+            name=app_network_name(args.naming),
             driver=DRIVER,
-            labels=network_labels(args.naming.labels("app")),
+            labels=network_labels(args.naming.labels(APP_ROLE)),
             opts=child,
         )
         self.db = None

@@ -27,7 +27,8 @@ import pulumi
 import pulumi_docker as docker
 
 from components import backend
-from components.backend import Backend, GateFactory
+from components.backend import Backend, GateFactory, Serving
+from components.backend_start import BackendStart
 from components.backup import BACKUP_PATH, BackupPlan
 from components.database.driver import Driver, DriverArgs
 from components.database.postgres_server import Postgres, PostgresArgs
@@ -81,8 +82,17 @@ class DatabaseMode(ABC):
         self.secrets = secrets
 
     @abstractmethod
-    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
-        """A backup of the database as it is, before the gate touches it."""
+    def _pre_upgrade_backup(
+        self,
+        image_id: pulumi.Input[str],
+        data: docker.Volume,
+        backups: docker.Volume,
+        with_steps: Sequence[pulumi.Input[str]],
+    ) -> Step:
+        """A backup of the database as it is, before the gate touches it.
+
+        `with_steps` goes into its environment: what the release's steps get, so it runs whenever they do.
+        """
 
     def _backup_step(
         self,
@@ -130,6 +140,11 @@ class DatabaseMode(ABC):
         return []
 
     @property
+    def driver_module(self) -> str | None:
+        """The database driver the backend imports, when the image may lack it (None: nothing to wait for)."""
+        return None
+
+    @property
     def _server_env(self) -> list[pulumi.Input[str]]:
         """What makes the release's steps run again on a new server of the stack's own (none for a file)."""
         return []
@@ -148,26 +163,38 @@ class DatabaseMode(ABC):
         """Files every container that connects to the database needs (none for a file)."""
         return []
 
-    def before_serving(self, backups: docker.Volume, *, gate: bool, admin_password: pulumi.Output[str]) -> GateFactory:
-        """What must succeed before a backend image serves, in order.
+    def before_serving(
+        self, backups: docker.Volume, *, gate: bool, admin_password: pulumi.Output[str], start: BackendStart
+    ) -> GateFactory:
+        """What must succeed before a backend image serves, in order, and how the backend waits for it.
 
-        What the image needs to connect (a server's driver); then, with `gate` (an ArgusAI release), a backup
-        of the database as it is, then the release's steps in one container (`release-steps`): the database to
-        the release's head (and a server's data move), every stored credential under the backend's
-        ENCRYPTION_KEY (moved from the previous key, or the step fails with nothing changed), and the first
-        admin seeded with the stack's password when the database has no user. Every step takes the backend
-        image id among its inputs, so each runs again whenever it changes; the backend depends on the last,
-        so a failure leaves the old backend serving.
+        The database ready and what the image needs to connect (a server's driver); then, with `gate` (an
+        ArgusAI release), a backup of the database as it is, then the release's steps in one container
+        (`release-steps`): the database to the release's head (and a server's data move), every stored
+        credential under the backend's ENCRYPTION_KEY (moved from the previous key, or the step fails with
+        nothing changed), and the first admin seeded with the stack's password when the database has no user.
+        Every step takes the backend image id among its inputs, so each runs again whenever it changes. The
+        backend then serves as `start` says: created after the last step (a failure leaves the old backend
+        serving), or on a new stack created beside them and serving once they passed.
         """
 
-        def declare(image_id: pulumi.Input[str], data: docker.Volume) -> list[pulumi.Resource]:
+        def declare(image_id: pulumi.Input[str], data: docker.Volume) -> Serving:
             ready = self._ready_to_connect(image_id, backups)
             if not gate:
-                return ready
-            backup = self._pre_upgrade_backup(image_id, data, backups)
+                prerequisites = [*self.backend_depends_on, *ready]
+                return Serving(prerequisites=prerequisites, waits_for=prerequisites, env=self.backend_python_env)
+            steps_env = start.steps_env(image_id)
+            backup = self._pre_upgrade_backup(image_id, data, backups, steps_env)
             depends_on = [backup.container, *ready, self.secrets.record]
-            steps = Step(RELEASE_ROLE, self._release_steps(image_id, data, backups, admin_password, depends_on))
-            return [steps.container]
+            steps = Step(
+                RELEASE_ROLE, self._release_steps(image_id, data, backups, admin_password, depends_on, steps_env)
+            )
+            return start.serving(
+                image_id,
+                [*self.backend_depends_on, steps.container],
+                python_path=self.python_path,
+                driver_module=self.driver_module,
+            )
 
         return declare
 
@@ -183,11 +210,13 @@ class DatabaseMode(ABC):
         backups: docker.Volume,
         admin_password: pulumi.Output[str],
         depends_on: Sequence[pulumi.Resource],
+        start_env: Sequence[pulumi.Input[str]],
     ) -> StepArgs:
         """The release's steps: this project's scripts on the release's own code, in one process.
 
         In the backend image as its user, with what the backend gets: the database, the keys, the data
-        volume, the driver. `backups` is for a mode whose steps write there.
+        volume, the driver; `start_env` says where to write which token once they passed. `backups` is for a
+        mode whose steps write there.
         """
         return StepArgs(
             naming=self.naming,
@@ -208,6 +237,7 @@ class DatabaseMode(ABC):
                 *self._server_env,
                 f"RELEASE_PARTS={' '.join(self._release_parts)}",
                 pulumi.Output.concat("ADMIN_PASSWORD=", admin_password),
+                *start_env,
             ],
             networks=self._networks,
             files=[*self._release_script.uploads(), *self.files],
@@ -308,6 +338,11 @@ class ServerMode(DatabaseMode):
         """The driver volume, read-only."""
         return self.driver.mounts
 
+    @property
+    def driver_module(self) -> str:
+        """The driver module (the image's own or the volume's)."""
+        return self.driver.module
+
     def _ready_to_connect(self, image_id: pulumi.Input[str], backups: docker.Volume) -> list[pulumi.Resource]:
         """The `driver` step: the image's own PostgreSQL driver, or the pinned one installed from the index."""
         return [self.driver.install(image_id, BACKUP_LOG_DIR).container]
@@ -338,14 +373,20 @@ class ServerMode(DatabaseMode):
         """How the pre-upgrade backup reaches the server: libpq's settings, volumes, what it waits for."""
         return self._libpq_env, [], self._ready
 
-    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
+    def _pre_upgrade_backup(
+        self,
+        image_id: pulumi.Input[str],
+        data: docker.Volume,
+        backups: docker.Volume,
+        with_steps: Sequence[pulumi.Input[str]],
+    ) -> Step:
         """`pg_dump` from the tools image; the backend image id in its inputs reruns it per image."""
         env, volumes, after = self._dump_access
         return self._backup_step(
             self._tools_image_id,
             PG_BACKUP,
             [docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH), *volumes],
-            [*env, *PRE_UPGRADE_ENV, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id)],
+            [*env, *PRE_UPGRADE_ENV, pulumi.Output.concat("FOR_BACKEND_IMAGE=", image_id), *with_steps],
             depends_on=after,
         )
 
@@ -359,13 +400,14 @@ class ServerMode(DatabaseMode):
         backups: docker.Volume,
         admin_password: pulumi.Output[str],
         depends_on: Sequence[pulumi.Resource],
+        start_env: Sequence[pulumi.Input[str]],
     ) -> StepArgs:
         """The release's steps with the data move from the SQLite file after the gate (see the class docstring).
 
         As root: the backups volume (the move's pre-move copy, its report, the log) is root's; the SQLite
         file is only read, and on a server's stack nothing the release's code runs writes a file.
         """
-        args = super()._release_steps(image_id, data, backups, admin_password, depends_on)
+        args = super()._release_steps(image_id, data, backups, admin_password, depends_on, start_env)
         return dataclasses.replace(
             args,
             user=ROOT_USER,

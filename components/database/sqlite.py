@@ -6,6 +6,8 @@ PostgreSQL data volume stays declared (kept from, or for, a server mode).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_docker as docker
 
@@ -42,7 +44,13 @@ class SqliteMode(DatabaseMode):
         _leaving_server(server_left_behind(settings.naming), settings)
         return mode
 
-    def _pre_upgrade_backup(self, image_id: pulumi.Input[str], data: docker.Volume, backups: docker.Volume) -> Step:
+    def _pre_upgrade_backup(
+        self,
+        image_id: pulumi.Input[str],
+        data: docker.Volume,
+        backups: docker.Volume,
+        with_steps: Sequence[pulumi.Input[str]],
+    ) -> Step:
         """SQLite's online backup from the backend image, as root (the backups volume is root's)."""
         return self._backup_step(
             image_id,
@@ -51,7 +59,7 @@ class SqliteMode(DatabaseMode):
                 docker.ContainerVolumeArgs(volume_name=data.name, container_path=backend.DATA_PATH),
                 docker.ContainerVolumeArgs(volume_name=backups.name, container_path=BACKUP_PATH),
             ],
-            [*PRE_UPGRADE_ENV, f"BACKUP_SOURCE={SQLITE_FILE}", PYTHONPATH_ENV],
+            [*PRE_UPGRADE_ENV, f"BACKUP_SOURCE={SQLITE_FILE}", PYTHONPATH_ENV, *with_steps],
             user=ROOT_USER,
         )
 

@@ -160,6 +160,7 @@ DATA_MOVE = Script("data_move")
 FRONTEND_ORIGIN = Script("frontend_origin.sh")
 INSTALL_DRIVER = Script("install_driver.sh")
 ADMIN_SEED = Script("admin_seed.py")
+BACKEND_SERVE = Script("backend_serve.py")
 KEY_ROTATION = Script("key_rotation.py")
 # The release's steps, each as one zip: a file's, and a server's with the data move (its mode's part).
 RELEASE_STEPS = Script("release_steps.py", needs=(SCHEMA_GATE, KEY_ROTATION, ADMIN_SEED))

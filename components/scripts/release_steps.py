@@ -14,8 +14,10 @@ host (most of the gate's time); run as four containers, a first deploy paid it f
 backend could start. The parts share the imports and nothing else: each opens its own connections.
 
 The first part that fails ends the run with its status, the later ones not run; the data move's lock goes
-with the process. After the last part, the step is done (STEP_DONE touched); with the data move, the
-process then holds the SQLite lock until the new backend answers (`data_move`'s MOVE_HOLD).
+with the process. After the last part, RELEASE_STEPS_PASSED gets RELEASE_STEPS_TOKEN (whole or not at all:
+renamed into place), which lets a backend waiting for this run serve (`backend_serve.py`); then the step is
+done (STEP_DONE touched); with the data move, the process then holds the SQLite lock until the new backend
+answers (`data_move`'s MOVE_HOLD).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 ORDER = ("schema_gate", "data_move", "key_rotation", "admin_seed")
 
@@ -56,6 +59,18 @@ def run(part: str) -> tuple[int, Callable[[], None] | None]:
         return 1, None
 
 
+def record_passed() -> None:
+    """Write this run's token where the backend waits for it (when the environment names both)."""
+    passed, token = os.environ.get("RELEASE_STEPS_PASSED"), os.environ.get("RELEASE_STEPS_TOKEN")
+    if not passed or not token:
+        return
+    path = Path(passed)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(f"{token}\n")
+    partial.replace(path)
+    print("release-steps: passed; the backend may serve", flush=True)
+
+
 def main() -> int:
     """Run the named parts in order; the first non-zero status ends the run."""
     end: Callable[[], None] | None = None
@@ -65,6 +80,7 @@ def main() -> int:
         if status:
             print(f"release-steps: {part} failed (status {status}); the steps after it did not run", flush=True)
             return status
+    record_passed()
     if end is not None:
         end()  # touches STEP_DONE, and holds the SQLite lock until the new backend answers
     return 0
