@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from testkit.harness import Deployment, run_program
+from testkit.harness import Deployment, commit, run_program
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +26,18 @@ def prod() -> Deployment:
 def embedded() -> Deployment:
     """A stack with no stack file: only the defaults embedded in Pulumi.yaml (SQLite)."""
     return run_program("embedded")
+
+
+@pytest.fixture(scope="session")
+def prod_deployed(prod: Deployment) -> Deployment:
+    """The prod stack's next `up`, nothing changed: its app network is on the host (a backend may serve)."""
+    return run_program("prod", prior=commit(prod))
+
+
+@pytest.fixture(scope="session")
+def embedded_deployed(embedded: Deployment) -> Deployment:
+    """The embedded stack's next `up`, nothing changed (as `prod_deployed`)."""
+    return run_program("embedded", prior=commit(embedded))
 
 
 RESULTS: list[str] = []

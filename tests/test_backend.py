@@ -76,8 +76,12 @@ def test_sqlite_default(embedded: Deployment) -> None:
     assert len(embedded.container("backend").plain("networksAdvanced")) == 1
 
 
-def test_postgres_mode_env_and_dependency(prod: Deployment) -> None:
-    """DATABASE_URL points at the alias; valid Fernet key; JWT key; created after postgres has its password."""
+def test_postgres_mode_env_and_dependency(prod_deployed: Deployment) -> None:
+    """DATABASE_URL points at the alias; valid Fernet key; JWT key; created after postgres has its password.
+
+    On a stack whose backend may be serving; a new stack's backend waits itself (`tests/test_backend_start.py`).
+    """
+    prod = prod_deployed
     env = prod.container("backend").env()
     assert env["DATABASE_URL"].startswith("postgresql+psycopg://argusai:")
     assert env["DATABASE_URL"].endswith("@postgres:5432/argusai")

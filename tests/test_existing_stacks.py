@@ -52,15 +52,17 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #   its volume is mounted into the backend;
 # - the keys come from the stack's config (the command put the values in use there); the secrets gain their
 #   seed (for a later rotation, unused while config sets both keys), the first admin's password (not
-#   exported on these stacks: their admin was made by the release) and the record of the values in use.
+#   exported on these stacks: their admin was made by the release) and the record of the values in use;
+# - the backend runs through `backend_serve.py` (uploaded), serving once the release's steps wrote its token;
+#   on these stacks (their app network is there) it is created after the steps, as before.
 # Nothing else.
 SECRETS = ["create secrets-key-seed", "create secrets-admin-password", "create secrets-in-use"]
 GATE = ["create schema-backup-container", "create release-steps-container"]
 PROXY = ["create proxy-image", "create proxy-data", "create proxy-container", "create old-ports-container"]
 FRONTEND = ["create frontend-check-container", "replace frontend-container (entrypoints, envs, ports, uploads)"]
 DRIVER = ["create driver-volume", "create driver-step-container"]
-BACKEND = "replace backend-container (envs, ports, healthcheck)"
-POSTGRES_BACKEND = "replace backend-container (envs, ports, volumes, healthcheck)"
+BACKEND = "replace backend-container (entrypoints, envs, ports, uploads, healthcheck)"
+POSTGRES_BACKEND = "replace backend-container (entrypoints, envs, ports, uploads, volumes, healthcheck)"
 # The socket volume (the role step's way in) is new: the server is replaced once, as for its healthcheck.
 POSTGRES_SERVER = "replace postgres-container (volumes, healthcheck)"
 POSTGRES_GATE = [
@@ -116,6 +118,8 @@ def test_existing_stack_keeps_every_resource(
     assert steps.ops("delete", "forget") == []
     # Sorted: resources register from several threads, in no fixed order.
     assert sorted(steps.summary()) == sorted(expected)
+    backend = deployment.container("backend")
+    assert deployment.container("release-steps").urn in backend.dependencies, "created after the steps"
     before = next(r for r in state.resources.values() if r.name == "backend-container").inputs["envs"]
     after = deployment.container("backend").plain("envs")
     for name in ("ENCRYPTION_KEY", "JWT_SECRET_KEY", "DATABASE_URL"):
@@ -128,7 +132,9 @@ def test_a_stack_of_the_version_before_the_old_ports_container() -> None:
 
     The proxy is replaced once, without them, and the old ports get their container, after the proxy, the
     backend and the frontend (whichever held them); the release's steps once, for their modules uploaded as
-    one zip (their PYTHONPATH names it); nothing else changes, and the next `up` plans nothing.
+    one zip (their PYTHONPATH names it) and the token they write; the pre-upgrade backup with them; the
+    backend once, to run through `backend_serve.py`, created after the steps (its network is there); nothing
+    else changes, and the next `up` plans nothing.
     """
     state = planning.State.from_json((FIXTURES / "state-embedded-6b313b0.json").read_text())
     deployment = run_program("embedded", prior=state)
@@ -136,9 +142,12 @@ def test_a_stack_of_the_version_before_the_old_ports_container() -> None:
     assert steps.refusals == []
     assert sorted(steps.summary()) == [
         "create old-ports-container",
+        "replace backend-container (entrypoints, envs, uploads)",
         "replace proxy-container (ports, uploads)",
         "replace release-steps-container (envs, uploads)",
+        "replace schema-backup-container (envs)",
     ]
+    assert deployment.container("release-steps").urn in deployment.container("backend").dependencies
     old_ports = deployment.container("old-ports").dependencies
     assert {deployment.container(role).urn for role in ("proxy", "backend", "frontend")} <= set(old_ports)
     assert planning.plan(commit(deployment, prior=state), run_program("embedded", prior=state)).summary() == []

@@ -11,8 +11,9 @@ import pytest
 from components.database.external_client import CA_PATH
 from components.scripts import IN_CONTAINER, PG_VERSION
 from components.settings import ConfigError, masked_url
-from testkit.harness import Deployment, run_program
+from testkit.harness import Deployment, commit, run_program
 from testkit.pki import Certificates
+from testkit.plan import State
 from testkit.stand_ins import stand_in_programs
 
 PASSWORD = "s3cr3t-Pa55"
@@ -23,8 +24,12 @@ URL = f"postgresql://argus:{PASSWORD}@db.example.lan:6432/events"
 CA = Certificates.for_address("192.0.2.10").ca
 
 
-def _external(url: str = URL, overrides: dict[str, Any] | None = None, **secrets: Any) -> Deployment:
-    return run_program("embedded", {"database": "external", **(overrides or {})}, {"databaseUrl": url, **secrets})
+def _external(
+    url: str = URL, overrides: dict[str, Any] | None = None, prior: State | None = None, **secrets: Any
+) -> Deployment:
+    return run_program(
+        "embedded", {"database": "external", **(overrides or {})}, {"databaseUrl": url, **secrets}, prior=prior
+    )
 
 
 def _refused(url: str | None, match: str, overrides: dict[str, Any] | None = None, *, secret: bool = True) -> str:
@@ -120,7 +125,7 @@ def test_backend_url_names_the_driver_tls_and_the_uploaded_ca(external: Deployme
     )
     assert backend.is_secret("envs")
     assert external.outputs["databaseUrl"].secret
-    assert backend.plain("uploads") == [{"file": CA_PATH, "content": CA}]
+    assert {"file": CA_PATH, "content": CA} in backend.plain("uploads")
     assert [n["name"] for n in backend.plain("networksAdvanced")] == ["argusai-embedded-app"]
 
 
@@ -147,19 +152,25 @@ def test_every_container_that_connects_gets_libpq_tls_settings_and_the_ca(extern
 
 
 def test_the_version_check_comes_before_anything_that_connects(external: Deployment) -> None:
-    """Backups and the backend wait for the check, which runs `postgresImage`'s psql and pg_dump."""
+    """Backups, the release's steps and the backend wait for the check, which runs `postgresImage`'s psql and pg_dump.
+
+    On a new stack the backend is created beside them and connects only once the steps passed (after the
+    check); on the next `up` it is created after the check.
+    """
     check = external.container("pg-version")
     assert check.plain("image") == external.container("backup").plain("image")
     assert "server_version_num" in check.uploaded()[f"{IN_CONTAINER}/pg_version.sh"]
-    for role in ("schema-backup", "backup", "backend"):
+    for role in ("schema-backup", "release-steps", "backup"):
         assert check.urn in external.container(role).dependencies, role
+    again = _external(f"{URL}?sslmode=verify-full&connect_timeout=10", {"databaseCaCert": CA}, commit(external))
+    assert again.container("pg-version").urn in again.container("backend").dependencies
 
 
 def test_without_tls_settings_no_file_is_uploaded() -> None:
     """No sslmode (libpq's default, prefer) and no CA: plain settings, nothing uploaded."""
     backend = _external().container("backend")
     assert backend.env()["DATABASE_URL"] == f"postgresql+psycopg://argus:{PASSWORD}@db.example.lan:6432/events"
-    assert not backend.plain("uploads")
+    assert [u["file"] for u in backend.plain("uploads")] == [f"{IN_CONTAINER}/backend_serve.py"]
 
 
 def _version_check(

@@ -73,8 +73,12 @@ def test_postgres_backend_gets_a_pool_sized_for_one_backend(prod: Deployment, em
     assert "DB_POOL_SIZE" not in embedded.container("backend").env()
 
 
-def test_schema_gate_runs_before_the_backend_serves(prod: Deployment, embedded: Deployment) -> None:
-    """A pre-upgrade backup, then the release's steps in one container, then the backend; rerun per image."""
+def test_schema_gate_runs_before_the_backend_serves(prod_deployed: Deployment, embedded_deployed: Deployment) -> None:
+    """A pre-upgrade backup, then the release's steps in one container, then the backend; rerun per image.
+
+    On a stack whose backend may be serving (its network is there); a new stack's: `tests/test_backend_start.py`.
+    """
+    prod, embedded = prod_deployed, embedded_deployed
     for deployment, parts, user, log in (
         # PostgreSQL: the data move after the gate, as root (its copy and report go to the backups volume).
         (prod, "schema_gate key_rotation admin_seed data_move", "0", "/backups/steps/release-steps.log"),

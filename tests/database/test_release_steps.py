@@ -33,15 +33,20 @@ def main():
 MOVE = """import os
 def begin():
     def end():
+        # What a backend waiting for the steps finds when the hold begins.
+        passed = os.environ.get("RELEASE_STEPS_PASSED", "")
+        seen = open(passed).read().strip() if passed and os.path.exists(passed) else ""
         with open(os.environ["RAN"], "a") as f:
-            f.write("data_move end\\n")
+            f.write(("data_move end " + seen).strip() + "\\n")
     with open(os.environ["RAN"], "a") as f:
         f.write("data_move\\n")
     return int(os.environ.get("FAIL_data_move", "0")), end
 """
 
 
-def _run(tmp_path: Path, parts: str, **fail: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def _run(
+    tmp_path: Path, parts: str, passed: dict[str, str] | None = None, **fail: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     for name in ("schema_gate", "key_rotation", "admin_seed"):
         (tmp_path / f"{name}.py").write_text(PART.format(name=name))
     (tmp_path / "data_move").mkdir(exist_ok=True)
@@ -56,6 +61,7 @@ def _run(tmp_path: Path, parts: str, **fail: str) -> tuple[subprocess.CompletedP
         "PYTHONPATH": str(tmp_path),
         "RAN": str(ran),
         "RELEASE_PARTS": parts,
+        **(passed or {}),
         **{f"FAIL_{name}": status for name, status in fail.items()},
     }
     result = subprocess.run(  # noqa: S603 - this interpreter, the project's own script
@@ -112,3 +118,26 @@ def test_a_part_that_raises_or_exits_fails_the_run_with_what_it_said(tmp_path: P
     assert ran == ["schema_gate", "key_rotation"]
     assert said in result.stderr
     assert "key_rotation failed (status 1)" in result.stdout
+
+
+def _passed(tmp_path: Path) -> dict[str, str]:
+    return {"RELEASE_STEPS_PASSED": str(tmp_path / "passed"), "RELEASE_STEPS_TOKEN": "token-1"}
+
+
+def test_a_run_that_passed_writes_its_token_before_the_move_holds(tmp_path: Path) -> None:
+    """The backend waiting for these steps finds the token once every part is done, before the hold begins."""
+    (tmp_path / "passed").write_text("token-0\n")  # an earlier run's
+    result, ran = _run(tmp_path, "schema_gate data_move key_rotation admin_seed", _passed(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert ran[-1] == "data_move end token-1"
+    assert (tmp_path / "passed").read_text() == "token-1\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("passed")] == ["passed"], "no partial file left"
+
+
+@pytest.mark.parametrize("part", ["schema_gate", "data_move", "admin_seed"])
+def test_a_run_that_failed_leaves_the_token_as_it_was(tmp_path: Path, part: str) -> None:
+    """A failed part: the earlier run's token stays, so a backend waiting for this run never serves."""
+    (tmp_path / "passed").write_text("token-0\n")
+    result, _ = _run(tmp_path, "schema_gate data_move key_rotation admin_seed", _passed(tmp_path), **{part: "3"})
+    assert result.returncode == 3
+    assert (tmp_path / "passed").read_text() == "token-0\n"
