@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks import argusai, deploy, move
-from benchmarks.argusai import PATH_ROLES
+from benchmarks.argusai import BACKEND_ROLE, PATH_ROLES
 from testkit.harness import CONTAINER, run_program
 
 
@@ -22,7 +22,7 @@ def test_stand_in_benchmark_runs_no_gate() -> None:
 def test_release_benchmark_measures_the_gate_on_its_path() -> None:
     """The real-release stack declares every container the benchmark times, the gate's steps included."""
     roles = _roles(argusai.program_overrides(8000))
-    assert set(PATH_ROLES) <= roles
+    assert {*PATH_ROLES, BACKEND_ROLE} <= roles
     assert {"frontend", "frontend-check", "proxy"} <= roles  # both release images, as users deploy them
     assert "backup" not in roles  # as the compose file: no backup loop
 
