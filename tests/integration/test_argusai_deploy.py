@@ -170,6 +170,11 @@ def test_postgres_deploy_of_the_release(stack: Stack) -> None:
     # The proxy in front starts beside the backend, not after the release's 20 s start (it holds requests
     # until the backend answers): created before the backend's first passing probe.
     assert created_at(stack.container("proxy").attrs) < first_healthy_at(stack.container("backend").attrs)
+    # A new stack: the backend was created beside the release's steps (their PostgreSQL, backup and driver
+    # too), imported the release meanwhile, and served only once they passed.
+    steps, backend = stack.container("release-steps"), stack.container("backend")
+    assert created_at(backend.attrs) < created_at(steps.attrs)
+    assert first_healthy_at(steps.attrs) < first_healthy_at(backend.attrs)
     wait_for("the release's /health", stack.healthy, HEALTHY_TIMEOUT)
     assert version(stack) == (RELEASE_HEAD, False)  # create_all, then stamped: the chain cannot run here
     password = admin_password(stack)
@@ -235,6 +240,9 @@ def test_upgrade_goes_through_the_gate_and_a_failed_one_keeps_the_old_backend(
     derived.append(fixed)
     stack.up({**RELEASE, "backendImage": fixed})
     wait_for("the upgraded release's /health", stack.healthy, HEALTHY_TIMEOUT)
+    # A stack that serves: the new backend was created only once the release's steps passed.
+    steps = stack.container("release-steps").attrs
+    assert first_healthy_at(steps) <= created_at(stack.container("backend").attrs)
     assert version(stack) == (UPGRADE_REVISION, True)
     assert login(stack, password)[0] == 200  # the data (the admin user) kept
     code, listing = stack.exec("backup", ["ls", "/backups"])
