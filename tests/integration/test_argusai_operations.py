@@ -22,6 +22,7 @@ from typing import Any
 import docker
 import pytest
 
+from components.backend import APP_DIR
 from testkit.applier import ApplyError
 from testkit.images.derive import derive_image
 from testkit.images.recipes import ARGUSAI_BACKEND
@@ -65,7 +66,8 @@ OFFLINE_PROBE = (
     "'gate_log': open('/app/data/schema-gate/release-steps.log').read()}))"
 )
 #: The derived release's backend never starts: its command exits at once (the gate runs its own entry point).
-FAILING_CMD = 'CMD ["sh", "-c", "echo this release does not start >&2; exit 3"]'
+# A release whose app fails at import: the program runs the release's `main:app` (not the image's CMD).
+FAILING_MAIN = b'raise SystemExit("this release does not start")\n'
 FAILING_WAIT_SECONDS = 30
 SEARCH_WORD = "porch"
 EVENTS = ("A person waits at the porch door", "A car parks in the driveway")
@@ -260,7 +262,11 @@ def test_a_release_that_fails_after_its_migration_is_restored_by_up(
     )
     derived.append(working)
     failing = derive_image(
-        engine, working, "fails-to-start", changes=[FAILING_CMD], repository=ARGUSAI_BACKEND.repository
+        engine,
+        working,
+        "fails-to-start",
+        files=(APP_DIR, {"main.py": FAILING_MAIN}),
+        repository=ARGUSAI_BACKEND.repository,
     )
     derived.append(failing)
 
@@ -269,7 +275,7 @@ def test_a_release_that_fails_after_its_migration_is_restored_by_up(
     with pytest.raises(ApplyError, match="failed to be in healthy state"):
         stack.apply(deployment)
     assert not stack.healthy()
-    assert backend_log_lines(stack, "this release does not start"), "the failing command did not run"
+    assert backend_log_lines(stack, "this release does not start"), "the failing release did not run"
 
     # After the switch: the gate migrated the database, and every row is still there.
     code, out = stack.oneoff(
