@@ -71,8 +71,8 @@ api = Backend(
         ),
     ),
 )
-# What every other part of this version waits for: what the backend waits for (the database, the release's
-# steps) and the secrets' record; a stack either stops is left as it was. They start beside the backend.
+# What every other part of this version waits for: what must pass before the backend serves (the database, the
+# release's steps) and the secrets' record; a stack either stops is left as it was. They start beside the backend.
 prerequisites = [*api.prerequisites, secrets.record]
 web = None
 if settings.frontend_image:

@@ -67,7 +67,7 @@ class FrontendArgs:
     follow_registry: bool
     """Resolve the image tag to the registry's current digest."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
-    """Resources that must be ready first (what the backend waits for: the frontend starts beside it)."""
+    """Resources that must be ready first (what must pass before the backend serves: the frontend starts beside it)."""
 
 
 class Frontend(pulumi.ComponentResource):

@@ -44,7 +44,10 @@ def test_component_with_args_passed_in() -> None:
 
 
 def test_frontend_starts_beside_the_backend(prod: Deployment) -> None:
-    """The frontend and its check wait for what the backend waits for (the release's steps), not for its start."""
+    """The frontend and its check wait for what must pass before the backend serves (the release's steps).
+
+    Not for the backend's start: they start beside it.
+    """
     backend = prod.container("backend")
     for role in ("frontend", "frontend-check"):
         dependencies = prod.container(role).dependencies
