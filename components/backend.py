@@ -46,6 +46,11 @@ class Serving:
     """Files that command needs."""
 
 
+def python_path_env(directories: Sequence[str]) -> str:
+    """The backend image's PYTHONPATH entry: the release's own directory first, then `directories`."""
+    return f"PYTHONPATH={':'.join([APP_DIR, *directories])}"
+
+
 #: Declares what must succeed before a backend image serves, given its image id and the data volume.
 GateFactory = Callable[[pulumi.Input[str], docker.Volume], Serving]
 ALIAS = "backend"

@@ -64,7 +64,7 @@ class BackendStart(ABC):
 
     def serving(
         self,
-        image_id: pulumi.Input[str],
+        steps_env: Sequence[pulumi.Input[str]],
         prerequisites: Sequence[pulumi.Resource],
         *,
         python_path: Sequence[str],
@@ -72,14 +72,14 @@ class BackendStart(ABC):
     ) -> Serving:
         """The backend run by `backend_serve.py`, created as this start says.
 
+        `steps_env`: what `steps_env` gave the release's steps (the backend waits for that token);
         `prerequisites`: the database, the driver and the release's steps; `python_path`: what the backend's
         Python needs besides `/app` (a driver the image lacks); `driver_module`: the driver it waits for.
         """
-        path = ":".join([backend.APP_DIR, *python_path, IN_CONTAINER])
         env: list[pulumi.Input[str]] = [
-            f"PYTHONPATH={path}",
+            backend.python_path_env([*python_path, IN_CONTAINER]),
             f"SERVE_PORT={backend.PORT}",
-            *self.steps_env(image_id),
+            *steps_env,
         ]
         if driver_module:
             env.append(f"DRIVER_MODULE={driver_module}")

@@ -79,9 +79,13 @@ class Host:
             check=False,
         )
 
+    def _lines(self, *args: str) -> list[str]:
+        """What `ip -n <namespace> <args>` prints, one non-empty line each."""
+        return [line.strip() for line in ip("-n", self.namespace, *args).splitlines() if line.strip()]
+
     def addresses(self) -> list[str]:
         """The namespace's addresses, IPv4 and IPv6, one a line."""
-        return [line.strip() for line in ip("-n", self.namespace, "-o", "addr", "show").splitlines() if line.strip()]
+        return self._lines("-o", "addr", "show")
 
     def changes_within(self, seconds: float) -> str:
         """What the namespace's links, addresses and routes did over the next `seconds` (`ip monitor`)."""
@@ -96,7 +100,7 @@ class Host:
 
     def routes(self) -> list[str]:
         """The namespace's IPv4 routing table, one route a line."""
-        return [line.strip() for line in ip("-n", self.namespace, "-4", "route", "show").splitlines() if line.strip()]
+        return self._lines("-4", "route", "show")
 
 
 @contextmanager

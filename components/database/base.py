@@ -190,7 +190,7 @@ class DatabaseMode(ABC):
                 RELEASE_ROLE, self._release_steps(image_id, data, backups, admin_password, depends_on, steps_env)
             )
             return start.serving(
-                image_id,
+                steps_env,
                 [*self.backend_depends_on, steps.container],
                 python_path=self.python_path,
                 driver_module=self.driver_module,
@@ -269,7 +269,7 @@ class DatabaseMode(ABC):
         """The backend's PYTHONPATH when it needs `python_path` (the image's own, /app, kept first)."""
         if not self.python_path:
             return []
-        return [f"PYTHONPATH={':'.join([backend.APP_DIR, *self.python_path])}"]
+        return [backend.python_path_env(self.python_path)]
 
     @abstractmethod
     def backup_plan(self, api: Backend) -> BackupPlan:
